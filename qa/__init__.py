@@ -1,0 +1,33 @@
+"""French question answering over reports, with verbatim citations.
+
+The public face: build an index of a folder of reports, then retrieve the passages that answer a
+question. Heavy libraries (torch, faiss, sentence-transformers) load on first use, not on import.
+"""
+
+from __future__ import annotations
+
+from qa.answer import NO_ANSWER, Answer, ask
+from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, ModelUnavailableError, QAError
+from qa.index import BuildSummary, Freshness, build_index, check_freshness
+from qa.search import Passage, Sentence, retrieve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_ANSWER",
+    "Answer",
+    "BuildSummary",
+    "CorpusError",
+    "Freshness",
+    "IndexCorruptError",
+    "IndexNotFoundError",
+    "ModelUnavailableError",
+    "Passage",
+    "QAError",
+    "Sentence",
+    "__version__",
+    "ask",
+    "build_index",
+    "check_freshness",
+    "retrieve",
+]

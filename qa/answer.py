@@ -1,0 +1,160 @@
+"""`ask()`: an answer to a question, or an honest "not in the report", with follow-ups resolved.
+
+No text is generated. The answer is the best answering sentence of the best passage, quoted
+verbatim; abstaining is an answer too (the closest passages are still offered, marked as such).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.french import analyze, words
+from qa.index import load_index
+from qa.search import DEFAULT_CONFIG, Passage, Sentence, check_question, search
+
+NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
+
+# Abstention rule, calibrated with `qa eval abstention` (see README): answer when the best passage
+# is close enough to the question, or when it is fairly close and holds most of its keywords.
+DENSE_MIN = 0.855
+DENSE_WITH_KEYWORDS_MIN = 0.80
+KEYWORD_COVERAGE_MIN = 0.5
+
+# A follow-up leans on the previous turn: it opens with "et", or points back with a pronoun.
+_FOLLOW_UP_START = re.compile(r"^\s*(et|mais|alors|puis|ensuite|donc|aussi)\b", re.I)
+_BACK_REFERENCES = frozenset(
+    "il ils elle elles son sa ses leur leurs lui eux celui celle ceux celles cela ça ce cet cette ces "
+    "y en là-bas dernier dernière derniers dernières même mêmes".split()
+)
+MAX_HISTORY = 3
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `ask` returns: the answering sentence and its passage, or an abstention."""
+
+    question: str
+    abstained: bool
+    passages: tuple[Passage, ...]
+    sentence: Sentence | None  # verbatim, document offsets; None when abstained
+    passage: Passage | None  # the passage holding `sentence`
+    message: str  # French text for the user: the sentence, or NO_ANSWER
+    query: str  # what was searched: the question, or the question with the previous turn
+    follow_up: bool
+
+
+def ask(
+    question: str,
+    history: Sequence[str | Mapping] = (),
+    *,
+    k: int = 3,
+    index: str | Path = "index",
+    docs: list[str] | None = None,
+) -> Answer:
+    """Answer `question` from the index, resolving a follow-up with the previous user questions.
+
+    Args:
+        question: the question in French.
+        history: earlier turns, oldest first: user questions as strings, or chat messages
+            (`{"role": "user", "content": ...}`); assistant turns are ignored.
+        k: how many passages to return.
+
+    Example:
+        >>> ask("Qui a revendiqué les attaques ?").sentence.text[:40]
+        'Ces attaques, revendiquées par Jama’at N'
+        >>> ask("Quelle est la hauteur de la tour Eiffel ?").abstained
+        True
+    """
+    question = check_question(question)
+    if not isinstance(k, int) or not 1 <= k <= 50:
+        raise ValueError(f"k must be an integer from 1 to 50, got {k!r}")
+    idx = load_index(index)
+    previous = user_questions(history)[-MAX_HISTORY:]
+    follow_up = bool(previous) and is_follow_up(question)
+    query = f"{previous[-1]} {question}" if follow_up else question
+    passages = search(idx, query, k, docs=docs, config=DEFAULT_CONFIG)
+    if follow_up:
+        passages = _fuse(search(idx, question, k, docs=docs), passages, k)
+    if not passages:
+        return Answer(question, True, (), None, None, NO_ANSWER, query, follow_up)
+    top = passages[0]
+    abstained = should_abstain(top, query)
+    return Answer(
+        question=question,
+        abstained=abstained,
+        passages=tuple(passages),
+        sentence=None if abstained else top.sentence,
+        passage=None if abstained else top,
+        message=NO_ANSWER if abstained else top.sentence.text,
+        query=query,
+        follow_up=follow_up,
+    )
+
+
+def user_questions(history: Sequence[str | Mapping]) -> list[str]:
+    """The user's earlier questions, from plain strings or chat messages."""
+    out = []
+    for turn in history:
+        if isinstance(turn, str):
+            text = turn
+        elif isinstance(turn, Mapping) and turn.get("role") == "user":
+            text = _content_text(turn.get("content"))
+        else:
+            continue
+        if text.strip():
+            out.append(text.strip())
+    return out
+
+
+def _content_text(content: object) -> str:
+    """Chat content as text: a string, or Gradio's list of {"type": "text", "text": ...} parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    return ""
+
+
+def is_follow_up(question: str) -> bool:
+    """True when the question needs the previous turn: "Et …", a back-reference, or no topic word."""
+    if _FOLLOW_UP_START.match(question):
+        return True
+    tokens = words(question)
+    if any(t in _BACK_REFERENCES for t in tokens):
+        return True
+    return len(analyze(question, question=True)) <= 1
+
+
+def keyword_coverage(passage: Passage, query: str) -> float:
+    """Share of the question's keywords found in the passage (comparable across corpora, unlike BM25)."""
+    terms = set(analyze(query, question=True))
+    if not terms:
+        return 0.0
+    found = terms & set(analyze(f"{passage.title} {passage.section} {passage.text}"))
+    return len(found) / len(terms)
+
+
+def should_abstain(top: Passage, query: str) -> bool:
+    """The calibrated rule: is the best passage too far from the question to be its answer?"""
+    if top.dense_score >= DENSE_MIN:
+        return False
+    return not (top.dense_score >= DENSE_WITH_KEYWORDS_MIN and keyword_coverage(top, query) >= KEYWORD_COVERAGE_MIN)
+
+
+def _fuse(alone: list[Passage], with_history: list[Passage], k: int) -> list[Passage]:
+    """Reciprocal-rank fusion of the question alone and the question with its history."""
+    scores: dict[tuple[str, int], float] = {}
+    best: dict[tuple[str, int], Passage] = {}
+    for ranked in (alone, with_history):
+        for p in ranked:
+            key = (p.doc, p.start)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (10 + p.rank)
+            if key not in best or p.dense_score > best[key].dense_score:
+                best[key] = p
+    order = sorted(scores, key=lambda key: -scores[key])[:k]
+    from dataclasses import replace
+
+    return [replace(best[key], rank=r, score=scores[key]) for r, key in enumerate(order, start=1)]

@@ -1,0 +1,216 @@
+"""`retrieve()`: hybrid dense + keyword search, fused, with the answering sentence of each hit.
+
+Dense (FAISS, e5 vectors) finds paraphrases; BM25 (French analyser) finds exact names and
+numbers. Reciprocal-rank fusion combines them without calibrating their scores against each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from qa.french import analyze, normalize_apostrophes
+from qa.index import Index, load_index
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+CANDIDATES = 100  # per ranked list, before fusion
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How ranked lists are fused. The defaults were chosen on half of piaf-dev (see README)."""
+
+    rrf_k: int = 10  # small k trusts the top of each list
+    dense_weight: float = 1.0  # passage vectors
+    keyword_weight: float = 1.0  # BM25
+    sentence_weight: float = 1.0  # each passage's best sentence vector (max-sim)
+    sentence_lexical_weight: float = 0.2  # answer sentence: share of question keywords it holds
+
+
+DEFAULT_CONFIG = SearchConfig()
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """The sentence of a passage that best answers the question, in document offsets."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved passage with its citation: `text == document_text[start:end]`."""
+
+    rank: int
+    score: float
+    doc: str
+    title: str
+    section: str
+    start: int
+    end: int
+    text: str
+    sentence: Sentence
+    page: int | None = None
+    dense_score: float = 0.0
+    keyword_score: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_question(question: str) -> str:
+    """The question stripped; `ValueError` if it is empty or too long to be a question."""
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a str, not {type(question).__name__}")
+    question = question.strip()
+    if not question:
+        raise ValueError("question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
+def retrieve(
+    question: str,
+    k: int = 5,
+    *,
+    index: str | Path = "index",
+    mode: Mode = "hybrid",
+    docs: list[str] | None = None,
+) -> list[Passage]:
+    """The `k` passages that best answer `question`, best first.
+
+    Args:
+        question: a question in French (other languages work less well).
+        k: how many passages, 1 to 50.
+        index: the index folder built by `build_index`.
+        mode: "hybrid" (default), or "dense" / "bm25" alone, for comparison.
+        docs: restrict the search to these document ids.
+
+    Example:
+        >>> retrieve("Qui a revendiqué les attaques ?", k=1)[0].section
+        'Introduction : une escalade djihadiste dans plusieurs régions maliennes'
+    """
+    question = check_question(question)
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+    idx = load_index(index)
+    return search(idx, question, k, mode=mode, docs=docs)
+
+
+def search(
+    idx: Index,
+    question: str,
+    k: int,
+    *,
+    mode: Mode = "hybrid",
+    docs: list[str] | None = None,
+    config: SearchConfig = DEFAULT_CONFIG,
+) -> list[Passage]:
+    """Rank the passages of a loaded index (no input checks: `retrieve` does them)."""
+    from qa import model as models
+
+    n = len(idx.passages)
+    allowed = _doc_mask(idx, docs)
+    query_vec = models.embed_query(models.load_model(idx.model_id), normalize_apostrophes(question))
+    dense = _dense_scores(idx, query_vec)
+    keyword = _keyword_scores(idx, question) if mode != "dense" else np.zeros(n, dtype=np.float32)
+    if mode == "dense":
+        fused = dense.copy()
+    elif mode == "bm25":
+        fused = keyword.copy()
+    else:
+        fused = config.dense_weight * _rrf(dense, allowed, config.rrf_k)
+        fused += config.keyword_weight * _rrf(keyword, allowed, config.rrf_k)
+        if config.sentence_weight:
+            fused += config.sentence_weight * _rrf(_best_sentence_scores(idx, query_vec), allowed, config.rrf_k)
+    fused[~allowed] = -np.inf
+    order = [i for i in np.argsort(-fused, kind="stable")[:k] if np.isfinite(fused[i])]
+    terms = set(analyze(question, question=True))
+    return [
+        _passage(idx, i, rank, float(fused[i]), float(dense[i]), float(keyword[i]), query_vec, terms, config)
+        for rank, i in enumerate(order, start=1)
+    ]
+
+
+def _best_sentence_scores(idx: Index, query_vec: np.ndarray) -> np.ndarray:
+    """Each passage scored by its sentence closest to the question (max-sim)."""
+    return np.maximum.reduceat(idx.sentence_vectors @ query_vec, idx.sentence_offsets[:-1])
+
+
+def _doc_mask(idx: Index, docs: list[str] | None) -> np.ndarray:
+    if docs is None:
+        return np.ones(len(idx.passages), dtype=bool)
+    wanted = set(docs)
+    unknown = wanted - set(idx.manifest["documents"])
+    if unknown:
+        raise ValueError(f"unknown document(s): {sorted(unknown)}; indexed: {sorted(idx.manifest['documents'])}")
+    return np.array([p.doc in wanted for p in idx.passages], dtype=bool)
+
+
+def _dense_scores(idx: Index, query_vec: np.ndarray) -> np.ndarray:
+    """Cosine of the question with every passage (missing ones, beyond the top, at -1)."""
+    n = idx.dense.ntotal
+    top = min(n, max(CANDIDATES, n if n <= 10_000 else CANDIDATES))
+    scores, ids = idx.dense.search(query_vec.reshape(1, -1).astype(np.float32), top)
+    out = np.full(n, -1.0, dtype=np.float32)
+    valid = ids[0] >= 0
+    out[ids[0][valid]] = scores[0][valid]
+    return out
+
+
+def _keyword_scores(idx: Index, question: str) -> np.ndarray:
+    terms = analyze(question, question=True) or analyze(question)
+    ids = idx.bm25.get_tokens_ids(terms)
+    if not ids:
+        return np.zeros(len(idx.passages), dtype=np.float32)
+    return np.asarray(idx.bm25.get_scores_from_ids(ids), dtype=np.float32)
+
+
+def _rrf(scores: np.ndarray, allowed: np.ndarray, rrf_k: int) -> np.ndarray:
+    """Reciprocal-rank fusion term 1/(k + rank) for the top candidates with a positive signal."""
+    out = np.zeros(len(scores), dtype=np.float32)
+    masked = np.where(allowed, scores, -np.inf)
+    top = np.argsort(-masked, kind="stable")[:CANDIDATES]
+    top = top[np.isfinite(masked[top]) & (masked[top] > 0)]
+    out[top] = 1.0 / (rrf_k + np.arange(1, len(top) + 1))
+    return out
+
+
+def _passage(idx, i, rank, score, dense, keyword, query_vec, terms, config) -> Passage:
+    p = idx.passages[i]
+    start, end = best_sentence(idx, i, query_vec, terms, config.sentence_lexical_weight)
+    return Passage(
+        rank=rank, score=score, doc=p.doc, title=p.title, section=p.section, start=p.start, end=p.end,
+        text=p.text, sentence=Sentence(start, end, p.text[start - p.start : end - p.start]),
+        page=p.page, dense_score=dense, keyword_score=keyword,
+    )
+
+
+def sentence_scores(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> np.ndarray:
+    """Each sentence of passage i against the question: cosine, plus a share of its keywords."""
+    p = idx.passages[i]
+    scores = idx.sentence_vectors[idx.sentence_offsets[i] : idx.sentence_offsets[i + 1]] @ query_vec
+    if terms:
+        for j, (s, e) in enumerate(p.sentences):
+            found = terms & set(analyze(p.text[s - p.start : e - p.start]))
+            scores[j] += lexical_weight * len(found) / len(terms)
+    return scores
+
+
+def best_sentence(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> tuple[int, int]:
+    """The sentence of passage i that best answers the question (document offsets)."""
+    return idx.passages[i].sentences[int(np.argmax(sentence_scores(idx, i, query_vec, terms, lexical_weight)))]

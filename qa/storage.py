@@ -1,0 +1,113 @@
+"""The index folder on disk: builds written aside, then switched in with one atomic rename.
+
+Layout of an index folder `index/`:
+    CURRENT            name of the live build (replaced with `os.replace`, so readers see the
+                       old build or the new one, never half of one)
+    build-<stamp>/     a complete build: manifest.json, passages.jsonl, documents.jsonl, ...
+    .tmp-<id>/         a build in progress; left over only if a build was killed, removed by the next
+    .lock              held while building, so two builds never interleave
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from qa.errors import IndexNotFoundError
+
+log = logging.getLogger(__name__)
+CURRENT = "CURRENT"
+
+
+def current_build(root: Path) -> Path:
+    """The live build folder of the index at `root`."""
+    try:
+        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexNotFoundError(f"No index at {root}: run `qa index build` first.") from None
+    path = root / name
+    if not name.startswith("build-") or not path.is_dir():
+        raise IndexNotFoundError(f"Index at {root} points to a missing build {name!r}: run `qa index build`.")
+    return path
+
+
+@contextlib.contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """Hold the index folder's lock: a second build waits instead of interleaving."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def new_build_dir(root: Path) -> Path:
+    """A fresh temporary folder inside `root`; leftovers of killed builds are removed first."""
+    for leftover in root.glob(".tmp-*"):
+        log.warning("Removing leftover of an interrupted build: %s", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    return tmp
+
+
+def publish(root: Path, tmp: Path) -> Path:
+    """Make the finished build at `tmp` the live one, atomically, and drop older builds."""
+    name = time.strftime("build-%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+    final = root / name
+    _fsync_tree(tmp)
+    os.rename(tmp, final)
+    pointer = root / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
+    pointer.write_text(name + "\n", encoding="utf-8")
+    _fsync_file(pointer)
+    os.replace(pointer, root / CURRENT)
+    _fsync_dir(root)
+    for old in root.glob("build-*"):
+        if old.name != name:
+            # Open files of a process still reading the old build stay valid on POSIX.
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    _fsync_file(path)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            _fsync_file(Path(dirpath) / f)
+        _fsync_dir(Path(dirpath))
