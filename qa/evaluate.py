@@ -1,0 +1,175 @@
+"""Benchmarks: retrieval quality and speed on PIAF and on the report's question set.
+
+These print figures; they assert nothing. PIAF v1.0 (etalab-ia/piaf-code, MIT licence,
+(c) 2020 DINUM/Etalab): real French questions over French Wikipedia paragraphs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.french import normalize_apostrophes
+
+MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a benchmark table."""
+
+    name: str
+    questions: int
+    r1: float
+    r5: float
+    mrr10: float
+    sentence: float | None
+    p50_ms: float
+    p95_ms: float
+    extra: str = ""
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    question: str
+    doc: str
+    start: int
+    end: int
+    answers: tuple[str, ...]
+
+
+def write_piaf_corpus(path: str | Path, folder: Path, limit: int | None = None) -> list[GoldQuestion]:
+    """Write each PIAF article as `title\\n\\nparagraph\\n\\nparagraph…` and return its questions."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    folder.mkdir(parents=True, exist_ok=True)
+    gold = []
+    for n, article in enumerate(data[:limit]):
+        doc = f"{n:04d}-{re.sub(r'[^A-Za-z0-9]+', '-', article['title']).strip('-')[:60]}.txt"
+        text = article["title"].strip()
+        for para in article["paragraphs"]:
+            context = para["context"].strip()
+            text += "\n\n"
+            start = len(text)
+            text += context
+            for qa in para["qas"]:
+                answers = tuple(a["text"] for a in qa["answers"])
+                gold.append(GoldQuestion(qa["question"], doc, start, start + len(context), answers))
+        (folder / doc).write_text(text + "\n", encoding="utf-8")
+    return gold
+
+
+def evaluate_piaf(path: str | Path, *, workdir: str | Path | None = None, limit: int | None = None) -> list[Row]:
+    """Build an index of PIAF articles and score every mode on every question."""
+    from qa import build_index
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        gold = write_piaf_corpus(path, root / "corpus", limit)
+        summary = build_index(root / "corpus", root / "index")
+        paragraphs = len({(g.doc, g.start) for g in gold})
+        build = f"build {summary.seconds:.1f} s, {summary.passages} passages, {paragraphs / summary.seconds:.1f} paragraphs/s"
+        rows = [score_mode(gold, root / "index", mode) for mode in MODES]
+        rows.append(Row("answer sentence, given gold paragraph", len(gold), 0, 0, 0,
+                        sentence_given_paragraph(gold, root / "index"), 0, 0))
+        return [Row(r.name, r.questions, r.r1, r.r5, r.mrr10, r.sentence, r.p50_ms, r.p95_ms, build) if i == 0 else r
+                for i, r in enumerate(rows)]
+
+
+def _contains(haystack: str, needles: tuple[str, ...]) -> bool:
+    haystack = normalize_apostrophes(haystack).casefold()
+    return any(normalize_apostrophes(n).casefold() in haystack for n in needles)
+
+
+def score_mode(gold: list[GoldQuestion], index: Path, mode: str) -> Row:
+    """R@1, R@5, MRR@10, answer-sentence accuracy and latency of one retrieval mode."""
+    from qa import retrieve
+
+    retrieve(gold[0].question, k=10, index=index, mode=mode)  # warm up: model and index loaded
+    r1 = r5 = mrr = sent = 0.0
+    times = []
+    for g in gold:
+        t0 = time.perf_counter()
+        hits = retrieve(g.question, k=10, index=index, mode=mode)
+        times.append((time.perf_counter() - t0) * 1000)
+        ranks = [h.rank for h in hits if h.doc == g.doc and g.start <= h.start and h.end <= g.end]
+        if ranks:
+            r1 += ranks[0] == 1
+            r5 += ranks[0] <= 5
+            mrr += 1 / ranks[0]
+        sent += bool(hits) and _contains(hits[0].sentence.text, g.answers)
+    n = len(gold)
+    q = statistics.quantiles(times, n=20)
+    return Row(mode, n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])
+
+
+def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
+    """Share of questions whose chosen sentence, among the gold paragraph's, holds the answer."""
+    from qa import model as models
+    from qa.french import analyze
+    from qa.index import load_index
+    from qa.search import DEFAULT_CONFIG, sentence_scores
+
+    idx = load_index(index)
+    encoder = models.load_model(idx.model_id)
+    by_doc: dict[str, list[int]] = {}
+    for i, p in enumerate(idx.passages):
+        by_doc.setdefault(p.doc, []).append(i)
+    ok = 0
+    for g in gold:
+        qv = models.embed_query(encoder, normalize_apostrophes(g.question))
+        terms = set(analyze(g.question, question=True))
+        best = (-1e9, "")
+        for i in by_doc[g.doc]:
+            p = idx.passages[i]
+            if g.start <= p.start and p.end <= g.end:
+                for (s, e), score in zip(p.sentences, sentence_scores(idx, i, qv, terms, DEFAULT_CONFIG.sentence_lexical_weight)):
+                    best = max(best, (float(score), p.text[s - p.start : e - p.start]))
+        ok += _contains(best[1], g.answers)
+    return ok / len(gold)
+
+
+def evaluate_report(path: str | Path, *, index: str | Path = "index") -> list[Row]:
+    """On the report's dev set: is a gold excerpt inside the top passage (R@1), the top 5 (R@5)?"""
+    from qa import retrieve
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    questions = data["questions"]
+    retrieve(questions[0]["q"], index=index)
+    r1 = r5 = mrr = sent = 0.0
+    times = []
+    for item in questions:
+        t0 = time.perf_counter()
+        hits = retrieve(item["q"], k=10, index=index)
+        times.append((time.perf_counter() - t0) * 1000)
+        gold = tuple(item["gold"])
+        ranks = [h.rank for h in hits if _contains(h.text, gold)]
+        if ranks:
+            r1 += ranks[0] == 1
+            r5 += ranks[0] <= 5
+            mrr += 1 / ranks[0]
+        sent += bool(hits) and _contains(hits[0].sentence.text, gold)
+    n = len(questions)
+    q = statistics.quantiles(times, n=20)
+    return [Row("report hybrid", n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])]
+
+
+def format_table(rows: list[Row]) -> str:
+    """A Markdown table, ready to paste into README."""
+    lines = [
+        "| variant | questions | R@1 | R@5 | MRR@10 | answer sentence | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sentence = f"{r.sentence:.3f}" if r.sentence is not None else "–"
+        if r.p50_ms:
+            lines.append(f"| {r.name} | {r.questions} | {r.r1:.3f} | {r.r5:.3f} | {r.mrr10:.3f} | {sentence} | "
+                         f"{r.p50_ms:.1f} | {r.p95_ms:.1f} |")
+        else:
+            lines.append(f"| {r.name} | {r.questions} | – | – | – | {sentence} | – | – |")
+    notes = [r.extra for r in rows if r.extra]
+    return "\n".join(lines + ([""] + notes if notes else []))

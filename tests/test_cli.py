@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .conftest import ROOT
+
+
+def qa(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "qa", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_build_then_ask_json(tmp_path, report_corpus):
+    built = qa("index", "build", "--corpus", str(report_corpus), "--index", "idx", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "1 document(s), 9 passages" in built.stdout
+
+    asked = qa("ask", "Qui a revendiqué les attaques ?", "-k", "2", "--json", "--index", "idx", cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    passages = json.loads(asked.stdout)
+    assert len(passages) == 2
+    top = passages[0]
+    assert set(top) >= {"rank", "score", "doc", "title", "section", "start", "end", "text", "sentence"}
+    assert top["doc"] == "mali-attaques-juillet-2025.txt"
+    assert "JNIM" in top["sentence"]["text"]
+    text = (report_corpus / top["doc"]).read_text(encoding="utf-8")
+    assert text[top["start"] : top["end"]] == top["text"]
+
+    human = qa("ask", "Qui a revendiqué les attaques ?", "--index", "idx", cwd=tmp_path)
+    assert human.returncode == 0
+    assert "[1] Mali attaques juillet 2025 — Introduction" in human.stdout
+    assert "**Ces attaques, revendiquées par" in human.stdout  # the sentence is highlighted
+
+    status = qa("index", "status", "--index", "idx", cwd=tmp_path)
+    assert status.returncode == 0 and "à jour" in status.stdout
+
+
+def test_status_reports_stale_documents(tmp_path, report_corpus):
+    import shutil
+
+    corpus = tmp_path / "c"
+    shutil.copytree(report_corpus, corpus)
+    assert qa("index", "build", "--corpus", "c", "--index", "idx", cwd=tmp_path).returncode == 0
+    (corpus / "ajout.txt").write_text("Une note.", encoding="utf-8")
+    status = qa("index", "status", "--index", "idx", cwd=tmp_path)
+    assert "périmé" in status.stdout and "ajouté : ajout.txt" in status.stdout
+
+
+def test_missing_index_says_what_to_run(tmp_path):
+    out = qa("ask", "Qui ?", "--index", "nulle-part", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "qa index build" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_empty_question_is_a_french_error(tmp_path, report_index):
+    out = qa("ask", "   ", "--index", str(report_index), cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.startswith("Erreur : Entrée refusée")
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert qa(cwd=tmp_path).returncode == 2
+    assert qa("ask", cwd=tmp_path).returncode == 2
+    assert qa("ask", "x", "-k", "deux", cwd=tmp_path).returncode == 2
+
+
+def test_help_is_instant_and_imports_nothing_heavy(tmp_path):
+    t0 = time.perf_counter()
+    out = qa("--help", cwd=tmp_path)
+    assert out.returncode == 0 and "index" in out.stdout
+    assert time.perf_counter() - t0 < 5
+    code = "import sys, qa.cli; print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'bm25s', 'gradio') if m in sys.modules))"
+    probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "[]", probe.stderr
