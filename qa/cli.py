@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     piaf.add_argument("path", help="chemin de piaf-dev.json")
     piaf.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
     piaf.add_argument("--limit", type=int, default=None, help="n'utiliser que les N premiers articles")
+    answers = esub.add_parser("answers", help="abstention et questions de suivi (qa.ask)")
+    answers.add_argument("dev", help="chemin de mali-dev.json")
+    answers.add_argument("piaf", help="chemin de piaf-dev.json")
+    answers.add_argument("--follow-ups", default=None, help="questions de suivi supplémentaires (JSON)")
+    answers.add_argument("--corpus", default="corpus", help="dossier du rapport (défaut : corpus)")
+    answers.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
     mali = esub.add_parser("report", help="questions sur le rapport (mali-dev.json)")
     mali.add_argument("path", help="chemin de mali-dev.json")
     mali.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         ("serve", None): _serve,
         ("eval", "piaf"): _eval_piaf,
         ("eval", "report"): _eval_report,
+        ("eval", "answers"): _eval_answers,
     }
     key = (args.command, getattr(args, "index_command", None) or getattr(args, "eval_command", None))
     handler = handlers.get(key)
@@ -194,6 +201,13 @@ def _eval_piaf(args: argparse.Namespace) -> int:
 
     rows = evaluate_piaf(args.path, workdir=args.workdir, limit=args.limit)
     print(format_table(rows))
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace) -> int:
+    from qa.evaluate_answers import evaluate_answers
+
+    print(evaluate_answers(args.dev, args.piaf, corpus=args.corpus, workdir=args.workdir, follow_ups=args.follow_ups))
     return 0
 
 
