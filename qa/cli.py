@@ -165,7 +165,12 @@ def _status(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     from qa import retrieve
 
+    from qa.index import load_index
+
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode)
+    if load_index(args.index).freshness.stale:
+        print("Attention : le corpus a changé depuis la construction de l'index ; relancez : qa index build",
+              file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2))
         return 0

@@ -67,7 +67,7 @@ class Index:
     bm25: Any  # bm25s.BM25
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # passage i owns sentence_vectors[off[i]:off[i+1]]
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    freshness: Freshness = field(default_factory=Freshness)  # against the corpus, when loaded
 
     @property
     def model_id(self) -> str:
@@ -216,8 +216,19 @@ def load_index(index: str | Path = "index") -> Index:
     with _cache_lock:
         if build not in _cache:
             _cache.clear()  # one live build per process is enough; drop the replaced one
-            _cache[build] = _load(build)
+            idx = _load(build)
+            idx.freshness = check_freshness(Path(index))
+            if idx.freshness.stale:
+                log.warning("Index %s is stale: %s. Rebuild it with `qa index build`.", index, describe(idx.freshness))
+            _cache[build] = idx
         return _cache[build]
+
+
+def describe(fresh: Freshness) -> str:
+    """One line naming what changed, for logs."""
+    parts = [f"{label} {', '.join(docs)}" for label, docs in
+             (("added", fresh.added), ("changed", fresh.changed), ("removed", fresh.removed)) if docs]
+    return "; ".join(parts + (["model changed"] if fresh.model_changed else []))
 
 
 def _load(build: Path) -> Index:

@@ -49,6 +49,8 @@ def test_status_reports_stale_documents(tmp_path, report_corpus):
     (corpus / "ajout.txt").write_text("Une note.", encoding="utf-8")
     status = qa("index", "status", "--index", "idx", cwd=tmp_path)
     assert "périmé" in status.stdout and "ajouté : ajout.txt" in status.stdout
+    asked = qa("ask", "drones ?", "--index", "idx", cwd=tmp_path)
+    assert asked.returncode == 0 and "relancez : qa index build" in asked.stderr
 
 
 def test_missing_index_says_what_to_run(tmp_path):

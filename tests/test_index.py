@@ -72,6 +72,7 @@ def test_editing_adding_removing_documents_makes_index_stale(tmp_path):
     assert fresh.removed == ("autre.md",)
     assert fresh.added == ("nouveau.txt",)
     assert not fresh.model_changed
+    assert load_index(tmp_path / "index").freshness == fresh  # detected on load too, and logged
 
 
 def test_rebuild_swaps_atomically_and_cleans_leftovers(tmp_path, report_corpus):
