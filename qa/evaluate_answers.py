@@ -46,6 +46,10 @@ def evaluate_answers(dev_path: str | Path, piaf_path: str | Path, *, corpus: str
                     for c in cases)
     lines = ["| question set | questions | answered | abstained |", "|---|---|---|---|"]
     lines += [f"| {name} | {n} | {a:.1%} | {1 - a:.1%} |" for name, n, a in rows]
+    for label, part in (("all positives", rows[:2]), ("all negatives", rows[2:])):
+        n = sum(r[1] for r in part)
+        a = sum(r[1] * r[2] for r in part) / n
+        lines.append(f"| **{label}** | {n} | {a:.1%} | {1 - a:.1%} |")
     lines.append("")
     lines.append(f"Follow-ups: {right}/{len(cases)} with the gold excerpt in the top passage.")
     return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""The app served on a loopback port: /retrieve through gradio_client and plain HTTP, uploads refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from qa.index import read_documents
+
+QUESTION = "Qui a revendiqué les attaques ?"
+
+# Gradio's queue summarises its own timings with pandas calls that pandas 3 deprecates: not ours to fix.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(report_index, report_corpus):
+    from ui.app import serve
+
+    demo = serve(host="127.0.0.1", port=free_port(), corpus=report_corpus, index=report_index, prevent_thread_lock=True)
+    try:
+        assert demo.local_url.startswith("http://127.0.0.1:")
+        yield demo.local_url.rstrip("/")
+    finally:
+        demo.close()
+
+
+def check_passages(rows: list[dict], index, k: int) -> None:
+    documents = read_documents(index)
+    assert isinstance(rows, list) and len(rows) == k
+    assert [r["rank"] for r in rows] == list(range(1, k + 1))
+    for r in rows:
+        text = documents[r["doc"]]["text"]
+        assert r["title"] == "Mali attaques juillet 2025" and r["section"]
+        assert r["text"] == text[r["start"] : r["end"]]
+        s = r["sentence"]
+        assert r["start"] <= s["start"] < s["end"] <= r["end"]
+        assert s["text"] == text[s["start"] : s["end"]]
+        assert {"score", "page", "dense_score", "keyword_score"} <= set(r)
+    assert "JNIM" in rows[0]["sentence"]["text"]
+
+
+def call_http(base: str, data: list) -> tuple[str, object]:
+    """POST /gradio_api/call/retrieve, then read the event stream: (event name, decoded data)."""
+    posted = httpx.post(f"{base}/gradio_api/call/retrieve", json={"data": data}, timeout=30)
+    assert posted.status_code == 200, posted.text
+    event_id = posted.json()["event_id"]
+    stream = httpx.get(f"{base}/gradio_api/call/retrieve/{event_id}", timeout=30).text
+    event = data_line = None
+    for line in stream.splitlines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event in ("complete", "error"):
+            data_line = line.removeprefix("data: ")
+            break
+    return event, json.loads(data_line) if data_line else None
+
+
+def test_retrieve_with_gradio_client(app_url, report_index):
+    client = Client(app_url + "/", verbose=False)
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/retrieve"}
+    check_passages(client.predict(QUESTION, 3, api_name="/retrieve"), report_index, 3)
+
+
+def test_retrieve_with_plain_http(app_url, report_index):
+    event, data = call_http(app_url, [QUESTION, 3])
+    assert event == "complete"
+    check_passages(data[0], report_index, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["", 3], "La question est vide"),
+        (["x" * 2001, 3], "Question trop longue"),
+        ([QUESTION, 0], "Le nombre de passages doit être un entier de 1 à 50"),
+        ([QUESTION, "trois"], "Le nombre de passages"),
+    ],
+)
+def test_retrieve_rejects_bad_input_in_french(app_url, data, message):
+    event, payload = call_http(app_url, data)
+    assert event == "error"
+    assert message in payload["error"]
+
+
+@pytest.mark.parametrize("path", ["/gradio_api/upload", "/upload", "/gradio_api/upload/"])
+def test_uploads_are_refused(app_url, path):
+    response = httpx.post(f"{app_url}{path}", files={"files": ("a.txt", b"hello", "text/plain")}, timeout=10)
+    assert response.status_code == 403
+
+
+def test_page_is_served_in_french_without_share(app_url):
+    page = httpx.get(app_url + "/", timeout=10)
+    assert page.status_code == 200
+    assert "Questions-réponses sur les rapports" in page.text
+    config = httpx.get(app_url + "/config", timeout=10).json()
+    assert config.get("footer_links") == ["api"]
+    assert not config.get("share_url")

@@ -1,0 +1,163 @@
+"""The app in a real Chromium: answer cards, abstention, HTML-safe questions, the source viewer."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+import qa
+from qa.index import read_documents
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+DOC = "mali-attaques-juillet-2025.txt"
+
+
+@pytest.fixture(scope="module")
+def app_url(report_index, report_corpus):
+    from ui.app import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = serve(host="127.0.0.1", port=port, corpus=report_corpus, index=report_index, prevent_thread_lock=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium`.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(app_url)
+    page.wait_for_selector("#question textarea")
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def ask(page, question: str) -> float:
+    """Type and submit a question; wait for its answer; the seconds from submit to rendered answer."""
+    before = page.locator("#chat .qa-answer").count()
+    page.locator("#question textarea").fill(question)
+    start = time.perf_counter()
+    page.locator("#question textarea").press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('#chat .qa-answer').length > {before}", timeout=30_000)
+    return time.perf_counter() - start
+
+
+def open_citation(page, turn_answer, rank: int):
+    turn_answer.locator(f'.card-actions button.cite-btn[value$=":{rank}"]').click()
+    page.wait_for_selector("#viewer #hl", timeout=10_000)
+
+
+def test_answer_card_and_source_viewer(page, report_index, capsys):
+    from playwright.sync_api import expect
+
+    question = "Qui a revendiqué les attaques ?"
+    expected = qa.ask(question, k=3, index=report_index)
+    seconds = ask(page, question)
+    answer = page.locator("#chat .qa-answer").last
+    assert answer.locator(".reponse-label").inner_text().strip().lower() == "réponse"
+    assert expected.sentence.text in answer.locator(".reponse-text").inner_text()
+    card = answer.locator(".card").first
+    assert card.locator(".card-section").inner_text() == expected.passages[0].section
+    assert card.locator("mark").count() == 1
+    assert card.locator("mark").inner_text() == expected.sentence.text
+    assert f"caractères {expected.passages[0].start}–{expected.passages[0].end}" in card.inner_text()
+
+    open_citation(page, answer, 1)
+    text = read_documents(report_index)[DOC]["text"]
+    top = expected.passages[0]
+    hl = page.locator("#viewer #hl")
+    assert hl.inner_text() == text[top.start : top.end]
+    assert page.locator("#viewer .hl-sentence").inner_text() == expected.sentence.text
+    expect(hl).to_be_in_viewport()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    with capsys.disabled():
+        print(f"\n[ui] submit → rendered answer: {seconds:.2f} s")
+
+    # A passage near the end of the document: the viewer must scroll to bring it into view.
+    last = max(expected.passages, key=lambda p: p.start)
+    later = qa.ask("Quelles sont les conséquences pour les civils ?", k=3, index=report_index)
+    ask(page, "Quelles sont les conséquences pour les civils ?")
+    far = max(later.passages, key=lambda p: p.start)
+    assert far.start > last.start
+    page.locator("#viewer #hl").wait_for()
+    open_citation(page, page.locator("#chat .qa-answer").last, far.rank)
+    opening = text[far.start : far.start + 30]
+    page.wait_for_function(f"document.querySelector('#viewer #hl').innerText.startsWith({opening!r})")
+    expect(page.locator("#viewer #hl")).to_be_in_viewport()
+    assert page.locator("#viewer .src-body").evaluate("e => e.scrollTop") > 0
+
+
+def test_follow_up_in_the_chat(page):
+    ask(page, "Quel groupe a mené les attaques ?")
+    ask(page, "Quelle est son idéologie ?")
+    assert "base idéologique" in page.locator("#chat .qa-answer").last.locator(".reponse-text").inner_text()
+
+
+def test_out_of_scope_question_abstains(page):
+    ask(page, "Quelle est la hauteur de la tour Eiffel ?")
+    answer = page.locator("#chat .qa-answer").last
+    assert answer.locator(".noanswer").inner_text() == qa.NO_ANSWER
+    assert answer.locator(".sources-title").text_content() == "Passages les plus proches (sans réponse certaine)"
+    assert answer.locator(".card").count() == 3
+    assert answer.locator(".reponse").count() == 0
+
+
+def test_html_question_is_shown_as_text(page):
+    question = "<img src=x onerror=alert(1)>"
+    ask(page, question)
+    page.wait_for_timeout(500)  # give a would-be onerror handler time to fire
+    user = page.locator('#chat [data-testid="user"]').last
+    assert user.inner_text().strip() == question
+    assert page.locator('#chat [data-testid="user"] img').count() == 0
+    assert page.dialogs == []
+
+
+def test_empty_question_is_a_french_toast_and_keeps_the_chat(page):
+    ask(page, "Combien de localités ont été ciblées ?")
+    page.locator("#question textarea").fill("   ")
+    page.locator("#question textarea").press("Enter")
+    toast = page.get_by_text("La question est vide : écrivez une question sur le rapport.")
+    toast.wait_for(timeout=10_000)
+    assert page.locator("#chat .qa-answer").count() == 1
+    assert page.locator("#chat .qa-answer").first.is_visible()

@@ -1,0 +1,311 @@
+"""The Gradio chat app: layout, handlers, and `serve` (index check, then launch on 127.0.0.1).
+
+Handlers are module-level functions taking the index path, so tests call them directly; every
+input is validated in Python (lengths, types, ranges), since any event is callable over HTTP.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+import qa
+from qa import storage
+from qa.index import load_index, read_documents
+from qa.search import MAX_K, MAX_QUESTION_CHARS
+from ui.assets import CSS, HEAD, SCROLL_TO_LAST_JS, VIEWER_JS
+from ui.guards import BlockUploads, check_docs, check_k, check_question, fail, french_error
+from ui.render import VIEWER_PLACEHOLDER, Citation, render_answer, render_source, render_summary, render_user
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by Gradio at each telemetry call: none, ever
+
+EXAMPLES = [
+    "Qui a revendiqué les attaques ?",
+    "Combien de localités ont été ciblées ?",
+    "Quelles forces étrangères quittent la région ?",
+    "Quel rôle joue la MINUSMA ?",
+    "Quelles armes ont été utilisées ?",
+    "Quelles sont les conséquences pour les civils ?",
+]
+MAX_UI_K = 10  # the slider's range; the API accepts up to the engine's MAX_K
+DEFAULT_K = 3
+MAX_TURNS = 100  # turns kept per session (state memory is bounded)
+CONCURRENCY = 2  # two CPU cores: more parallel questions would only slow each other down
+_CITE_REF = re.compile(r"(\d{1,6}):(\d{1,3})")
+
+Turn = dict[str, Any]  # {"id": int, "question": str, "html": str, "citations": {rank: Citation}}
+
+
+def messages(turns: list[Turn]) -> list[dict[str, str]]:
+    """The chat as Gradio messages, rebuilt from the server-side state (never from client HTML)."""
+    out = []
+    for t in turns:
+        out.append({"role": "user", "content": render_user(t["question"])})
+        out.append({"role": "assistant", "content": t["html"]})
+    return out
+
+
+def validate_turn(
+    question: object, turns: object = None, k: object = DEFAULT_K, docs: object = None, *, index: str | Path = "index"
+) -> None:
+    """The chat inputs' checks alone, run before `respond` so a refusal is a toast, not an error overlay."""
+    check_question(question)
+    check_k(k, MAX_UI_K)
+    check_docs(docs, index)
+
+
+def respond(
+    question: object,
+    turns: list[Turn] | None,
+    k: object = DEFAULT_K,
+    docs: object = None,
+    *,
+    index: str | Path = "index",
+) -> tuple[str, list[dict[str, str]], list[Turn]]:
+    """Answer one chat turn: ("" for the textbox, the chat messages, the new state)."""
+    question = check_question(question)
+    k = check_k(k, MAX_UI_K)
+    turns = list(turns or [])
+    try:
+        answer = qa.ask(question, [t["question"] for t in turns], k=k, index=index, docs=check_docs(docs, index))
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
+    except ValueError as exc:
+        raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
+    turn_id = turns[-1]["id"] + 1 if turns else 0
+    hashes = {doc: info["sha256"] for doc, info in load_index(index).manifest["documents"].items()}
+    turns.append(
+        {
+            "id": turn_id,
+            "question": question,
+            "html": render_answer(answer, turn_id),
+            "citations": {p.rank: Citation.of(p, hashes.get(p.doc, "")) for p in answer.passages},
+        }
+    )
+    turns = turns[-MAX_TURNS:]
+    return "", messages(turns), turns
+
+
+_docs_cache: dict[Path, dict[str, dict[str, str]]] = {}
+_docs_lock = threading.Lock()
+
+
+def documents(index: str | Path) -> dict[str, dict[str, str]]:
+    """The indexed documents' full texts, read once per build."""
+    build = storage.current_build(Path(index)).resolve()
+    with _docs_lock:
+        if build not in _docs_cache:
+            _docs_cache.clear()
+            _docs_cache[build] = read_documents(index)
+        return _docs_cache[build]
+
+
+def show_source(selection: object, turns: list[Turn] | None, *, index: str | Path = "index") -> str:
+    """The source viewer's HTML for a citation "<turn>:<rank>" of this session's chat."""
+    match = _CITE_REF.fullmatch(selection.strip()) if isinstance(selection, str) and len(selection) <= 20 else None
+    if match is None:
+        raise fail("Citation invalide.")
+    turn_id, rank = int(match[1]), int(match[2])
+    turn = next((t for t in turns or [] if t["id"] == turn_id), None)
+    citation = turn["citations"].get(rank) if turn else None
+    if citation is None:
+        raise fail("Citation introuvable dans cette conversation.")
+    try:
+        doc = documents(index).get(citation.doc)
+        if doc is None or doc.get("sha256") != citation.sha256:  # removed or changed since the answer
+            raise ValueError(f"{citation.doc} is not in the index as it was cited")
+        return render_source(doc["text"], citation)
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
+    except ValueError as exc:  # the index was rebuilt since the answer: its offsets may point elsewhere now
+        raise fail("Ce passage n'est plus dans l'index actuel : posez la question à nouveau.") from exc
+
+
+def retrieve_passages(question: object, k: object = 5, *, index: str | Path = "index") -> list[dict]:
+    """The API's /retrieve: the k best passages as dicts (Passage.to_dict), best first."""
+    question = check_question(question)
+    k = check_k(k, MAX_K)
+    try:
+        return [p.to_dict() for p in qa.retrieve(question, k, index=index)]
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
+
+
+def summary(index: str | Path, corpus: str | Path | None) -> str:
+    """The corpus summary with a stale-index warning, or the French error when there is no index."""
+    try:
+        manifest = load_index(index).manifest
+        fresh = qa.check_freshness(index, corpus)
+    except qa.QAError as exc:
+        return f'<div class="stale">{french_error(exc)}</div>'
+    return render_summary(manifest, vars(fresh))
+
+
+def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.Blocks:
+    """The chat app over the index at `index` (built from `corpus`). Launch it with `launch`."""
+    manifest = load_index(index).manifest
+    doc_choices = [(info.get("title") or doc, doc) for doc, info in manifest["documents"].items()]
+
+    def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[str, list, list]:
+        return respond(question, turns, k, docs, index=index)
+
+    def validate(question: str, turns: list, k: float, docs: list) -> None:
+        validate_turn(question, turns, k, docs, index=index)
+
+    def open_source(selection: str, turns: list) -> str:
+        return show_source(selection, turns, index=index)
+
+    def retrieve(question: str, k: int = 5) -> list[dict]:
+        return retrieve_passages(question, k, index=index)
+
+    with gr.Blocks(title="Questions-réponses sur les rapports", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# Questions-réponses sur les rapports\n"
+            "Posez une question en français : l'assistant cite les passages du rapport qui y répondent, "
+            "mot pour mot, sans rien inventer.",
+            elem_classes="app-title",
+        )
+        summary_box = gr.HTML(summary(index, corpus), elem_id="summary")
+        turns = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chat = gr.Chatbot(
+                    label="Conversation",
+                    show_label=False,
+                    elem_id="chat",
+                    height=540,
+                    autoscroll=False,
+                    render_markdown=False,
+                    sanitize_html=True,
+                    feedback_options=None,
+                    buttons=[],
+                    layout="panel",
+                    placeholder="**Posez une question sur le rapport.**\n\nChaque réponse cite le texte exact, "
+                    "avec ses sources.",
+                )
+                with gr.Row(equal_height=False):
+                    question = gr.Textbox(
+                        label="Votre question",
+                        show_label=False,
+                        placeholder="Posez votre question sur le rapport…",
+                        max_length=MAX_QUESTION_CHARS,
+                        lines=1,
+                        scale=5,
+                        elem_id="question",
+                        autofocus=True,
+                    )
+                    send = gr.Button("Envoyer", variant="primary", scale=1, min_width=110, elem_id="send")
+                examples = gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Exemples de questions")
+            with gr.Column(scale=2, min_width=320):
+                with gr.Row(equal_height=False, elem_id="controls"):
+                    k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Nombre de passages", scale=3)
+                    clear = gr.Button("Nouvelle conversation", variant="secondary", scale=1, min_width=150, size="md")
+                docs = gr.Dropdown(
+                    doc_choices,
+                    value=[],
+                    multiselect=True,
+                    label="Documents interrogés (tous si vide)",
+                    visible=len(doc_choices) > 1,
+                )
+                viewer = gr.HTML(VIEWER_PLACEHOLDER, label="Document source", elem_id="viewer", js_on_load=VIEWER_JS)
+        cite_sel = gr.Textbox(visible="hidden", elem_id="cite_sel", max_length=20)
+        cite_go = gr.Button("Afficher la source", visible="hidden", elem_id="cite_go")
+
+        inputs, outputs = [question, turns, k, docs], [question, chat, turns]
+        for event in (question.submit, send.click):
+            event(
+                validate, inputs, None, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+            ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").then(
+                None, js=SCROLL_TO_LAST_JS
+            )
+        examples.load_input_event.then(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").then(
+            None, js=SCROLL_TO_LAST_JS
+        )
+        cite_go.click(open_source, [cite_sel, turns], [viewer], api_visibility="private", concurrency_limit=None)
+        clear.click(lambda: ([], [], VIEWER_PLACEHOLDER), None, [chat, turns, viewer], api_visibility="private")
+        chat.clear(lambda: ([], VIEWER_PLACEHOLDER), None, [turns, viewer], api_visibility="private")
+        demo.load(lambda: summary(index, corpus), None, [summary_box], api_visibility="private")
+        gr.api(
+            retrieve,
+            api_name="retrieve",
+            api_description="Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
+            "avec document, section, position en caractères et phrase réponse.",
+        )
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+THEME = gr.themes.Soft(
+    primary_hue="blue", font=["system-ui", "Segoe UI", "Roboto", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+)
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, prevent_thread_lock: bool = False) -> None:
+    """Launch with the app's settings: local only unless asked, no share, no uploads, no analytics."""
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        prevent_thread_lock=prevent_thread_lock,
+        theme=THEME,
+        css=CSS,
+        head=HEAD,
+        footer_links=["api"],
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        run_history=False,
+        quiet=True,
+        show_error=False,
+        app_kwargs={"middleware": [Middleware(BlockUploads)]},
+    )
+
+
+def ensure_index(index: str | Path, corpus: str | Path) -> None:
+    """Build the index if it is missing, unreadable or stale, saying so in French."""
+    try:
+        if not qa.check_freshness(index, corpus).stale:
+            load_index(index)
+            return
+    except (qa.IndexNotFoundError, qa.IndexCorruptError, ValueError, KeyError, OSError):
+        pass
+    print("Index absent ou périmé : reconstruction…", file=sys.stderr, flush=True)
+    s = qa.build_index(corpus, index)
+    print(f"Index prêt : {s.documents} document(s), {s.passages} passages, en {s.seconds:.1f} s.", file=sys.stderr)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    corpus: str | Path = "corpus",
+    index: str | Path = "index",
+    *,
+    prevent_thread_lock: bool = False,
+) -> gr.Blocks:
+    """`qa serve`: check (or rebuild) the index, load the model, then launch the app."""
+    ensure_index(index, corpus)
+    print("Chargement du modèle…", file=sys.stderr, flush=True)
+    qa.retrieve("Bonjour", k=1, index=index)  # the first real question then answers at once
+    demo = build_app(index, corpus)
+    launch(demo, host, port, prevent_thread_lock=True)
+    print(f"Assistant prêt : {demo.local_url} (Ctrl+C pour arrêter)", file=sys.stderr, flush=True)
+    if not prevent_thread_lock:
+        try:
+            while demo.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            print("Arrêt de l'assistant.", file=sys.stderr)
+        finally:
+            demo.close()
+    return demo

