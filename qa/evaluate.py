@@ -115,13 +115,12 @@ def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
     from qa.search import DEFAULT_CONFIG, sentence_scores
 
     idx = load_index(index)
-    encoder = models.load_model(idx.model_id)
     by_doc: dict[str, list[int]] = {}
     for i, p in enumerate(idx.passages):
         by_doc.setdefault(p.doc, []).append(i)
     ok = 0
     for g in gold:
-        qv = models.embed_query(encoder, normalize_apostrophes(g.question))
+        qv = models.encode_question(idx.model_id, normalize_apostrophes(g.question))
         terms = set(analyze(g.question, question=True))
         best = (-1e9, "")
         for i in by_doc[g.doc]:

@@ -123,6 +123,7 @@ def build_index(
         manifest = _manifest(os.path.relpath(corpus.resolve(), root.resolve()), model_id, models.model_checksum(model), vectors.shape[1], docs, passages, skipped)
         storage.write_json(tmp / "manifest.json", manifest)
         final = storage.publish(root, tmp)
+    models.encode_question(model, "query")  # export the fast question encoder now, not at the first question
     return BuildSummary(
         index=final,
         model=model_id,

@@ -129,6 +129,40 @@ def embed_query(model: SentenceTransformer, text: str) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
+_question_encoders: dict[str, object] = {}  # model id -> QueryEncoder, or None when ONNX is not usable
+
+
+def encode_question(name: str | None, text: str) -> np.ndarray:
+    """A question's vector, through ONNX Runtime when it can (~3x faster on a small CPU), else torch.
+
+    Both give the same vector (cosine >= 0.9999, checked when the ONNX export is made). Set
+    QA_QUERY_ENCODER=torch to force torch.
+    """
+    model_id, location = resolve_model(name)
+    with _lock:
+        if model_id not in _question_encoders:
+            _question_encoders[model_id] = _onnx_encoder(model_id, location)
+        encoder = _question_encoders[model_id]
+    if encoder is None:
+        return embed_query(load_model(name), text)
+    return encoder.encode(text)  # type: ignore[attr-defined]
+
+
+def _onnx_encoder(model_id: str, location: str) -> object | None:
+    """The ONNX query encoder of a model (exported once into the cache), or None: fall back to torch."""
+    from qa.query_encoder import QueryEncoderUnavailable, load_query_encoder, query_prompt
+
+    if os.environ.get("QA_QUERY_ENCODER", "").lower() == "torch":
+        return None
+    try:
+        directory = Path(location) if Path(location).is_dir() else Path(_hub_snapshot(location))
+        prompt = query_prompt(directory) or (E5_PROMPTS["query"] if _is_e5(model_id) else "")
+        return load_query_encoder(directory, prompt=prompt)
+    except (QueryEncoderUnavailable, ModelUnavailableError) as exc:
+        logger.warning("Fast ONNX question encoder unavailable (%s); using torch.", exc)
+        return None
+
+
 def _load(model_id: str, location: str) -> SentenceTransformer:
     """Build the SentenceTransformer; e5 models get the query/document prompts if their config lacks them."""
     from sentence_transformers import SentenceTransformer

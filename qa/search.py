@@ -125,7 +125,7 @@ def search(
 
     n = len(idx.passages)
     allowed = _doc_mask(idx, docs)
-    query_vec = models.embed_query(models.load_model(idx.model_id), normalize_apostrophes(question))
+    query_vec = models.encode_question(idx.model_id, normalize_apostrophes(question))
     dense = _dense_scores(idx, query_vec)
     keyword = _keyword_scores(idx, question) if mode != "dense" else np.zeros(n, dtype=np.float32)
     if mode == "dense":
