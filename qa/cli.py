@@ -159,6 +159,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {label} : {doc}")
     if fresh.model_changed:
         print("  le modèle a changé depuis la construction")
+    if fresh.settings_changed:
+        print("  les réglages de découpage ou d'analyse ont changé (nouvelle version de qa)")
     return 0
 
 

@@ -50,10 +50,11 @@ class Freshness:
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     model_changed: bool = False
+    settings_changed: bool = False  # chunking or keyword analyser differ from this version's
 
     @property
     def stale(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.model_changed)
+        return bool(self.added or self.changed or self.removed or self.model_changed or self.settings_changed)
 
 
 @dataclass
@@ -229,7 +230,8 @@ def describe(fresh: Freshness) -> str:
     """One line naming what changed, for logs."""
     parts = [f"{label} {', '.join(docs)}" for label, docs in
              (("added", fresh.added), ("changed", fresh.changed), ("removed", fresh.removed)) if docs]
-    return "; ".join(parts + (["model changed"] if fresh.model_changed else []))
+    parts += ["model changed"] if fresh.model_changed else []
+    return "; ".join(parts + (["chunking or analyser settings changed"] if fresh.settings_changed else []))
 
 
 def _load(build: Path) -> Index:
@@ -290,6 +292,7 @@ def check_freshness(index: str | Path = "index", corpus: str | Path | None = Non
         changed=tuple(sorted(d for d in now if d in built and now[d] != built[d])),
         removed=tuple(sorted(d for d in built if d not in now)),
         model_changed=model_changed,
+        settings_changed=manifest.get("chunking") != chunking_params() or manifest.get("analyzer") != ANALYZER_PARAMS,
     )
 
 

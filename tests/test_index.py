@@ -75,6 +75,17 @@ def test_editing_adding_removing_documents_makes_index_stale(tmp_path):
     assert load_index(tmp_path / "index").freshness == fresh  # detected on load too, and logged
 
 
+def test_index_built_with_other_settings_is_stale(tmp_path, report_index, report_corpus):
+    copy = tmp_path / "index"
+    shutil.copytree(report_index, copy)
+    manifest_path = current_build(copy) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["chunking"]["max_words"] = 80
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    fresh = check_freshness(copy, report_corpus)
+    assert fresh.settings_changed and fresh.stale and not (fresh.added or fresh.changed or fresh.removed)
+
+
 def test_rebuild_swaps_atomically_and_cleans_leftovers(tmp_path, report_corpus):
     index = tmp_path / "index"
     build_index(report_corpus, index)
