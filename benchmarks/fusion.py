@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
+import time
 from pathlib import Path
 
 from qa import build_index
@@ -39,13 +41,16 @@ def main() -> None:
         build_index(root / "corpus", root / "index")
     idx = load_index(root / "index")
     halves = {"tune": [g for g in gold if int(g.doc[:4]) % 2 == 0], "check": [g for g in gold if int(g.doc[:4]) % 2]}
-    print("| variant | half | R@1 | R@5 | MRR@10 | sentence |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | half | R@1 | R@5 | MRR@10 | sentence | p50 ms | p95 ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, config in VARIANTS.items():
         for half, qs in halves.items():
             r1 = r5 = mrr = sent = 0.0
+            times = []
             for g in qs:
+                t0 = time.perf_counter()
                 hits = search(idx, g.question, 10, config=config)
+                times.append((time.perf_counter() - t0) * 1000)
                 ranks = [h.rank for h in hits if h.doc == g.doc and g.start <= h.start and h.end <= g.end]
                 if ranks:
                     r1 += ranks[0] == 1
@@ -53,7 +58,9 @@ def main() -> None:
                     mrr += 1 / ranks[0]
                 sent += _contains(hits[0].sentence.text, g.answers)
             n = len(qs)
-            print(f"| {name} | {half} ({n}) | {r1/n:.3f} | {r5/n:.3f} | {mrr/n:.3f} | {sent/n:.3f} |", flush=True)
+            p50, p95 = statistics.median(times), statistics.quantiles(times, n=20)[18]
+            print(f"| {name} | {half} ({n}) | {r1/n:.3f} | {r5/n:.3f} | {mrr/n:.3f} | {sent/n:.3f} | {p50:.1f} | {p95:.1f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from qa.errors import ModelUnavailableError
 from qa.model import E5_PROMPTS
 
 CONVERTER_VERSION = "1"

