@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
-from qa.search import DEFAULT_CONFIG, Passage, Sentence, check_question, search
+from qa.search import DEFAULT_CONFIG, Passage, Sentence, check_k, check_question, search
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
 
@@ -49,7 +49,7 @@ class Answer:
     sentence: Sentence | None  # verbatim, document offsets; None when abstained
     passage: Passage | None  # the passage holding `sentence`
     message: str  # French text for the user: the sentence, or NO_ANSWER
-    query: str  # what was searched: the question, or the question with the previous turn
+    query: str  # what was searched: the question, or it after the questions it leans on
     follow_up: bool
 
 
@@ -76,12 +76,11 @@ def ask(
         True
     """
     question = check_question(question)
-    if not isinstance(k, int) or not 1 <= k <= 50:
-        raise ValueError(f"k must be an integer from 1 to 50, got {k!r}")
+    check_k(k)
     idx = load_index(index)
-    previous = user_questions(history)[-MAX_HISTORY:]
+    previous = user_questions(history)
     follow_up = bool(previous) and is_follow_up(question)
-    query = f"{previous[-1]} {question}" if follow_up else question
+    query = " ".join([*context_questions(previous), question]) if follow_up else question
     if follow_up:
         depth = max(k, FOLLOW_UP_DEPTH)
         passages = _fuse(search(idx, query, depth, docs=docs), search(idx, question, depth, docs=docs), k)
@@ -125,6 +124,17 @@ def _content_text(content: object) -> str:
     if isinstance(content, Sequence):
         return " ".join(p.get("text", "") for p in content if isinstance(p, Mapping))
     return ""
+
+
+def context_questions(previous: list[str]) -> list[str]:
+    """The earlier questions a follow-up leans on: back to the last one that stands alone, at most
+    MAX_HISTORY ("Qui mène les attaques ?", "Et où ?" then "Et quand ?" keeps the first two)."""
+    context: list[str] = []
+    for earlier in reversed(previous[-MAX_HISTORY:]):
+        context.insert(0, earlier)
+        if not is_follow_up(earlier):
+            break
+    return context
 
 
 def is_follow_up(question: str) -> bool:

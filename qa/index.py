@@ -21,7 +21,7 @@ import numpy as np
 from qa import storage
 from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
 from qa.documents import Document, content_hash, iter_corpus_files, read_document
-from qa.errors import CorpusError, IndexCorruptError
+from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError
 from qa.french import ANALYZER_PARAMS, analyze, normalize_apostrophes
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,12 @@ def build_index(
         passages=len(passages),
         sentences=len(sentence_texts),
         seconds=time.perf_counter() - t0,
-        skipped=tuple(skipped),
+        skipped=tuple((path, reason) for path, reason, _ in skipped),
     )
 
 
-def read_corpus(corpus: Path) -> tuple[list[Document], list[tuple[str, str]]]:
-    """Every readable document, and (path, reason) for each file skipped."""
+def read_corpus(corpus: Path) -> tuple[list[Document], list[tuple[str, str, str]]]:
+    """Every readable document, and (path, reason, sha256 or "") for each file skipped."""
     docs, skipped = [], []
     for path in iter_corpus_files(corpus):
         try:
@@ -145,10 +145,18 @@ def read_corpus(corpus: Path) -> tuple[list[Document], list[tuple[str, str]]]:
         except (ValueError, OSError) as exc:
             rel = path.relative_to(corpus).as_posix()
             log.warning("Skipping %s: %s", rel, exc)
-            skipped.append((rel, str(exc)))
+            skipped.append((rel, str(exc), _file_hash(path)))
     if not docs:
         raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md in UTF-8).")
     return docs, skipped
+
+
+def _file_hash(path: Path) -> str:
+    """sha256 of a file's bytes, or "" when it cannot be read (so any later read counts as a change)."""
+    try:
+        return content_hash(path.read_bytes())
+    except OSError:
+        return ""
 
 
 def _write_dense(folder: Path, vectors: np.ndarray) -> None:
@@ -203,7 +211,7 @@ def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped) -> dict[
         "bm25": BM25_PARAMS,
         "documents": {d.doc_id: {"title": d.title, "sha256": d.sha256, "passages": per_doc.get(d.doc_id, 0)} for d in docs},
         "counts": {"documents": len(docs), "passages": len(passages), "sentences": sum(len(p.sentences) for p in passages)},
-        "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        "skipped": [{"path": p, "reason": r, "sha256": h} for p, r, h in skipped],
         "versions": {n: v(n) for n in ("qa", "sentence-transformers", "faiss-cpu", "bm25s", "PyStemmer", "torch")},
     }
 
@@ -214,14 +222,14 @@ _cache_lock = threading.Lock()
 
 def load_index(index: str | Path = "index") -> Index:
     """The live build at `index`, loaded once per process (reloaded after a rebuild)."""
-    build = storage.current_build(Path(index)).resolve()
-    with _cache_lock:
+    with _cache_lock:  # CURRENT is read under the lock: a concurrent rebuild cannot interleave
+        build = storage.current_build(Path(index)).resolve()
         if build not in _cache:
-            _cache.clear()  # one live build per process is enough; drop the replaced one
             idx = _load(build)
-            idx.freshness = check_freshness(Path(index))
+            idx.freshness = check_freshness(index, manifest=idx.manifest)
             if idx.freshness.stale:
                 log.warning("Index %s is stale: %s. Rebuild it with `qa index build`.", index, describe(idx.freshness))
+            _cache.clear()  # one live build per process is enough; drop the replaced one
             _cache[build] = idx
         return _cache[build]
 
@@ -271,29 +279,51 @@ def _read_manifest(build: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_freshness(index: str | Path = "index", corpus: str | Path | None = None, *, check_model: bool = True) -> Freshness:
-    """Compare the live build with the corpus on disk (default: the corpus it was built from)."""
+def check_freshness(
+    index: str | Path = "index",
+    corpus: str | Path | None = None,
+    *,
+    manifest: dict[str, Any] | None = None,
+    check_model: bool = True,
+) -> Freshness:
+    """Compare a build (default: the live one) with the corpus on disk (default: the one it was built from)."""
     from qa import model as models
 
-    manifest = _read_manifest(storage.current_build(Path(index)))
+    manifest = manifest if manifest is not None else _read_manifest(storage.current_build(Path(index)))
     corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
     built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
-    built_or_skipped = set(built) | {s["path"] for s in manifest.get("skipped", [])}
+    skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
     now = {}
     if corpus.is_dir():
         for path in iter_corpus_files(corpus):
-            now[path.relative_to(corpus).as_posix()] = content_hash(path.read_bytes())
+            now[path.relative_to(corpus).as_posix()] = _file_hash(path)
     model_changed = False
     if check_model:
         recorded = manifest["model"]
         model_changed = models.model_checksum(recorded["id"]) != recorded["checksum"]
+    # A document that can no longer be read (hash "") counts as changed: the next build will skip it.
+    changed = [d for d in now if d in built and (not now[d] or now[d] != built[d])]
+    changed += [d for d in now if d in skipped and now[d] != skipped[d]]  # e.g. a file now readable
     return Freshness(
-        added=tuple(sorted(d for d in now if d not in built_or_skipped)),
-        changed=tuple(sorted(d for d in now if d in built and now[d] != built[d])),
+        added=tuple(sorted(d for d in now if d not in built and d not in skipped)),
+        changed=tuple(sorted(changed)),
         removed=tuple(sorted(d for d in built if d not in now)),
         model_changed=model_changed,
-        settings_changed=manifest.get("chunking") != chunking_params() or manifest.get("analyzer") != ANALYZER_PARAMS,
+        settings_changed=any(manifest.get(key) != value for key, value in _settings().items()),
     )
+
+
+def _settings() -> dict[str, Any]:
+    """What must match between a build and this version of qa for the build to be reused."""
+    return {"chunking": chunking_params(), "analyzer": ANALYZER_PARAMS, "bm25": BM25_PARAMS}
+
+
+def built_corpus(index: str | Path = "index") -> Path | None:
+    """The corpus folder the live build was made from, or None when there is no readable index."""
+    try:
+        return Path(index) / _read_manifest(storage.current_build(Path(index)))["corpus"]
+    except (IndexNotFoundError, OSError, ValueError, KeyError):
+        return None
 
 
 def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from qa.errors import InputError
 from qa.french import analyze, normalize_apostrophes
 from qa.index import Index, load_index
 
@@ -75,10 +76,21 @@ def check_question(question: str) -> str:
         raise TypeError(f"question must be a str, not {type(question).__name__}")
     question = question.strip()
     if not question:
-        raise ValueError("question is empty")
+        raise InputError("question is empty", "La question est vide : écrivez une question sur le rapport.")
     if len(question) > MAX_QUESTION_CHARS:
-        raise ValueError(f"question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        raise InputError(
+            f"question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}",
+            f"Question trop longue ({len(question)} caractères ; maximum {MAX_QUESTION_CHARS}).",
+        )
     return question
+
+
+def check_k(k: object) -> int:
+    """`k` as a number of passages from 1 to MAX_K; `InputError` otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}",
+                         f"Le nombre de passages doit être un entier de 1 à {MAX_K}.")
+    return k
 
 
 def retrieve(
@@ -103,8 +115,7 @@ def retrieve(
         'Introduction : une escalade djihadiste dans plusieurs régions maliennes'
     """
     question = check_question(question)
-    if not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    check_k(k)
     if mode not in ("hybrid", "dense", "bm25"):
         raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
     idx = load_index(index)
@@ -164,7 +175,7 @@ def _doc_mask(idx: Index, docs: list[str] | None) -> np.ndarray:
 def _dense_scores(idx: Index, query_vec: np.ndarray) -> np.ndarray:
     """Cosine of the question with every passage (missing ones, beyond the top, at -1)."""
     n = idx.dense.ntotal
-    top = min(n, max(CANDIDATES, n if n <= 10_000 else CANDIDATES))
+    top = n if n <= 10_000 else CANDIDATES  # exact scores for all, unless the corpus is large
     scores, ids = idx.dense.search(query_vec.reshape(1, -1).astype(np.float32), top)
     out = np.full(n, -1.0, dtype=np.float32)
     valid = ids[0] >= 0

@@ -3,7 +3,8 @@
 Layout of an index folder `index/`:
     CURRENT            name of the live build (replaced with `os.replace`, so readers see the
                        old build or the new one, never half of one)
-    build-<stamp>/     a complete build: manifest.json, passages.jsonl, documents.jsonl, ...
+    build-<stamp>/     a complete build: manifest.json, passages.jsonl, documents.jsonl, ... (the live
+                       one and the one before it, which readers may still be opening)
     .tmp-<id>/         a build in progress; left over only if a build was killed, removed by the next
     .lock              held while building, so two builds never interleave
 """
@@ -62,7 +63,11 @@ def new_build_dir(root: Path) -> Path:
 
 
 def publish(root: Path, tmp: Path) -> Path:
-    """Make the finished build at `tmp` the live one, atomically, and drop older builds."""
+    """Make the finished build at `tmp` the live one, atomically; keep the previous one, drop older ones."""
+    try:
+        previous = (root / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        previous = ""
     name = time.strftime("build-%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     final = root / name
     _fsync_tree(tmp)
@@ -72,9 +77,11 @@ def publish(root: Path, tmp: Path) -> Path:
     _fsync_file(pointer)
     os.replace(pointer, root / CURRENT)
     _fsync_dir(root)
+    # The build that was live until now is kept, so a reader that resolved CURRENT a moment ago still
+    # finds every file; older ones go.
+    keep = {name, previous} if previous else {name}
     for old in root.glob("build-*"):
-        if old.name != name:
-            # Open files of a process still reading the old build stay valid on POSIX.
+        if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
     return final
 

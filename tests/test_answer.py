@@ -54,6 +54,14 @@ def test_follow_ups_use_the_previous_question(report_index, case):
     assert any(g in answer.passages[0].text for g in case["gold"]), answer.passages[0].text
 
 
+def test_a_chain_of_follow_ups_keeps_the_original_subject(report_index):
+    history = ["Quel groupe a revendiqué les attaques ?", "Quelle est son idéologie ?"]
+    answer = ask("Et que cherche-t-il à contrôler ?", history, index=report_index)
+    assert answer.follow_up
+    assert answer.query.startswith("Quel groupe a revendiqué les attaques ? Quelle est son idéologie ?")
+    assert "contrôler les zones rurales" in answer.passages[0].text
+
+
 def test_a_self_contained_question_ignores_history(report_index):
     alone = ask("Les assaillants ont-ils utilisé des drones ?", index=report_index)
     after = ask("Les assaillants ont-ils utilisé des drones ?", ["Quel rôle joue la MINUSMA ?"], index=report_index)

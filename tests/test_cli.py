@@ -56,12 +56,23 @@ def test_status_reports_stale_documents(tmp_path, report_corpus):
 def test_missing_index_says_what_to_run(tmp_path):
     out = qa("ask", "Qui ?", "--index", "nulle-part", cwd=tmp_path)
     assert out.returncode == 1
-    assert "qa index build" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr == "Erreur : Aucun index trouvé. Lancez d'abord : qa index build\n"
 
 
 def test_empty_question_is_a_french_error(tmp_path, report_index):
     out = qa("ask", "   ", "--index", str(report_index), cwd=tmp_path)
-    assert out.returncode == 1 and out.stderr.startswith("Erreur : Entrée refusée")
+    assert out.returncode == 1
+    assert out.stderr == "Erreur : La question est vide : écrivez une question sur le rapport.\n"
+    out = qa("ask", "drones ?", "-k", "0", "--index", str(report_index), cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr == "Erreur : Le nombre de passages doit être un entier de 1 à 50.\n"
+
+
+def test_unreadable_input_file_is_a_french_error_not_a_traceback(tmp_path):
+    out = qa("eval", "report", "absent.json", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("Erreur : fichier ou dossier inaccessible : absent.json")
+    assert "Traceback" not in out.stderr
 
 
 def test_usage_errors_exit_2(tmp_path):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,9 +93,14 @@ def test_rebuild_swaps_atomically_and_cleans_leftovers(tmp_path, report_corpus):
     (index / ".tmp-leftover").mkdir()  # as if a build had been killed
     build_index(report_corpus, index)
     second = current_build(index)
-    assert second != first and not first.exists()
+    assert second != first and first.exists()  # the previous build stays for readers still opening it
     assert not (index / ".tmp-leftover").exists()
-    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == sorted(["CURRENT", second.name])
+    build_index(report_corpus, index)
+    third = current_build(index)
+    assert not first.exists()  # older builds go
+    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == sorted(
+        ["CURRENT", second.name, third.name]
+    )
     assert len(load_index(index).passages) == 9
 
 
@@ -132,3 +138,22 @@ def test_unreadable_file_is_skipped_not_fatal(tmp_path):
     assert summary.documents == 1 and summary.passages == 9
     assert [path for path, _ in summary.skipped] == ["casse.txt"]
     assert not check_freshness(tmp_path / "index").stale  # a skipped file is not "added"
+    (corpus / "casse.txt").write_text("Réparé : un texte lisible.", encoding="utf-8")
+    assert check_freshness(tmp_path / "index").changed == ("casse.txt",)  # fixed since: rebuild to read it
+
+
+def test_unreadable_document_counts_as_changed_not_a_crash(tmp_path, monkeypatch):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    build_index(corpus, tmp_path / "index")
+    real = Path.read_bytes
+
+    def failing(self):  # an I/O error on this one file (as root, permissions cannot provoke one)
+        if self.name == REPORT.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    fresh = check_freshness(tmp_path / "index")
+    assert fresh.changed == (REPORT.name,) and not fresh.removed

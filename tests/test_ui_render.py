@@ -280,3 +280,13 @@ def test_ensure_index_builds_then_rebuilds_when_stale(tmp_path, capsys):
     ensure_index(index, corpus)
     assert "reconstruction" in capsys.readouterr().err
     assert not qa.check_freshness(index, corpus).stale
+
+
+def test_ensure_index_keeps_the_corpus_the_index_was_built_from(tmp_path, capsys, monkeypatch):
+    corpus, index = tmp_path / "rapports", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text("Une note sur Gao.\n", encoding="utf-8")
+    qa.build_index(corpus, index)
+    monkeypatch.chdir(tmp_path)  # no ./corpus here: serving must not rebuild from it
+    assert ensure_index(index).resolve() == corpus.resolve()
+    assert "reconstruction" not in capsys.readouterr().err

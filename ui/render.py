@@ -78,7 +78,7 @@ def _relevance_badge(p: Passage, query: str) -> str:
 
 
 def span_label(p: Passage) -> str:
-    """«caractères 72–470», plus the page when the format has pages."""
+    """«caractères 72–512», plus the page when the format has pages."""
     text = f"caractères {p.start}–{p.end}"
     return f"{text}, page {p.page}" if p.page is not None else text
 
@@ -198,8 +198,10 @@ def render_summary(manifest: Mapping, stale: Mapping[str, tuple[str, ...] | bool
         ]
         if stale.get("model_changed"):
             details.append("modèle changé")
+        if stale.get("settings_changed"):
+            details.append("réglages d'indexation changés")
         out += (
             f'<div class="stale">⚠ Index périmé ({esc(", ".join(details))}) : les réponses portent sur '
-            f"l'ancienne version du corpus. Relancez « qa index build » ou redémarrez « qa serve ».</div>"
+            f"l'index tel qu'il a été construit. Relancez « qa index build » ou redémarrez « qa serve ».</div>"
         )
     return out
