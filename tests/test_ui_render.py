@@ -290,3 +290,19 @@ def test_ensure_index_keeps_the_corpus_the_index_was_built_from(tmp_path, capsys
     monkeypatch.chdir(tmp_path)  # no ./corpus here: serving must not rebuild from it
     assert ensure_index(index).resolve() == corpus.resolve()
     assert "reconstruction" not in capsys.readouterr().err
+
+
+def test_a_citation_from_before_a_rebuild_is_not_highlighted_in_the_new_text(tmp_path):
+    from ui.app import respond, show_source
+
+    corpus, index = tmp_path / "c", tmp_path / "index"
+    corpus.mkdir()
+    doc = corpus / "note.txt"
+    doc.write_text("Titre\n\nLe comité a approuvé le budget de Gao.\n", encoding="utf-8")
+    qa.build_index(corpus, index)
+    _, _, turns = respond("Qu'a approuvé le comité ?", [], 1, None, index=index)
+    assert "mark" in show_source("0:1", turns, index=index)  # while the index is unchanged
+    doc.write_text("Titre\n\nAvant tout : le comité a approuvé le budget de Gao.\n", encoding="utf-8")
+    qa.build_index(corpus, index)  # same document, offsets shifted
+    with pytest.raises(gr.Error, match="plus dans l'index"):
+        show_source("0:1", turns, index=index)

@@ -82,13 +82,12 @@ def respond(
     except ValueError as exc:
         raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
     turn_id = turns[-1]["id"] + 1 if turns else 0
-    hashes = {doc: info["sha256"] for doc, info in load_index(index).manifest["documents"].items()}
     turns.append(
         {
             "id": turn_id,
             "question": question,
             "html": render_answer(answer, turn_id),
-            "citations": {p.rank: Citation.of(p, hashes.get(p.doc, "")) for p in answer.passages},
+            "citations": {p.rank: Citation.of(p) for p in answer.passages},
         }
     )
     turns = turns[-MAX_TURNS:]
@@ -121,7 +120,8 @@ def show_source(selection: object, turns: list[Turn] | None, *, index: str | Pat
         raise fail("Citation introuvable dans cette conversation.")
     try:
         doc = documents(index).get(citation.doc)
-        if doc is None or doc.get("sha256") != citation.sha256:  # removed or changed since the answer
+        # The index may have been rebuilt since the answer: never highlight offsets in another text.
+        if doc is None or doc["text"][citation.start : citation.end] != citation.text:
             raise ValueError(f"{citation.doc} is not in the index as it was cited")
         return render_source(doc["text"], citation)
     except qa.QAError as exc:

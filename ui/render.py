@@ -52,11 +52,11 @@ class Citation:
     end: int
     sentence_start: int
     sentence_end: int
-    sha256: str = ""  # the document's hash when it was cited: offsets are only valid for that text
+    text: str = ""  # the passage as cited: the viewer checks the document still has it at these offsets
 
     @classmethod
-    def of(cls, p: Passage, sha256: str = "") -> Citation:
-        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, sha256)
+    def of(cls, p: Passage) -> Citation:
+        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, p.text)
 
 
 def relevance(p: Passage, query: str) -> str:
