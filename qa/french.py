@@ -55,6 +55,18 @@ def words(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=200_000)
+def _term(word: str, question: bool) -> str:
+    """The index term of one lowercased word, or "" when it is dropped. Cached: a word's fate never
+    changes, and folding and stemming every occurrence was most of the analyser's time."""
+    _, stop = _resources()
+    folded = fold_accents(word)
+    if folded in stop or (len(word) == 1 and not word.isdigit()):
+        return ""
+    if question and folded in QUESTION_WORDS:
+        return ""
+    return _stem(word)
+
+
 def _stem(word: str) -> str:
     """Stem, then fold accents: Snowball needs them to see suffixes (revendiquées -> revendiqu)."""
     stemmer, _ = _resources()
@@ -67,15 +79,7 @@ def analyze(text: str, *, question: bool = False) -> list[str]:
     One-letter tokens are dropped unless they are digits ("7 localités" keeps "7").
     With `question=True`, French question words are dropped too.
     """
-    _, stop = _resources()
-    terms = []
-    for w in words(text):
-        if fold_accents(w) in stop or (len(w) == 1 and not w.isdigit()):
-            continue
-        if question and fold_accents(w) in QUESTION_WORDS:
-            continue
-        terms.append(_stem(w))
-    return terms
+    return [t for t in (_term(w, question) for w in words(text)) if t]
 
 
 ANALYZER_PARAMS = {

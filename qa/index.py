@@ -69,6 +69,7 @@ class Index:
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # passage i owns sentence_vectors[off[i]:off[i+1]]
     freshness: Freshness = field(default_factory=Freshness)  # against the corpus, when loaded
+    sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)  # search's cache
 
     @property
     def model_id(self) -> str:

@@ -213,13 +213,21 @@ def _passage(idx, i, rank, score, dense, keyword, query_vec, terms, config) -> P
 
 def sentence_scores(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> np.ndarray:
     """Each sentence of passage i against the question: cosine, plus a share of its keywords."""
-    p = idx.passages[i]
     scores = idx.sentence_vectors[idx.sentence_offsets[i] : idx.sentence_offsets[i + 1]] @ query_vec
     if terms:
-        for j, (s, e) in enumerate(p.sentences):
-            found = terms & set(analyze(p.text[s - p.start : e - p.start]))
-            scores[j] += lexical_weight * len(found) / len(terms)
+        for j, sentence_terms in enumerate(_sentence_terms(idx, i)):
+            scores[j] += lexical_weight * len(terms & sentence_terms) / len(terms)
     return scores
+
+
+def _sentence_terms(idx: Index, i: int) -> list[frozenset[str]]:
+    """The keyword terms of each sentence of passage i, analysed once per loaded index."""
+    cached = idx.sentence_terms.get(i)
+    if cached is None:
+        p = idx.passages[i]
+        cached = [frozenset(analyze(p.text[s - p.start : e - p.start])) for s, e in p.sentences]
+        idx.sentence_terms[i] = cached  # a plain dict write: a race only analyses twice
+    return cached
 
 
 def best_sentence(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> tuple[int, int]:
