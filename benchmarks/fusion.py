@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
 from pathlib import Path
 
 from qa import build_index
-from qa.evaluate import _contains, write_piaf_corpus
+from qa.evaluate import score_questions, write_piaf_corpus
 from qa.index import load_index
 from qa.search import DEFAULT_CONFIG, search
 
@@ -45,23 +43,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name, config in VARIANTS.items():
         for half, qs in halves.items():
-            r1 = r5 = mrr = sent = 0.0
-            times = []
-            for g in qs:
-                t0 = time.perf_counter()
-                hits = search(idx, g.question, 10, config=config)
-                times.append((time.perf_counter() - t0) * 1000)
-                ranks = [h.rank for h in hits if h.doc == g.doc and g.start <= h.start and h.end <= g.end]
-                if ranks:
-                    r1 += ranks[0] == 1
-                    r5 += ranks[0] <= 5
-                    mrr += 1 / ranks[0]
-                sent += _contains(hits[0].sentence.text, g.answers)
-            n = len(qs)
-            p50, p95 = statistics.median(times), statistics.quantiles(times, n=20)[18]
-            print(f"| {name} | {half} ({n}) | {r1/n:.3f} | {r5/n:.3f} | {mrr/n:.3f} | {sent/n:.3f} | {p50:.1f} | {p95:.1f} |",
-                  flush=True)
-
+            r = score_questions(name, qs, lambda question, config=config: search(idx, question, 10, config=config))
+            print(f"| {name} | {half} ({r.questions}) | {r.r1:.3f} | {r.r5:.3f} | {r.mrr10:.3f} | {r.sentence:.3f} "
+                  f"| {r.p50_ms:.1f} | {r.p95_ms:.1f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -11,10 +11,15 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.french import normalize_apostrophes
+
+if TYPE_CHECKING:
+    from qa.search import Passage
 
 MODES = ("hybrid", "bm25", "dense")
 
@@ -89,12 +94,17 @@ def score_mode(gold: list[GoldQuestion], index: Path, mode: str) -> Row:
     """R@1, R@5, MRR@10, answer-sentence accuracy and latency of one retrieval mode."""
     from qa import retrieve
 
-    retrieve(gold[0].question, k=10, index=index, mode=mode)  # warm up: model and index loaded
+    return score_questions(mode, gold, lambda question: retrieve(question, k=10, index=index, mode=mode))
+
+
+def score_questions(name: str, gold: list[GoldQuestion], run: Callable[[str], list[Passage]]) -> Row:
+    """Run every question through `run` (its top 10, best first) and score it against its gold paragraph."""
+    run(gold[0].question)  # warm up: model and index loaded
     r1 = r5 = mrr = sent = 0.0
     times = []
     for g in gold:
         t0 = time.perf_counter()
-        hits = retrieve(g.question, k=10, index=index, mode=mode)
+        hits = run(g.question)
         times.append((time.perf_counter() - t0) * 1000)
         ranks = [h.rank for h in hits if h.doc == g.doc and g.start <= h.start and h.end <= g.end]
         if ranks:
@@ -104,7 +114,7 @@ def score_mode(gold: list[GoldQuestion], index: Path, mode: str) -> Row:
         sent += bool(hits) and _contains(hits[0].sentence.text, g.answers)
     n = len(gold)
     q = statistics.quantiles(times, n=20)
-    return Row(mode, n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])
+    return Row(name, n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])
 
 
 def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
