@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from qa.answer import NO_ANSWER, Answer, ask
 from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, ModelUnavailableError, QAError
-from qa.index import BuildSummary, Freshness, build_index, check_freshness
+from qa.freshness import Freshness, check_freshness
+from qa.index import BuildSummary, build_index
 from qa.search import Passage, Sentence, retrieve
 
 __version__ = "0.1.0"

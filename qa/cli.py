@@ -129,7 +129,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from qa.index import check_freshness, load_index
+    from qa.freshness import check_freshness
+    from qa.index import load_index
 
     idx = load_index(args.index)
     m = idx.manifest
@@ -154,7 +155,6 @@ def _status(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from qa import retrieve
-
     from qa.index import load_index
 
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode)

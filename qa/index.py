@@ -20,12 +20,12 @@ import numpy as np
 
 from qa import storage
 from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
-from qa.documents import Document, content_hash, iter_corpus_files, read_document
-from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError
+from qa.documents import Document, iter_corpus_files, read_document
+from qa.errors import CorpusError, IndexCorruptError
 from qa.french import ANALYZER_PARAMS, analyze, normalize_apostrophes
+from qa.freshness import Freshness, check_freshness, describe, file_hash
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene"}
 
 
@@ -40,21 +40,6 @@ class BuildSummary:
     sentences: int
     seconds: float
     skipped: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How the corpus on disk differs from what the index was built from."""
-
-    added: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    model_changed: bool = False
-    settings_changed: bool = False  # chunking or keyword analyser differ from this version's
-
-    @property
-    def stale(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.model_changed or self.settings_changed)
 
 
 @dataclass
@@ -146,18 +131,10 @@ def read_corpus(corpus: Path) -> tuple[list[Document], list[tuple[str, str, str]
         except (ValueError, OSError) as exc:
             rel = path.relative_to(corpus).as_posix()
             log.warning("Skipping %s: %s", rel, exc)
-            skipped.append((rel, str(exc), _file_hash(path)))
+            skipped.append((rel, str(exc), file_hash(path)))
     if not docs:
         raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md in UTF-8).")
     return docs, skipped
-
-
-def _file_hash(path: Path) -> str:
-    """sha256 of a file's bytes, or "" when it cannot be read (so any later read counts as a change)."""
-    try:
-        return content_hash(path.read_bytes())
-    except OSError:
-        return ""
 
 
 def _write_dense(folder: Path, vectors: np.ndarray) -> None:
@@ -203,7 +180,7 @@ def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped) -> dict[
     for p in passages:
         per_doc[p.doc] = per_doc.get(p.doc, 0) + 1
     return {
-        "format": FORMAT_VERSION,
+        "format": storage.FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "corpus": corpus,  # relative to the index folder, so both can move together
         "model": {"id": model_id, "checksum": checksum, "dimension": int(dim)},
@@ -235,21 +212,13 @@ def load_index(index: str | Path = "index") -> Index:
         return _cache[build]
 
 
-def describe(fresh: Freshness) -> str:
-    """One line naming what changed, for logs."""
-    parts = [f"{label} {', '.join(docs)}" for label, docs in
-             (("added", fresh.added), ("changed", fresh.changed), ("removed", fresh.removed)) if docs]
-    parts += ["model changed"] if fresh.model_changed else []
-    return "; ".join(parts + (["chunking or analyser settings changed"] if fresh.settings_changed else []))
-
-
 def _load(build: Path) -> Index:
     import faiss
 
     bm25s = _bm25s()
 
     try:
-        manifest = _read_manifest(build)
+        manifest = storage.read_manifest(build)
         rows = storage.read_jsonl(build / "passages.jsonl")
         passages = [
             IndexedPassage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
@@ -269,62 +238,6 @@ def _load(build: Path) -> Index:
             "rebuild it with `qa index build`."
         )
     return Index(build, manifest, passages, dense, bm25, sentence_vectors, offsets)
-
-
-def _read_manifest(build: Path) -> dict[str, Any]:
-    import json
-
-    manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT_VERSION:
-        raise ValueError(f"index format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
-    return manifest
-
-
-def check_freshness(
-    index: str | Path = "index",
-    corpus: str | Path | None = None,
-    *,
-    manifest: dict[str, Any] | None = None,
-    check_model: bool = True,
-) -> Freshness:
-    """Compare a build (default: the live one) with the corpus on disk (default: the one it was built from)."""
-    from qa import model as models
-
-    manifest = manifest if manifest is not None else _read_manifest(storage.current_build(Path(index)))
-    corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
-    built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
-    skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
-    now = {}
-    if corpus.is_dir():
-        for path in iter_corpus_files(corpus):
-            now[path.relative_to(corpus).as_posix()] = _file_hash(path)
-    model_changed = False
-    if check_model:
-        recorded = manifest["model"]
-        model_changed = models.model_checksum(recorded["id"]) != recorded["checksum"]
-    # A document that can no longer be read (hash "") counts as changed: the next build will skip it.
-    changed = [d for d in now if d in built and (not now[d] or now[d] != built[d])]
-    changed += [d for d in now if d in skipped and now[d] != skipped[d]]  # e.g. a file now readable
-    return Freshness(
-        added=tuple(sorted(d for d in now if d not in built and d not in skipped)),
-        changed=tuple(sorted(changed)),
-        removed=tuple(sorted(d for d in built if d not in now)),
-        model_changed=model_changed,
-        settings_changed=any(manifest.get(key) != value for key, value in _settings().items()),
-    )
-
-
-def _settings() -> dict[str, Any]:
-    """What must match between a build and this version of qa for the build to be reused."""
-    return {"chunking": chunking_params(), "analyzer": ANALYZER_PARAMS, "bm25": BM25_PARAMS}
-
-
-def built_corpus(index: str | Path = "index") -> Path | None:
-    """The corpus folder the live build was made from, or None when there is no readable index."""
-    try:
-        return Path(index) / _read_manifest(storage.current_build(Path(index)))["corpus"]
-    except (IndexNotFoundError, OSError, ValueError, KeyError):
-        return None
 
 
 def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:

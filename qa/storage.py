@@ -21,11 +21,13 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from qa.errors import IndexNotFoundError
 
 log = logging.getLogger(__name__)
 CURRENT = "CURRENT"
+FORMAT_VERSION = 1  # of the files in a build; another version must be rebuilt
 
 
 def current_build(root: Path) -> Path:
@@ -84,6 +86,13 @@ def publish(root: Path, tmp: Path) -> Path:
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def read_manifest(build: Path) -> dict[str, Any]:
+    manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ValueError(f"index format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
+    return manifest
 
 
 def write_json(path: Path, data: object) -> None:

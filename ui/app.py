@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 
 import qa
 from qa import storage
+from qa.freshness import built_corpus
 from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS
 from ui.assets import CSS, HEAD, SCROLL_TO_LAST_JS, VIEWER_JS
@@ -279,7 +280,7 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
     index built from another folder never rebuilds it from the wrong one.
     """
-    corpus = Path(corpus) if corpus is not None else qa.index.built_corpus(index) or Path("corpus")
+    corpus = Path(corpus) if corpus is not None else built_corpus(index) or Path("corpus")
     try:
         if not qa.check_freshness(index, corpus).stale:
             load_index(index)

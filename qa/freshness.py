@@ -1,0 +1,97 @@
+"""Is an index still right for its corpus? Compare a build's manifest with the files on disk.
+
+A build records each document's sha256, the model's checksum and the chunking, analyser and BM25
+settings; any difference makes it stale, and the faces say which documents changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa import storage
+from qa.chunking import chunking_params
+from qa.documents import content_hash, iter_corpus_files
+from qa.errors import IndexNotFoundError
+from qa.french import ANALYZER_PARAMS
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How the corpus on disk differs from what the index was built from."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    model_changed: bool = False
+    settings_changed: bool = False  # chunking or keyword analyser differ from this version's
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.model_changed or self.settings_changed)
+
+
+def check_freshness(
+    index: str | Path = "index",
+    corpus: str | Path | None = None,
+    *,
+    manifest: dict[str, Any] | None = None,
+    check_model: bool = True,
+) -> Freshness:
+    """Compare a build (default: the live one) with the corpus on disk (default: the one it was built from)."""
+    from qa import model as models
+
+    manifest = manifest if manifest is not None else storage.read_manifest(storage.current_build(Path(index)))
+    corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
+    built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
+    skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
+    now = {}
+    if corpus.is_dir():
+        for path in iter_corpus_files(corpus):
+            now[path.relative_to(corpus).as_posix()] = file_hash(path)
+    model_changed = False
+    if check_model:
+        recorded = manifest["model"]
+        model_changed = models.model_checksum(recorded["id"]) != recorded["checksum"]
+    # A document that can no longer be read (hash "") counts as changed: the next build will skip it.
+    changed = [d for d in now if d in built and (not now[d] or now[d] != built[d])]
+    changed += [d for d in now if d in skipped and now[d] != skipped[d]]  # e.g. a file now readable
+    return Freshness(
+        added=tuple(sorted(d for d in now if d not in built and d not in skipped)),
+        changed=tuple(sorted(changed)),
+        removed=tuple(sorted(d for d in built if d not in now)),
+        model_changed=model_changed,
+        settings_changed=any(manifest.get(key) != value for key, value in _settings().items()),
+    )
+
+
+def _settings() -> dict[str, Any]:
+    """What must match between a build and this version of qa for the build to be reused."""
+    from qa.index import BM25_PARAMS  # imported here: qa.index imports this module
+
+    return {"chunking": chunking_params(), "analyzer": ANALYZER_PARAMS, "bm25": BM25_PARAMS}
+
+
+def built_corpus(index: str | Path = "index") -> Path | None:
+    """The corpus folder the live build was made from, or None when there is no readable index."""
+    try:
+        return Path(index) / storage.read_manifest(storage.current_build(Path(index)))["corpus"]
+    except (IndexNotFoundError, OSError, ValueError, KeyError):
+        return None
+
+
+def describe(fresh: Freshness) -> str:
+    """One line naming what changed, for logs."""
+    parts = [f"{label} {', '.join(docs)}" for label, docs in
+             (("added", fresh.added), ("changed", fresh.changed), ("removed", fresh.removed)) if docs]
+    parts += ["model changed"] if fresh.model_changed else []
+    return "; ".join(parts + (["chunking or analyser settings changed"] if fresh.settings_changed else []))
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes, or "" when it cannot be read (so any later read counts as a change)."""
+    try:
+        return content_hash(path.read_bytes())
+    except OSError:
+        return ""
