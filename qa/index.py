@@ -55,6 +55,13 @@ class Index:
     sentence_offsets: np.ndarray  # passage i owns sentence_vectors[off[i]:off[i+1]]
     freshness: Freshness = field(default_factory=Freshness)  # against the corpus, when loaded
     sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)  # search's cache
+    _documents: dict[str, dict[str, str]] | None = field(default=None, repr=False)
+
+    def documents(self) -> dict[str, dict[str, str]]:
+        """The documents' full texts as indexed, by id: read from this build once, on first use."""
+        if self._documents is None:
+            self._documents = {r["doc"]: r for r in storage.read_jsonl(self.path / "documents.jsonl")}
+        return self._documents
 
     @property
     def model_id(self) -> str:
@@ -241,6 +248,5 @@ def _load(build: Path) -> Index:
 
 
 def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:
-    """The documents' full texts as indexed, by document id (for the source viewer)."""
-    build = storage.current_build(Path(index))
-    return {r["doc"]: r for r in storage.read_jsonl(build / "documents.jsonl")}
+    """The documents' full texts as indexed, by document id (for the source viewer), cached per build."""
+    return load_index(index).documents()

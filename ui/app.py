@@ -10,7 +10,6 @@ import html
 import os
 import re
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 import qa
-from qa import storage
 from qa.freshness import built_corpus
 from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS
@@ -95,20 +93,6 @@ def respond(
     return "", messages(turns), turns
 
 
-_docs_cache: dict[Path, dict[str, dict[str, str]]] = {}
-_docs_lock = threading.Lock()
-
-
-def documents(index: str | Path) -> dict[str, dict[str, str]]:
-    """The indexed documents' full texts, read once per build."""
-    build = storage.current_build(Path(index)).resolve()
-    with _docs_lock:
-        if build not in _docs_cache:
-            _docs_cache.clear()
-            _docs_cache[build] = read_documents(index)
-        return _docs_cache[build]
-
-
 def show_source(selection: object, turns: list[Turn] | None, *, index: str | Path = "index") -> str:
     """The source viewer's HTML for a citation "<turn>:<rank>" of this session's chat."""
     match = _CITE_REF.fullmatch(selection.strip()) if isinstance(selection, str) and len(selection) <= 20 else None
@@ -120,7 +104,7 @@ def show_source(selection: object, turns: list[Turn] | None, *, index: str | Pat
     if citation is None:
         raise fail("Citation introuvable dans cette conversation.")
     try:
-        doc = documents(index).get(citation.doc)
+        doc = read_documents(index).get(citation.doc)
         # The index may have been rebuilt since the answer: never highlight offsets in another text.
         if doc is None or doc["text"][citation.start : citation.end] != citation.text:
             raise ValueError(f"{citation.doc} is not in the index as it was cited")
