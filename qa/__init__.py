@@ -7,9 +7,9 @@ question. Heavy libraries (torch, faiss, sentence-transformers) load on first us
 from __future__ import annotations
 
 from qa.answer import NO_ANSWER, Answer, ask
+from qa.build import BuildSummary, build_index
 from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, ModelUnavailableError, QAError
 from qa.freshness import Freshness, check_freshness
-from qa.index import BuildSummary, build_index
 from qa.search import Passage, Sentence, retrieve
 
 __version__ = "0.1.0"

@@ -10,7 +10,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from qa.documents import Document
+from qa.documents import READERS_VERSION, Document
 from qa.french import sentence_spans
 
 # ~200 XLM-R tokens: French runs at about 1.67 tokens per word (measured on PIAF paragraphs).
@@ -40,6 +40,7 @@ def chunking_params() -> dict[str, object]:
         "split": "sentences",
         "header": "title — section",
         "sentence_vectors": "header + sentence",
+        "readers": READERS_VERSION,
     }
 
 
@@ -54,7 +55,8 @@ def chunk_document(doc: Document, *, max_words: int = MAX_WORDS) -> list[Indexed
         for group in _group(doc.text, sentences, max_words):
             start, end = group[0][0], group[-1][1]
             passages.append(
-                IndexedPassage(doc.doc_id, doc.title, section, start, end, doc.text[start:end], tuple(group))
+                IndexedPassage(doc.doc_id, doc.title, section, start, end, doc.text[start:end], tuple(group),
+                               doc.page_at(start))
             )
     return passages
 

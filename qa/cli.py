@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
     build.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
     build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
+    build.add_argument("--full", action="store_true",
+                       help="tout réencoder, même les documents inchangés (défaut : seulement les nouveaux et modifiés)")
+    build.add_argument("--dense", choices=["auto", "flat", "ivf"], default="auto",
+                       help="index vectoriel : exact (flat), approché (ivf) ou selon la taille (auto, défaut)")
     status = isub.add_parser("status", help="l'index est-il à jour ?")
     status.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
     status.add_argument("--corpus", default=None, help="dossier des documents (défaut : celui de l'index)")
@@ -37,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=3, help="nombre de passages (défaut : 3)")
     ask.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
     ask.add_argument("--json", action="store_true", help="sortie JSON pour les programmes")
+    ask.add_argument("--doc", action="append", default=None, metavar="DOCUMENT",
+                     help="chercher seulement dans ce document (chemin relatif au corpus ; répétable)")
     ask.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=argparse.SUPPRESS)
 
     serve = sub.add_parser("serve", help="ouvrir l'assistant dans le navigateur")
@@ -118,12 +124,21 @@ def _build(args: argparse.Namespace) -> int:
     from qa import build_index
 
     print(f"Indexation de {args.corpus} …", file=sys.stderr)
-    summary = build_index(args.corpus, args.index, model=args.model, show_progress=sys.stderr.isatty())
+    summary = build_index(args.corpus, args.index, model=args.model, full=args.full, dense=args.dense,
+                          show_progress=sys.stderr.isatty())
     for path, reason in summary.skipped:
         print(f"Ignoré : {path} ({reason})", file=sys.stderr)
+    if summary.full_reason:
+        print(f"Tout est réencodé : {summary.full_reason}.", file=sys.stderr)
     print(
-        f"Index prêt : {summary.documents} document(s), {summary.passages} passages, "
-        f"{summary.sentences} phrases, modèle {summary.model}, en {summary.seconds:.1f} s."
+        f"Documents : {len(summary.added)} ajouté(s), {len(summary.changed)} modifié(s), "
+        f"{len(summary.removed)} supprimé(s), {len(summary.reused)} réutilisé(s) sans réencodage, "
+        f"{len(summary.skipped)} ignoré(s)."
+    )
+    print(
+        f"Index prêt : {summary.documents} document(s), {summary.passages} passages "
+        f"({summary.embedded_passages} encodés), {summary.sentences} phrases, index vectoriel {summary.dense}, "
+        f"modèle {summary.model}, en {summary.seconds:.1f} s."
     )
     return 0
 
@@ -157,7 +172,7 @@ def _ask(args: argparse.Namespace) -> int:
     from qa import retrieve
     from qa.index import load_index
 
-    passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode)
+    passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode, docs=args.doc)
     if load_index(args.index).freshness.stale:
         print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : qa index build",
               file=sys.stderr)

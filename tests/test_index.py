@@ -17,7 +17,7 @@ from .conftest import REPORT
 def test_build_writes_a_complete_manifest(report_index):
     build = current_build(report_index)
     manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format"] == 1
+    assert manifest["format"] == 2
     assert manifest["model"]["id"] == "multilingual-e5-small"
     assert manifest["model"]["dimension"] == 384
     assert len(manifest["model"]["checksum"]) == 64

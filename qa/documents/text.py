@@ -1,97 +1,54 @@
-"""Read a file into a `Document`: its text, title, headings and paragraphs, all as offsets.
+"""Plain text and Markdown: the file's own text is the document text, so offsets are into the file
+(after decoding and turning CRLF into LF).
 
-Readers never copy or rewrite text: every span points into `Document.text`, so a citation can
-always be found verbatim in what was read. Supported now: `.txt` and `.md` (UTF-8).
+Encodings: UTF-8 (with or without BOM) first; anything else is detected by charset-normalizer
+(latin-1 and cp1252 are what French reports saved on Windows use).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.errors import CorpusError
+from qa.documents import Document, Heading, Span, Unreadable, content_hash
 
-SUFFIXES = (".txt", ".md")
-MAX_FILE_BYTES = 20_000_000  # larger text files are almost always dumps, not reports
 MAX_HEADING_CHARS = 150
 _FINAL_PUNCTUATION = ".!?…;:,"
 _MD_HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
+_TABLE_RULE_RE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_FRONT_TITLE_RE = re.compile(r"^title\s*:\s*[\"']?(.+?)[\"']?\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Span:
-    """A stretch of the document text: `text[start:end]`."""
-
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Heading:
-    start: int
-    end: int
-    text: str
-    level: int = 1
-
-
-@dataclass(frozen=True)
-class Document:
-    """A file as read: `doc_id` is its path relative to the corpus folder, with `/` separators."""
-
-    doc_id: str
-    title: str
-    text: str
-    headings: tuple[Heading, ...] = ()
-    paragraphs: tuple[Span, ...] = ()
-    sha256: str = field(default="", compare=False)
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def iter_corpus_files(corpus: Path) -> list[Path]:
-    """Supported files under `corpus`, sorted; hidden ones and the corpus's own README left out."""
-    if not corpus.is_dir():
-        raise CorpusError(f"Corpus folder not found: {corpus}")
-    files = []
-    for path in sorted(corpus.rglob("*")):
-        rel = path.relative_to(corpus)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() in SUFFIXES and rel.as_posix().lower() != "readme.md":
-            files.append(path)
-    return files
-
-
-def read_document(path: Path, corpus: Path) -> Document:
-    """Read one supported file. Raises `ValueError` for a file that cannot be used."""
-    data = path.read_bytes()
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+def decode(data: bytes) -> str:
+    """Text of a file: UTF-8 (BOM dropped) or the encoding charset-normalizer finds; LF line ends."""
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            raise Unreadable("contenu binaire ou encodage inconnu") from None
+        text = str(best)
     if "\x00" in text:
-        raise ValueError(f"{path}: binary content")
+        raise Unreadable("contenu binaire")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise ValueError(f"{path}: empty")
-    doc_id = path.relative_to(corpus).as_posix()
-    parse = _parse_markdown if path.suffix.lower() == ".md" else _parse_text
-    title, headings, paragraphs = parse(text)
-    return Document(
-        doc_id=doc_id,
-        title=title or _title_from_name(path),
-        text=text,
-        headings=tuple(headings),
-        paragraphs=tuple(paragraphs),
-        sha256=content_hash(data),
-    )
+        raise Unreadable("fichier vide")
+    return text
+
+
+def read_text_file(data: bytes, doc_id: str, path: Path) -> Document:
+    text = decode(data)
+    title, headings, paragraphs = _parse_text(text)
+    return Document(doc_id, title or _title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
+
+
+def read_markdown_file(data: bytes, doc_id: str, path: Path) -> Document:
+    text = decode(data)
+    title, headings, paragraphs = _parse_markdown(text)
+    return Document(doc_id, title or _title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
 
 
 def _title_from_name(path: Path) -> str:
@@ -177,15 +134,22 @@ def _next_text(text: str, lines: list[tuple[int, int]], i: int) -> str | None:
 
 
 def _parse_markdown(text: str) -> tuple[str, list[Heading], list[Span]]:
-    """Markdown: `#` headings; paragraphs are blocks between blank lines; front matter skipped."""
+    """Markdown: `#` headings; paragraphs are blocks between blank lines; a list stays one block
+    (its items are lines of it); each table row is its own paragraph, rule rows left out; code
+    fence markers left out; YAML front matter skipped (its `title:` used as the title)."""
     lines = _lines(text)
     start_line = 0
+    title = ""
     if text.startswith("---\n"):
         for i in range(1, len(lines)):
-            if text[lines[i][0] : lines[i][1]] == "---":
+            line = text[lines[i][0] : lines[i][1]]
+            if line in ("---", "..."):
                 start_line = i + 1
                 break
-    title = ""
+            if not title and (m := _FRONT_TITLE_RE.match(line)):
+                title = m.group(1).strip()
+        else:
+            title = ""
     headings: list[Heading] = []
     paragraphs: list[Span] = []
     block: list[tuple[int, int]] = []
@@ -198,8 +162,10 @@ def _parse_markdown(text: str) -> tuple[str, list[Heading], list[Span]]:
 
     for s, e in lines[start_line:]:
         line = text[s:e]
-        if line.lstrip().startswith("```"):
+        if line.lstrip().startswith(("```", "~~~")):
             fence = not fence
+            close()
+            continue
         m = None if fence else _MD_HEADING_RE.match(line)
         if m:
             close()
@@ -211,6 +177,11 @@ def _parse_markdown(text: str) -> tuple[str, list[Heading], list[Span]]:
                 title = text[hs:he]
         elif not line.strip() and not fence:
             close()
+        elif not fence and line.lstrip().startswith("|"):
+            close()
+            if not _TABLE_RULE_RE.match(line):
+                s2 = s + len(line) - len(line.lstrip())
+                paragraphs.append(Span(s2, e))
         else:
             s2 = s + len(line) - len(line.lstrip())
             if s2 < e:

@@ -1,0 +1,105 @@
+"""Where index build time goes, and what faster document encoders would cost in quality.
+
+Builds a PIAF index once (the shipped configuration), then re-encodes its passages and sentences
+with each variant, swaps the vectors into the loaded index in memory and scores every question.
+Variants: torch (shipped), ONNX fp32, ONNX int8 (dynamic, per channel), and sentence vectors pooled
+from the passage's own token states ("late chunking": one forward pass per passage, no sentence pass).
+
+Usage: python benchmarks/build_speed.py PATH/piaf-dev.json [WORKDIR]   (prints figures; asserts nothing)
+PIAF v1.0 (etalab-ia/piaf-code), MIT licence, (c) 2020 DINUM/Etalab.
+"""
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa import build_index
+from qa import model as models
+from qa.build import embedding_input as _embedding_input
+from qa.chunking import _header, indexed_sentences, indexed_text
+from qa.evaluate import format_table, score_mode, sentence_given_paragraph, write_piaf_corpus
+from qa.index import load_index
+from qa.query_encoder import load_query_encoder
+
+BATCH = 8
+
+
+def late_chunked(st, idx, texts):
+    """Sentence vectors as the mean of the passage's token states over each sentence's characters."""
+    import torch
+
+    tok, hf, prefix = st.tokenizer, st[0].auto_model, st.prompts["document"]
+    per_passage = {}
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for b in range(0, len(order), BATCH):
+        ids = order[b : b + BATCH]
+        enc = tok([prefix + texts[i] for i in ids], padding=True, truncation=True, max_length=512,
+                  return_offsets_mapping=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            states = hf(**enc).last_hidden_state.numpy()
+        for j, i in enumerate(ids):
+            p = idx.passages[i]
+            base = len(prefix) + len(_header(p)) + 1
+            o, valid = offsets[j], enc["attention_mask"][j].numpy().astype(bool) & (offsets[j][:, 1] > offsets[j][:, 0])
+            vecs = []
+            for s, e in p.sentences:
+                sel = valid & (o[:, 0] < base + e - p.start) & (o[:, 1] > base + s - p.start)
+                v = states[j][sel if sel.any() else valid].mean(0)
+                vecs.append(v / np.linalg.norm(v))
+            per_passage[i] = vecs
+    return np.array([v for i in range(len(texts)) for v in per_passage[i]], dtype=np.float32)
+
+
+def main(piaf: str, workdir: str | None = None) -> None:
+    root = Path(workdir or tempfile.mkdtemp(prefix="qa-build-speed-"))
+    gold = write_piaf_corpus(piaf, root / "corpus")
+    summary = build_index(root / "corpus", root / "index")
+    paragraphs = len({(g.doc, g.start) for g in gold})
+    idx = load_index(root / "index")
+    st = models.load_model(None)
+    _, location = models.resolve_model(None)
+    texts = [_embedding_input(indexed_text(p)) for p in idx.passages]
+    sentences = [_embedding_input(t) for p in idx.passages for t in indexed_sentences(p)]
+    shipped = (idx.dense.reconstruct_n(0, idx.dense.ntotal), idx.sentence_vectors.copy())
+
+    def timed(fn):
+        t0 = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t0
+
+    variants = {}
+    pv, tp = timed(lambda: models.embed_documents(st, texts, batch_size=BATCH))
+    sv, ts = timed(lambda: models.embed_documents(st, sentences, batch_size=BATCH))
+    variants["torch (shipped)"] = (pv, sv, tp, ts)
+    for quantized in (False, True):
+        enc = load_query_encoder(location, prompt=st.prompts["document"], quantized=quantized)
+        pv, tp = timed(lambda: enc.encode_batch(texts, batch_size=BATCH))
+        sv, ts = timed(lambda: enc.encode_batch(sentences, batch_size=BATCH))
+        variants["onnx int8" if quantized else "onnx fp32"] = (pv, sv, tp, ts)
+    sv, ts = timed(lambda: late_chunked(st, idx, texts))  # one pass gives passage and sentence vectors
+    variants["torch, late-chunked sentences (one pass)"] = (variants["torch (shipped)"][0], sv, ts, 0.0)
+
+    print(f"PIAF: {paragraphs} paragraphs, {len(texts)} passages, {len(sentences)} sentences; "
+          f"shipped build {summary.seconds:.1f} s end to end ({paragraphs / summary.seconds:.1f} paragraphs/s)\n")
+    print("| variant | passages s | sentences s | paragraphs/s (encoding) | min cosine to shipped |")
+    print("|---|---|---|---|---|")
+    rows = []
+    for name, (pv, sv, tp, ts) in variants.items():
+        cos = min(float((pv * shipped[0]).sum(1).min()), float((sv * shipped[1]).sum(1).min()))
+        print(f"| {name} | {tp:.1f} | {ts:.1f} | {paragraphs / (tp + ts):.1f} | {cos:.4f} |")
+        idx.dense.reset()
+        idx.dense.add(np.ascontiguousarray(pv))
+        idx.sentence_vectors = sv
+        row = score_mode(gold, root / "index", "hybrid")
+        rows.append(row.__class__(name, *list(row.__dict__.values())[1:-1],
+                                  f"{name}: answer sentence given gold paragraph {sentence_given_paragraph(gold, root / 'index'):.3f}"))
+    print()
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

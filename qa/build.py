@@ -1,0 +1,244 @@
+"""Build the index from a corpus folder: incremental by default, atomic always.
+
+Each file is hashed; a document whose bytes, model and chunking settings are unchanged since the
+live build keeps its passages and vectors (read back from that build), and only new or changed
+documents are read, cut and embedded. Deleted documents drop out. BM25 and the FAISS structure are
+rebuilt over everything (seconds), so an incremental build gives the same index as a full one.
+A changed model, chunking or reader version, or `full=True`, re-embeds everything, and the summary
+says why. Files that cannot be read are skipped and listed; one bad file never stops a build.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa import storage
+from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
+from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_document
+from qa.errors import CorpusError
+from qa.french import normalize_apostrophes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What `build_index` did, for the CLI's last lines and for tests."""
+
+    index: Path
+    model: str
+    documents: int
+    passages: int
+    sentences: int
+    seconds: float
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, French reason)
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    reused: tuple[str, ...] = ()  # documents whose vectors were kept from the previous build
+    full_reason: str = ""  # why every document was embedded again ("" for an incremental build)
+    embedded_passages: int = 0
+    dense: str = "flat"
+
+
+@dataclass
+class _Part:
+    """One document's share of a build: its row, passages and vectors (new or reused)."""
+
+    doc: dict[str, Any]  # documents.jsonl row: doc, title, sha256, text, pages
+    passages: list[IndexedPassage]
+    vectors: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+
+
+def embedding_input(text: str) -> str:
+    """What the encoder sees: apostrophes made alike, as in questions."""
+    return normalize_apostrophes(text)
+
+
+def build_index(
+    corpus: str | Path = "corpus",
+    index: str | Path = "index",
+    *,
+    model: str | None = None,
+    full: bool = False,
+    dense: str = "auto",
+    show_progress: bool = False,
+) -> BuildSummary:
+    """Index every readable document under `corpus` into `index`, replacing it atomically.
+
+    Re-embeds only new or changed documents unless `full` (or the model or settings changed).
+    `dense`: "auto" (exact search up to qa.dense.FLAT_MAX passages, IVF-SQ8 above), "flat" or "ivf".
+    Raises `CorpusError` when no document is readable.
+
+    Example:
+        >>> build_index("corpus", "index").passages
+        9
+    """
+    from qa import dense as dense_index
+    from qa import model as models
+    from qa.index import write_build
+
+    dense_index.plan(0, dense)  # a bad kind fails before any work
+    t0 = time.perf_counter()
+    corpus, root = Path(corpus), Path(index)
+    model_id, _ = models.resolve_model(model)
+    checksum = models.model_checksum(model)
+    previous, previous_docs, full_reason = _previous(root, model_id, checksum, full)
+
+    parts: list[_Part] = []
+    skipped: list[tuple[str, str, str]] = []
+    reused, fresh = [], []
+    for path in iter_corpus_files(corpus):
+        rel = path.relative_to(corpus).as_posix()
+        try:
+            data = _read_bytes(path)
+        except (OSError, Unreadable) as exc:
+            _skip(skipped, rel, exc, "")
+            continue
+        sha = content_hash(data)
+        if previous is not None and previous_docs.get(rel, {}).get("sha256") == sha and rel in previous.parts:
+            parts.append(previous.parts[rel])
+            reused.append(rel)
+            continue
+        try:
+            doc = read_document(path, corpus, data)
+        except (Unreadable, ValueError, OSError) as exc:
+            _skip(skipped, rel, exc, sha)
+            continue
+        parts.append(_Part(_document_row(doc), chunk_document(doc)))
+        fresh.append(parts[-1])
+    if not parts:
+        raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md, .pdf, .html, .docx).")
+    if not any(p.passages for p in parts):
+        raise CorpusError(f"No passage could be read from {corpus}.")
+
+    new_passages = [p for part in fresh for p in part.passages]
+    if new_passages:
+        encoder = models.load_model(model)
+        vectors = models.embed_documents(encoder, [embedding_input(indexed_text(p)) for p in new_passages],
+                                         show_progress=show_progress)
+        sentences = [embedding_input(t) for p in new_passages for t in indexed_sentences(p)]
+        sentence_vectors = models.embed_documents(encoder, sentences, show_progress=show_progress)
+        _distribute(fresh, vectors, sentence_vectors)
+
+    passages = [p for part in parts for p in part.passages]
+    dim = next(part.vectors.shape[1] for part in parts if part.vectors is not None)
+    all_vectors = np.concatenate([part.vectors for part in parts]) if passages else np.zeros((0, dim), np.float32)
+    all_sentences = np.concatenate([part.sentence_vectors for part in parts])
+    plan = dense_index.plan(len(passages), dense)
+    final = write_build(
+        root, corpus, model_id=model_id, checksum=checksum, documents=[part.doc for part in parts],
+        passages=passages, vectors=all_vectors, sentence_vectors=all_sentences, skipped=skipped, dense=plan,
+    )
+    if new_passages:
+        models.encode_question(model, "query")  # export the fast question encoder now, not at the first question
+    now = {part.doc["doc"]: part.doc["sha256"] for part in parts}
+    return BuildSummary(
+        index=final,
+        model=model_id,
+        documents=len(parts),
+        passages=len(passages),
+        sentences=len(all_sentences),
+        seconds=time.perf_counter() - t0,
+        skipped=tuple((path, reason) for path, reason, _ in skipped),
+        added=tuple(d for d in now if d not in previous_docs),
+        changed=tuple(d for d in now if d in previous_docs and previous_docs[d].get("sha256") != now[d]),
+        removed=tuple(d for d in previous_docs if d not in now),
+        reused=tuple(reused),
+        full_reason=full_reason,
+        embedded_passages=len(new_passages),
+        dense=plan["type"],
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    from qa.documents import MAX_FILE_BYTES
+
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise Unreadable(f"fichier trop volumineux ({size / 1e6:.0f} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
+    return path.read_bytes()
+
+
+def _skip(skipped: list, rel: str, exc: Exception, sha: str) -> None:
+    reason = str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
+    log.warning("Skipping %s: %s", rel, reason)
+    skipped.append((rel, reason, sha))
+
+
+def _document_row(doc: Document) -> dict[str, Any]:
+    row: dict[str, Any] = {"doc": doc.doc_id, "title": doc.title, "sha256": doc.sha256, "text": doc.text}
+    if doc.pages:
+        row["pages"] = list(doc.pages)
+    return row
+
+
+def _distribute(parts: list[_Part], vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+    """Hand each new document its rows of the vectors embedded in one batch."""
+    p = s = 0
+    for part in parts:
+        n = len(part.passages)
+        m = sum(len(x.sentences) for x in part.passages)
+        part.vectors, part.sentence_vectors = vectors[p : p + n], sentence_vectors[s : s + m]
+        p, s = p + n, s + m
+
+
+@dataclass
+class _Previous:
+    parts: dict[str, _Part]
+
+
+def _previous(root: Path, model_id: str, checksum: str, full: bool) -> tuple[_Previous | None, dict[str, dict], str]:
+    """The live build's reusable documents, its manifest's document list, and why nothing is reused.
+
+    Without a live build every document is new, which is not a "full rebuild" worth explaining.
+    """
+    try:
+        build = storage.current_build(root)
+        manifest = storage.read_manifest(build)
+    except Exception as exc:  # noqa: BLE001 - no index, or one that cannot be read: build from scratch
+        if (root / storage.CURRENT).exists():
+            return None, {}, f"index précédent illisible ({exc})"
+        return None, {}, ""
+    docs = manifest.get("documents", {})
+    if full:
+        return None, docs, "reconstruction complète demandée (--full)"
+    if manifest["model"].get("checksum") != checksum or manifest["model"].get("id") != model_id:
+        return None, docs, f"modèle changé ({manifest['model'].get('id')} → {model_id})"
+    if manifest.get("chunking") != chunking_params():
+        return None, docs, "réglages de découpage ou de lecture changés"
+    try:
+        return _Previous(_read_parts(build, manifest)), docs, ""
+    except Exception as exc:  # noqa: BLE001 - a damaged build is not reused, never trusted
+        log.warning("Previous build %s cannot be reused (%s): embedding everything again.", build, exc)
+        return None, docs, f"index précédent illisible ({exc})"
+
+
+def _read_parts(build: Path, manifest: dict[str, Any]) -> dict[str, _Part]:
+    from qa.index import passage_from_row
+
+    rows = storage.read_jsonl(build / "passages.jsonl")
+    vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
+    sentences = np.load(build / "sentences.npy", mmap_mode="r", allow_pickle=False)
+    if len(vectors) != len(rows) or len(sentences) != sum(len(r["sentences"]) for r in rows):
+        raise ValueError("vector and passage counts differ")
+    parts: dict[str, _Part] = {d["doc"]: _Part(d, []) for d in storage.read_jsonl(build / "documents.jsonl")}
+    spans: dict[str, list[int]] = {}
+    s = 0
+    for i, row in enumerate(rows):
+        n = len(row["sentences"])
+        span = spans.setdefault(row["doc"], [i, i, s, s])
+        span[1], span[3] = i + 1, s + n
+        parts[row["doc"]].passages.append(passage_from_row(row))
+        s += n
+    for doc, (p0, p1, s0, s1) in spans.items():
+        parts[doc].vectors = np.array(vectors[p0:p1], dtype=np.float32)
+        parts[doc].sentence_vectors = np.array(sentences[s0:s1], dtype=np.float32)
+    return {doc: part for doc, part in parts.items() if part.vectors is not None}

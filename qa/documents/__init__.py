@@ -1,0 +1,123 @@
+"""Read a file into a `Document`: its text, title, headings, paragraphs and pages, all as offsets.
+
+One reader per format (`text` for .txt/.md, `pdf`, `html`, `docx`), each returning the same
+`Document`; the chunker never learns about formats. Readers never rewrite text after building it:
+every span points into `Document.text` (for PDF, HTML and DOCX, the text as extracted), so a citation
+can always be found verbatim in what was read.
+
+A file that cannot be used raises `ValueError` with a short French reason (shown to users in the
+build summary); `read_document` turns any reader failure into one, so one bad file never stops a build.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.errors import CorpusError
+
+MAX_FILE_BYTES = 50_000_000  # 50 MB: larger files are dumps or scans, not reports; skipped with a warning
+READERS_VERSION = 2  # bump when a reader's output changes: an incremental build then re-reads everything
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the document text: `text[start:end]`."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Heading:
+    start: int
+    end: int
+    text: str
+    level: int = 1
+
+
+@dataclass(frozen=True)
+class Document:
+    """A file as read: `doc_id` is its path relative to the corpus folder, with `/` separators.
+
+    `pages` holds the offset where each page starts (PDF only): page n starts at `pages[n - 1]`.
+    """
+
+    doc_id: str
+    title: str
+    text: str
+    headings: tuple[Heading, ...] = ()
+    paragraphs: tuple[Span, ...] = ()
+    sha256: str = field(default="", compare=False)
+    pages: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page number (from 1) holding `offset`, or None for formats without pages."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, offset))
+
+
+class Unreadable(ValueError):
+    """A file a reader refuses, with the French reason shown in the build summary."""
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _readers():
+    from qa.documents import docx, html, pdf, text
+
+    return {
+        ".txt": text.read_text_file, ".text": text.read_text_file,
+        ".md": text.read_markdown_file, ".markdown": text.read_markdown_file,
+        ".pdf": pdf.read_pdf, ".html": html.read_html, ".htm": html.read_html, ".docx": docx.read_docx,
+    }
+
+
+SUFFIXES = (".txt", ".text", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
+
+
+def iter_corpus_files(corpus: Path) -> list[Path]:
+    """Every file under `corpus` that a user put there, sorted; hidden ones and the corpus's own README
+    left out. Files of unknown formats are listed too, so a build can say it skipped them."""
+    if not corpus.is_dir():
+        raise CorpusError(f"Corpus folder not found: {corpus}")
+    files = []
+    for path in sorted(corpus.rglob("*")):
+        rel = path.relative_to(corpus)
+        if any(part.startswith((".", "~$")) for part in rel.parts) or not path.is_file():
+            continue
+        if rel.as_posix().lower() in ("readme.md", "readme.txt"):
+            continue
+        files.append(path)
+    return files
+
+
+def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Document:
+    """Read one file (its bytes may be passed when already read). Raises `ValueError` with a French
+    reason for a file that cannot be used: unknown format, too large, empty, binary or corrupt."""
+    reader = _readers().get(path.suffix.lower())
+    if reader is None:
+        raise Unreadable(f"format non pris en charge ({path.suffix or 'sans extension'})")
+    if data is None:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise Unreadable(f"fichier trop volumineux ({size // 1_000_000} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
+        data = path.read_bytes()
+    if len(data) > MAX_FILE_BYTES:
+        raise Unreadable(f"fichier trop volumineux ({len(data) // 1_000_000} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
+    if not data.strip():
+        raise Unreadable("fichier vide")
+    try:
+        doc = reader(data, path.relative_to(corpus).as_posix(), path)
+    except Unreadable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a third-party parser's failure on one file must not stop the build
+        raise Unreadable(f"fichier illisible ({type(exc).__name__}: {exc})") from exc
+    if not doc.paragraphs:
+        raise Unreadable("aucun texte lisible (document scanné ou vide ?)")
+    return doc

@@ -1,0 +1,112 @@
+"""Assemble extracted text (PDF, HTML, DOCX) block by block, recording every span as it is written.
+
+The text a reader extracts is built here, so headings, paragraphs and page starts are offsets into
+exactly the string that is stored and shown: `text[start:end]` is the cited text by construction.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qa.documents import Document, Heading, Span, Unreadable, content_hash
+
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u3000]+")
+
+
+def clean_inline(text: str) -> str:
+    """One line of running text: whitespace runs collapsed, soft hyphens and NULs dropped."""
+    text = text.replace("\u00ad", "").replace("\x00", "")
+    return _SPACES.sub(" ", text.replace("\n", " ").replace("\r", " ")).strip()
+
+
+def table_rows(rows: list[list[str]], header: bool | None = None) -> list[str]:
+    """Each data row as one line of text, its cells labelled by the header row when there is one:
+    "Ville : Kayes | Victimes : 12" is a row a question can match; "Kayes | 12" is not.
+    `header=None` takes a first row with no figures in it for a header."""
+    rows = [[clean_inline(c) for c in row] for row in rows]
+    rows = [row for row in rows if any(row)]
+    if header is None:
+        header = len(rows) >= 2 and all(c and not any(ch.isdigit() for ch in c) for c in rows[0])
+    if not header or len(rows) < 2:
+        return [" | ".join(c for c in row if c) for row in rows]
+    names = rows[0]
+    out = []
+    for row in rows[1:]:
+        cells = [f"{names[i]} : {c}" if i < len(names) and names[i] else c for i, c in enumerate(row) if c]
+        out.append(" | ".join(cells))
+    return out
+
+
+class TextBuilder:
+    """Blocks separated by a blank line; page starts marked as the text grows."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._length = 0
+        self.headings: list[Heading] = []
+        self.paragraphs: list[Span] = []
+        self.pages: list[int] = []
+
+    def _open_block(self) -> int:
+        if self._length:
+            self._write("\n\n")
+        return self._length
+
+    def _write(self, text: str) -> None:
+        self._parts.append(text)
+        self._length += len(text)
+
+    def start_page(self) -> None:
+        """The next text written belongs to a new page (mid-paragraph when a paragraph is being written)."""
+        self.pages.append(self._length if self._in_paragraph or not self._length else self._length + 2)
+
+    _in_paragraph = False
+
+    def title(self, text: str) -> None:
+        """The document's title line: written first, neither a heading nor a paragraph."""
+        self._open_block()
+        self._write(clean_inline(text))
+
+    def heading(self, text: str, level: int = 1) -> None:
+        text = clean_inline(text)
+        if text:
+            start = self._open_block()
+            self._write(text)
+            self.headings.append(Heading(start, self._length, text, level))
+
+    def paragraph(self, text: str) -> None:
+        text = clean_inline(text)
+        if text:
+            start = self._open_block()
+            self._write(text)
+            self.paragraphs.append(Span(start, self._length))
+
+    def paragraph_lines(self, lines: list[tuple[int, str]], joiners: list[str], mark=None) -> None:
+        """A paragraph from (page, line) pairs; joiners[i] goes between lines i and i+1 ("\x00": the
+        line ends with a cut word's hyphen, removed and joined without a space). `mark(page)` is
+        called when a line starts a new page, so page starts fall inside the paragraph."""
+        texts = [clean_inline(t) for _, t in lines]
+        for i, joiner in enumerate(joiners):
+            if joiner == "\x00":
+                texts[i] = texts[i][:-1]
+        start = self._open_block()
+        self._in_paragraph = True
+        try:
+            for i, ((page, _), text) in enumerate(zip(lines, texts)):
+                if i:
+                    if mark is not None and page != lines[i - 1][0]:
+                        mark(page)
+                    self._write("" if joiners[i - 1] == "\x00" else " ")
+                self._write(text)
+        finally:
+            self._in_paragraph = False
+        if self._length > start:
+            self.paragraphs.append(Span(start, self._length))
+
+    def document(self, doc_id: str, title: str, data: bytes) -> Document:
+        if not self.paragraphs:
+            raise Unreadable("aucun texte lisible (document scanné ou vide ?)")
+        text = "".join(self._parts) + "\n"
+        pages = self.pages
+        return Document(doc_id, title, text, tuple(self.headings), tuple(self.paragraphs), content_hash(data),
+                        tuple(min(p, len(text)) for p in pages))

@@ -1,0 +1,250 @@
+"""PDF with pypdf: lines with their font size and height on the page, rebuilt into headings and
+whole paragraphs, with the page where each starts.
+
+- Lines come from pypdf's text visitor, which gives each run's font, size and position.
+- Running headers and footers (the same line, digits aside, at the top or bottom of most pages)
+  and bare page numbers are dropped.
+- Headings are short lines set in a larger font than the body (or all bold), without final
+  punctuation; the largest one on page 1 is the title.
+- Lines are joined into paragraphs, across page breaks when a sentence runs on; a word cut by a
+  hyphen at a line end is joined back ("uti-" + "lisé" -> "utilisé").
+A scanned PDF has no text layer: it is skipped with a reason (no OCR here).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.documents import Document, Unreadable
+from qa.documents.builder import TextBuilder, clean_inline
+
+MARGIN = 0.09  # top and bottom share of the page where running headers and footers live
+HEADING_RATIO = 1.15  # a heading's font is at least this much larger than the body's
+MAX_HEADING_CHARS = 150
+_PAGE_NUMBER_RE = re.compile(r"^(page|p\.)?\s*\d{1,4}(\s*(/|sur|de|of)\s*\d{1,4})?$", re.IGNORECASE)
+_END_RE = re.compile(r"[.!?…»\"”)\]:]$")
+_LIST_RE = re.compile(r"^([-–—•▪◦*]|\d{1,2}[.)])\s")
+_HYPHEN_CUT_RE = re.compile(r"[A-Za-zÀ-ÿ]-$")
+
+
+@dataclass
+class Line:
+    text: str
+    y: float | None  # height on the page (points from the bottom), None when unknown
+    size: float
+    bold: bool
+    page: int  # from 1
+
+
+def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise Unreadable("PDF protégé par un mot de passe")
+    pages = [_page_lines(page, n) for n, page in enumerate(reader.pages, start=1)]
+    if not any(pages):
+        raise Unreadable("PDF sans texte (document scanné ? pas de reconnaissance de caractères ici)")
+    lines = _drop_running_lines(pages)
+    body = _body_size(lines)
+    title = _title(lines, body) or _metadata_title(reader) or ""
+    builder = TextBuilder()
+    if title:
+        builder.title(title)
+    _write_blocks(builder, lines, body, title, len(reader.pages))
+    return builder.document(doc_id, title or _name_title(path), data)
+
+
+def _page_lines(page, number: int) -> list[Line]:
+    """The page's lines in pypdf's reading order, each with its dominant font size and boldness."""
+    runs: list[tuple[str, float | None, float, bool]] = []
+
+    def visit(text, cm, tm, font, size):
+        if text:
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5] if cm and tm else None
+            scale = math.hypot(tm[2], tm[3]) * math.hypot(cm[2], cm[3]) if cm and tm else 1.0
+            name = str((font or {}).get("/BaseFont", ""))
+            runs.append((text, y, (size or 0) * (scale or 1.0), bool(re.search(r"bold|black|heavy|,b\b", name, re.I))))
+
+    page.extract_text(visitor_text=visit)
+    height = float(page.mediabox.height or 0)
+    lines: list[Line] = []
+    chars: list[str] = []
+    weights: Counter = Counter()
+    bold_chars = 0
+    first_y: float | None = None
+
+    def flush() -> None:
+        nonlocal chars, weights, bold_chars, first_y
+        text = clean_inline("".join(chars))
+        if text:
+            size = weights.most_common(1)[0][0] if weights else 0.0
+            y = first_y / height if first_y is not None and height else None
+            lines.append(Line(text, y, size, bold_chars >= 0.8 * sum(weights.values()), number))
+        chars, weights, bold_chars, first_y = [], Counter(), 0, None
+
+    for text, y, size, bold in runs:
+        pieces = text.split("\n")
+        for i, piece in enumerate(pieces):
+            if i:
+                flush()
+            if piece.strip():
+                if first_y is None:
+                    first_y = y
+                n = len(piece.strip())
+                weights[round(size, 1)] += n
+                bold_chars += n if bold else 0
+            chars.append(piece)
+    flush()
+    return lines
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\d+", "#", text.casefold())
+
+
+def _in_margin(line: Line, index: int, count: int) -> bool:
+    if line.y is None:
+        return index < 2 or index >= count - 2
+    return line.y > 1 - MARGIN or line.y < MARGIN
+
+
+def _drop_running_lines(pages: list[list[Line]]) -> list[Line]:
+    """All lines in order, without page numbers and lines repeated in the margins of most pages."""
+    seen: Counter = Counter()
+    for lines in pages:
+        seen.update({_key(l.text) for i, l in enumerate(lines) if _in_margin(l, i, len(lines))})
+    threshold = max(2, math.ceil(0.5 * len(pages)))
+    kept = []
+    for lines in pages:
+        for i, line in enumerate(lines):
+            if _in_margin(line, i, len(lines)) and (seen[_key(line.text)] >= threshold or _PAGE_NUMBER_RE.match(line.text)):
+                continue
+            kept.append(line)
+    return kept
+
+
+def _body_size(lines: list[Line]) -> float:
+    sizes: Counter = Counter()
+    for line in lines:
+        sizes[line.size] += len(line.text)
+    return sizes.most_common(1)[0][0] if sizes else 0.0
+
+
+def _is_heading(line: Line, body: float) -> bool:
+    if len(line.text) > MAX_HEADING_CHARS or _END_RE.search(line.text) and not line.text.endswith(")"):
+        return False
+    if line.text.endswith((".", ",", ";")) or _LIST_RE.match(line.text) or not any(c.isalpha() for c in line.text):
+        return False
+    larger = body > 0 and line.size >= body * HEADING_RATIO
+    return larger or (line.bold and line.size >= body * 0.95 and len(line.text) <= 120)
+
+
+def _title(lines: list[Line], body: float) -> str:
+    """The largest heading of page 1, when it is larger than the body text."""
+    first = [l for l in lines if l.page == 1 and _is_heading(l, body) and l.size > body]
+    if not first:
+        return ""
+    biggest = max(l.size for l in first)
+    return next(l.text for l in first if l.size == biggest)
+
+
+def _metadata_title(reader) -> str:
+    try:
+        title = (reader.metadata or {}).get("/Title")
+    except Exception:  # noqa: BLE001 - broken metadata is no reason to skip a readable PDF
+        return ""
+    title = clean_inline(str(title or ""))
+    return title if 3 <= len(title) <= MAX_HEADING_CHARS and not title.lower().endswith((".doc", ".docx", ".pdf")) else ""
+
+
+def _name_title(path: Path) -> str:
+    name = re.sub(r"[-_]+", " ", path.stem).strip()
+    return name[:1].upper() + name[1:]
+
+
+def _write_blocks(builder: TextBuilder, lines: list[Line], body: float, title: str, page_count: int) -> None:
+    """Headings and paragraphs in order; page starts marked as pages go by."""
+    heading_sizes = sorted({l.size for l in lines if _is_heading(l, body)}, reverse=True)
+    long_line = _typical_length(lines)
+    line_gap = _typical_gaps(lines)
+    page = 0
+    paragraph: list[Line] = []
+    title_done = not title
+
+    def close() -> None:
+        if paragraph:
+            builder.paragraph_lines([(l.page, l.text) for l in paragraph], _joiners(paragraph), mark=_mark_page)
+            paragraph.clear()
+
+    def _mark_page(target: int) -> None:
+        nonlocal page
+        while page < target:
+            builder.start_page()
+            page += 1
+
+    for line in lines:
+        if not paragraph:
+            _mark_page(line.page)
+        if not title_done and line.page == 1 and line.text == title:
+            title_done = True
+            continue
+        if _is_heading(line, body):
+            close()
+            _mark_page(line.page)
+            builder.heading(line.text, heading_sizes.index(line.size) + 1 if line.size in heading_sizes else 1)
+            continue
+        if paragraph and _breaks(paragraph[-1], line, long_line, line_gap):
+            close()
+            _mark_page(line.page)
+        paragraph.append(line)
+    close()
+    _mark_page(page_count)
+
+
+def _typical_length(lines: list[Line]) -> int:
+    """The length of a full line of body text (90th percentile over the document)."""
+    lengths = sorted(len(l.text) for l in lines)
+    return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
+
+
+def _typical_gaps(lines: list[Line]) -> dict[float, float]:
+    """By font size, the usual drop from one line to the next inside a paragraph (the smallest common one)."""
+    gaps: dict[float, list[float]] = {}
+    for prev, line in zip(lines, lines[1:]):
+        if prev.page == line.page and prev.size == line.size and prev.y is not None and line.y is not None:
+            if 0 < prev.y - line.y < 0.2:
+                gaps.setdefault(line.size, []).append(prev.y - line.y)
+    return {size: sorted(g)[len(g) // 4] for size, g in gaps.items()}
+
+
+def _breaks(prev: Line, line: Line, long_line: int, line_gap: dict[float, float]) -> bool:
+    """Whether `line` starts a new paragraph after `prev`: extra space above it, a list marker, a
+    change of font size, or a short line ending a sentence before it."""
+    ends = bool(_END_RE.search(prev.text))
+    if line.page != prev.page:
+        return ends  # a sentence running on to the next page keeps its paragraph
+    if _LIST_RE.match(line.text):
+        return True
+    if line.size and prev.size and abs(line.size - prev.size) > 0.5:
+        return True
+    usual = line_gap.get(line.size)
+    if usual and prev.y is not None and line.y is not None and prev.y - line.y > 1.3 * usual:
+        return True
+    return ends and len(prev.text) < 0.85 * long_line
+
+
+def _joiners(lines: list[Line]) -> list[str]:
+    """What goes between consecutive lines: "" after a word cut by a hyphen, else a space.
+    The cut hyphen itself is removed by `paragraph_lines` (joiner "\\x00")."""
+    out = []
+    for prev, line in zip(lines, lines[1:]):
+        cut = _HYPHEN_CUT_RE.search(prev.text) and line.text[:1].islower()
+        out.append("\x00" if cut else " ")
+    return out
+

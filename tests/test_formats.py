@@ -1,0 +1,135 @@
+"""Every format: headings found, offsets verbatim into the extracted text, pages on PDF passages,
+boilerplate left out; a mixed folder indexes in one build that skips the bad files and answers a
+question from each format."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.chunking import chunk_document
+from qa.documents import read_document
+from tests import samples
+
+
+def _read(path, root):
+    doc = read_document(path, root)
+    paragraphs = [doc.text[p.start : p.end] for p in doc.paragraphs]
+    for h in doc.headings:
+        assert doc.text[h.start : h.end] == h.text
+    for passage in chunk_document(doc):
+        assert passage.text == doc.text[passage.start : passage.end]
+        for s, e in passage.sentences:
+            assert passage.start <= s < e <= passage.end
+    return doc, paragraphs
+
+
+def test_pdf_headings_pages_hyphens_and_running_lines(tmp_path):
+    doc, paragraphs = _read(samples.write_pdf(tmp_path / "note.pdf"), tmp_path)
+    assert doc.title == "Les attaques de juillet 2025 au Mali"
+    assert [h.text for h in doc.headings] == ["Contexte sécuritaire", "Réactions régionales"]
+    assert "Les assaillants ont utilisé des drones kamikazes" in paragraphs[0]  # "uti-" + "lisé" joined
+    assert "uti-" not in doc.text
+    assert samples.PDF_RUNNING_HEADER not in doc.text and "Page 2 sur 3" not in doc.text
+    # the sentence cut by the page break is whole, in one paragraph, which starts on page 2
+    running_on = next(p for p in paragraphs if "asphyxier" in p)
+    assert "en visant les camions-citernes sur les axes routiers" in running_on
+    passages = chunk_document(doc)
+    pages = {p.text.split()[0] + " " + p.text.split()[1]: p.page for p in passages}
+    assert pages["Le 1er"] == 1 and pages["L’armée malienne"] == 1
+    assert pages["Le Sénégal"] == 2 and pages["La CEDEAO"] == 3
+    assert doc.page_at(doc.text.index("camions-citernes")) == 3  # inside the paragraph, page 3 begins
+    assert all(p.page is not None for p in passages)
+
+
+def test_pdf_without_text_layer_is_refused_with_a_reason(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(tmp_path / "scan.pdf"))
+    c.rect(100, 100, 200, 200, fill=1)  # a page with a drawing and no text, like a scan
+    c.showPage()
+    c.save()
+    with pytest.raises(ValueError, match="scanné"):
+        read_document(tmp_path / "scan.pdf", tmp_path)
+
+
+def test_docx_heading_styles_and_tables(tmp_path):
+    doc, paragraphs = _read(samples.write_docx(tmp_path / "h.docx"), tmp_path)
+    assert doc.title == "Rapport humanitaire sur le Sahel"
+    assert [(h.text, h.level) for h in doc.headings] == [("Déplacements de population", 1), ("Chiffres clés", 2)]
+    assert "Région : Kayes | Personnes déplacées : 4 500" in paragraphs
+    assert "Région : Ségou | Personnes déplacées : 7 200" in paragraphs
+    assert chunk_document(doc)[-1].section == "Chiffres clés"
+    assert all(p.page is None for p in chunk_document(doc))
+
+
+def test_html_main_text_only(tmp_path):
+    (tmp_path / "a.html").write_text(samples.HTML, encoding="utf-8")
+    doc, paragraphs = _read(tmp_path / "a.html", tmp_path)
+    assert doc.title == "Mali : la gendarmerie visée à Nioro"
+    assert [(h.text, h.level) for h in doc.headings] == [("L’attaque du poste de Nioro", 2), ("Bilan", 3)]
+    for boilerplate in ("Accueil", "cookies", "secret", "color", "À lire aussi", "droits réservés"):
+        assert boilerplate not in doc.text
+    assert ("Le 1er juillet, des assaillants ont incendié le poste de gendarmerie de Nioro du Sahel avant de "
+            "se replier vers la forêt du Wagadou.") in paragraphs
+    assert "Ville : Nioro | Victimes : 9" in paragraphs
+
+
+def test_markdown_front_matter_lists_and_tables(tmp_path):
+    (tmp_path / "n.md").write_text(samples.MARKDOWN, encoding="utf-8")
+    doc, paragraphs = _read(tmp_path / "n.md", tmp_path)
+    assert doc.title == "Note sur la CEDEAO"
+    assert "auteur" not in " ".join(paragraphs)
+    assert "- première mesure : fermeture des frontières\n- seconde mesure : gel des avoirs" in paragraphs
+    assert "| Niger | gel des avoirs |" in paragraphs
+    assert not any(set(p) <= set("|- ") for p in paragraphs)  # the table's rule row is no paragraph
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "utf-8-sig", "utf-8"])
+def test_text_encodings_are_detected(tmp_path, encoding):
+    text = samples.CP1252_TEXT if encoding != "latin-1" else samples.CP1252_TEXT.replace("’", "'")
+    (tmp_path / "s.txt").write_bytes(text.encode(encoding))
+    doc, paragraphs = _read(tmp_path / "s.txt", tmp_path)
+    assert doc.title == "Note de Ségou"
+    assert paragraphs == [text.split("\n\n")[1].strip()]
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    from qa import build_index
+
+    root = tmp_path_factory.mktemp("mixed")
+    corpus = samples.write_mixed_corpus(root / "corpus")
+    summary = build_index(corpus, root / "index")
+    return corpus, root / "index", summary
+
+
+def test_mixed_folder_builds_and_lists_what_it_skipped(mixed):
+    _, _, summary = mixed
+    assert summary.documents == 5
+    skipped = dict(summary.skipped)
+    assert set(skipped) == {"casse.pdf", "photo.jpg"}
+    assert "illisible" in skipped["casse.pdf"] and "format non pris en charge" in skipped["photo.jpg"]
+
+
+@pytest.mark.parametrize("doc", sorted(samples.QUESTIONS))
+def test_each_format_answers_its_question_with_a_verbatim_citation(mixed, doc):
+    from qa import retrieve
+    from qa.index import read_documents
+
+    _, index, _ = mixed
+    top = retrieve(samples.QUESTIONS[doc], k=3, index=index)[0]
+    assert top.doc == doc
+    text = read_documents(index)[doc]["text"]
+    assert text[top.start : top.end] == top.text
+    assert text[top.sentence.start : top.sentence.end] == top.sentence.text
+    assert (top.page is not None) == doc.endswith(".pdf")
+
+
+def test_document_filter_restricts_results(mixed):
+    from qa import retrieve
+
+    _, index, _ = mixed
+    hits = retrieve("Quelles sanctions ?", k=10, index=index, docs=["segou.txt", "presse/nioro.html"])
+    assert hits and {h.doc for h in hits} <= {"segou.txt", "presse/nioro.html"}
+    with pytest.raises(ValueError, match="unknown document"):
+        retrieve("Quelles sanctions ?", index=index, docs=["absent.pdf"])

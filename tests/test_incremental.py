@@ -1,0 +1,140 @@
+"""Incremental builds: only new or changed documents are embedded (encoder calls counted), deleted
+ones drop out, and the result matches a full rebuild of the same folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import qa.model
+from qa import build_index, retrieve
+from qa.storage import current_build
+from tests import samples
+
+
+@pytest.fixture
+def embedded(monkeypatch):
+    """Texts given to the encoder, per call (a spy: the real encoder still runs)."""
+    calls: list[list[str]] = []
+    real = qa.model.embed_documents
+
+    def spy(model, texts, **kwargs):
+        calls.append(list(texts))
+        return real(model, texts, **kwargs)
+
+    monkeypatch.setattr(qa.model, "embed_documents", spy)
+    return calls
+
+
+def _passages(index):
+    rows = [json.loads(line) for line in (current_build(index) / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [(r["doc"], r["start"], r["end"]) for r in rows]
+
+
+def _vectors(index):
+    build = current_build(index)
+    return np.load(build / "vectors.npy"), np.load(build / "sentences.npy")
+
+
+def test_add_edit_delete_reembed_only_what_changed(tmp_path, embedded):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "cedeao.md").write_text(samples.MARKDOWN, encoding="utf-8")
+    (corpus / "segou.txt").write_bytes(samples.CP1252_TEXT.encode("cp1252"))
+    (corpus / "nioro.html").write_text(samples.HTML, encoding="utf-8")
+    index = tmp_path / "index"
+
+    first = build_index(corpus, index)
+    assert sorted(first.added) == ["cedeao.md", "nioro.html", "segou.txt"] and not first.reused
+    assert first.embedded_passages == first.passages and not first.full_reason
+
+    embedded.clear()
+    samples.write_docx(corpus / "humanitaire.docx")
+    added = build_index(corpus, index)
+    assert added.added == ("humanitaire.docx",) and sorted(added.reused) == ["cedeao.md", "nioro.html", "segou.txt"]
+    new_rows = [p for p in _passages(index) if p[0] == "humanitaire.docx"]
+    assert added.embedded_passages == len(new_rows)
+    assert len(embedded[0]) == len(new_rows)  # passages: only the new document's
+    assert all("Sahel" in t or "réfugiés" in t or "Région" in t or "ONG" in t for t in embedded[0])
+
+    embedded.clear()
+    (corpus / "cedeao.md").write_text(samples.MARKDOWN.replace("six mois", "neuf mois"), encoding="utf-8")
+    edited = build_index(corpus, index)
+    assert edited.changed == ("cedeao.md",) and len(edited.reused) == 3
+    assert len(embedded[0]) == sum(1 for p in _passages(index) if p[0] == "cedeao.md")
+    assert any("neuf mois" in t for t in embedded[1])
+
+    embedded.clear()
+    (corpus / "nioro.html").unlink()
+    removed = build_index(corpus, index)
+    assert removed.removed == ("nioro.html",) and removed.embedded_passages == 0 and embedded == []
+    assert all(p[0] != "nioro.html" for p in _passages(index))
+    assert retrieve("gendarmerie de Nioro incendiée", k=5, index=index)[0].doc != "nioro.html"
+
+    # the same folder built from scratch gives the same index
+    full = build_index(corpus, tmp_path / "full", full=True)
+    assert full.embedded_passages == full.passages
+    assert _passages(index) == _passages(tmp_path / "full")
+    for mine, theirs in zip(_vectors(index), _vectors(tmp_path / "full")):
+        assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=1e-5)
+    for question in ("Combien de temps durent les sanctions de la CEDEAO ?", "Vers quel pays les réfugiés ont-ils fui ?",
+                     "Quelle mesure le gouverneur de Ségou a-t-il prise ?"):
+        ours = [(p.doc, p.start, p.end, p.sentence.start) for p in retrieve(question, k=4, index=index)]
+        assert ours == [(p.doc, p.start, p.end, p.sentence.start) for p in retrieve(question, k=4, index=tmp_path / "full")]
+    assert retrieve("Combien de temps durent les sanctions de la CEDEAO ?", k=1, index=index)[0].sentence.text.count("neuf")
+
+
+def test_changed_settings_or_full_flag_reembed_everything(tmp_path, embedded, capsys):
+    from qa.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "segou.txt").write_bytes(samples.CP1252_TEXT.encode("cp1252"))
+    (corpus / "cedeao.md").write_text(samples.MARKDOWN, encoding="utf-8")
+    index = tmp_path / "index"
+    build_index(corpus, index)
+
+    manifest_path = current_build(index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["chunking"]["max_words"] = 999  # as if built by a version of qa that cut passages differently
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    embedded.clear()
+    rebuilt = build_index(corpus, index)
+    assert "découpage" in rebuilt.full_reason and rebuilt.embedded_passages == rebuilt.passages and not rebuilt.reused
+
+    embedded.clear()
+    assert main(["index", "build", "--corpus", str(corpus), "--index", str(index)]) == 0
+    out = capsys.readouterr()
+    assert "0 ajouté(s), 0 modifié(s), 0 supprimé(s), 2 réutilisé(s)" in out.out and "(0 encodés)" in out.out
+    assert embedded == []
+
+    assert main(["index", "build", "--full", "--corpus", str(corpus), "--index", str(index)]) == 0
+    out = capsys.readouterr()
+    assert "Tout est réencodé : reconstruction complète demandée (--full)." in out.err
+    assert len(embedded[0]) == rebuilt.passages
+
+
+def test_unreadable_previous_build_is_not_reused(tmp_path, embedded):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "segou.txt").write_bytes(samples.CP1252_TEXT.encode("cp1252"))
+    index = tmp_path / "index"
+    build_index(corpus, index)
+    (current_build(index) / "vectors.npy").write_bytes(b"not numpy")
+    embedded.clear()
+    again = build_index(corpus, index)
+    assert "illisible" in again.full_reason and again.embedded_passages == again.passages == 1
+
+
+def test_ivf_index_is_recorded_and_searchable(tmp_path):
+    corpus = samples.write_mixed_corpus(tmp_path / "corpus")
+    summary = build_index(corpus, tmp_path / "index", dense="ivf")
+    assert summary.dense == "ivf-sq8"
+    manifest = json.loads((current_build(tmp_path / "index") / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["dense"]["type"] == "ivf-sq8" and manifest["dense"]["nprobe"] >= 1
+    top = retrieve(samples.QUESTIONS["humanitaire.docx"], k=1, index=tmp_path / "index")[0]
+    assert top.doc == "humanitaire.docx"
+    with pytest.raises(ValueError, match="dense index kind"):
+        build_index(corpus, tmp_path / "other", dense="hnsw")
