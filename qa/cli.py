@@ -153,7 +153,12 @@ def _status(args: argparse.Namespace) -> int:
     c = m["counts"]
     print(f"Index : {idx.path}")
     print(f"Construit le {m['created']} — {c['documents']} document(s), {c['passages']} passages")
-    print(f"Modèle : {m['model']['id']} (dimension {m['model']['dimension']})")
+    print(f"Modèle : {m['model']['id']} (dimension {m['model']['dimension']}), "
+          f"index vectoriel {m.get('dense', {}).get('type', 'flat')}")
+    for doc, info in m["documents"].items():
+        print(f"  {doc} — {info['title']} ({info['passages']} passages)")
+    for item in m.get("skipped", []):
+        print(f"  ignoré : {item['path']} ({item['reason']})")
     if not fresh.stale:
         print("État : à jour")
         return 0

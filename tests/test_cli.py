@@ -49,8 +49,29 @@ def test_status_reports_stale_documents(tmp_path, report_corpus):
     (corpus / "ajout.txt").write_text("Une note.", encoding="utf-8")
     status = qa("index", "status", "--index", "idx", cwd=tmp_path)
     assert "périmé" in status.stdout and "ajouté : ajout.txt" in status.stdout
+    assert "mali-attaques-juillet-2025.txt — " in status.stdout and "(9 passages)" in status.stdout
     asked = qa("ask", "drones ?", "--index", "idx", cwd=tmp_path)
     assert asked.returncode == 0 and "relancez : qa index build" in asked.stderr
+
+
+def test_ask_filters_by_document(tmp_path, report_corpus):
+    import shutil
+
+    corpus = tmp_path / "c"
+    shutil.copytree(report_corpus, corpus)
+    (corpus / "notes").mkdir()
+    (corpus / "notes" / "budget.md").write_text("# Budget\n\nLe budget de la défense a doublé en 2025.\n", encoding="utf-8")
+    (corpus / "notes" / "scan.pdf").write_bytes(b"%PDF-1.4 truncated")
+    built = qa("index", "build", "--corpus", "c", "--index", "idx", cwd=tmp_path)
+    assert built.returncode == 0
+    assert "Ignoré : notes/scan.pdf (fichier illisible" in built.stderr
+    assert "2 ajouté(s)" in built.stdout and "1 ignoré(s)" in built.stdout
+    only = qa("ask", "Qui a revendiqué les attaques ?", "--doc", "notes/budget.md", "--json", "--index", "idx",
+              cwd=tmp_path)
+    assert only.returncode == 0
+    assert {p["doc"] for p in json.loads(only.stdout)} == {"notes/budget.md"}
+    unknown = qa("ask", "drones ?", "--doc", "absent.pdf", "--index", "idx", cwd=tmp_path)
+    assert unknown.returncode != 0 and "Document inconnu : absent.pdf" in unknown.stderr
 
 
 def test_missing_index_says_what_to_run(tmp_path):

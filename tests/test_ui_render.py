@@ -205,7 +205,7 @@ def test_document_filter_with_two_documents(tmp_path):
     (dropdown,) = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown)]
     assert dropdown.visible is True and dropdown.multiselect
     titles = {doc: info["title"] for doc, info in load_index(index).manifest["documents"].items()}
-    assert sorted(tuple(c) for c in dropdown.choices) == sorted((title, doc) for doc, title in titles.items())
+    assert sorted(tuple(c) for c in dropdown.choices) == sorted((f"{title} ({doc})", doc) for doc, title in titles.items())
     assert sorted(titles) == ["budget.txt", "ecoles.txt"]
     # After a rebuild with a changed document, an old citation is refused rather than misplaced.
     (corpus / "budget.txt").write_text("Budget\nLe conseil a rejeté le budget.\n", encoding="utf-8")
@@ -306,3 +306,14 @@ def test_a_citation_from_before_a_rebuild_is_not_highlighted_in_the_new_text(tmp
     qa.build_index(corpus, index)  # same document, offsets shifted
     with pytest.raises(gr.Error, match="plus dans l'index"):
         show_source("0:1", turns, index=index)
+
+
+def test_card_cites_document_path_page_and_section():
+    from dataclasses import replace
+
+    p = replace(_passage("Une phrase sur Kayes.", "Une phrase sur Kayes."), doc="rapports/<a>.pdf", page=3)
+    card = render.render_card(p, 0, "Kayes ?")
+    assert "rapports/&lt;a&gt;.pdf" in card
+    assert "page 3, caractères 100–121" in card
+    assert "Section" in card and "Titre" in card
+    assert "page " not in render.render_card(_passage("Sans numéro.", "Sans numéro."), 0, "q")

@@ -138,7 +138,7 @@ def summary(index: str | Path, corpus: str | Path | None) -> str:
 def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.Blocks:
     """The chat app over the index at `index` (built from `corpus`). Launch it with `launch`."""
     manifest = load_index(index).manifest
-    doc_choices = [(info.get("title") or doc, doc) for doc, info in manifest["documents"].items()]
+    doc_choices = [(f"{info.get('title') or doc} ({doc})", doc) for doc, info in manifest["documents"].items()]
 
     def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[str, list, list]:
         return respond(question, turns, k, docs, index=index)

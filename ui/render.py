@@ -78,9 +78,9 @@ def _relevance_badge(p: Passage, query: str) -> str:
 
 
 def span_label(p: Passage) -> str:
-    """«caractères 72–512», plus the page when the format has pages."""
+    """«caractères 72–512», after the page when the format has pages («page 3, caractères …»)."""
     text = f"caractères {p.start}–{p.end}"
-    return f"{text}, page {p.page}" if p.page is not None else text
+    return f"page {p.page}, {text}" if p.page is not None else text
 
 
 def highlighted_passage(p: Passage) -> str:
@@ -107,7 +107,8 @@ def render_card(p: Passage, turn: int, query: str) -> str:
         f'<div class="card-head"><span class="card-num">[{p.rank}]</span> '
         f'<span class="card-title">{esc(p.title)}</span></div>'
         f'<div class="card-section">{esc(section)}</div>'
-        f'<div class="card-meta"><span class="card-span">{esc(span_label(p))}</span> · '
+        f'<div class="card-meta"><span class="card-doc">{esc(p.doc)}</span> · '
+        f'<span class="card-span">{esc(span_label(p))}</span> · '
         f"{_relevance_badge(p, query)}</div>"
         f'<div class="card-text">{highlighted_passage(p)}</div>'
         f'<div class="card-actions">{cite_button(turn, p.rank, "Voir dans le document")}</div>'

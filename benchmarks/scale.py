@@ -1,0 +1,292 @@
+"""The index at scale: build time, disk, memory, latency and dense recall at 10^4 and 10^5 passages.
+
+Usage: python benchmarks/scale.py PATH/piaf-dev.json [--sizes 10000 100000] [--workdir DIR] [--questions 200]
+Prints figures for README "Scale"; asserts nothing. PIAF v1.0 (etalab-ia/piaf-code, MIT licence,
+(c) 2020 DINUM/Etalab): real French questions over French Wikipedia paragraphs.
+
+Method. The PIAF articles are indexed for real (`build_index`, 479 passages). A corpus of N passages
+is then made of copies of those articles: copy 0 verbatim, each further copy with its numbers shifted
+and ~5% of its words swapped for other PIAF words, so BM25 sees distinct documents. The files are
+written and read with `read_document` + `chunk_document` as a build would. Embedding is NOT run on
+them (multilingual-e5-small embeds ~20 passages/s on 2 cores: 100k passages would take hours); each
+copied passage and sentence gets its original's real vector plus Gaussian noise (sigma --noise per
+dimension, then L2-normalised); copy 0 keeps the real vectors. The index is written by
+`qa.index.write_build`, the same code a build uses, once with Flat and once with IVF-SQ8. Embedding
+throughput is measured apart, on real passages (with their sentences), and projected to N.
+Each index is measured in a fresh process: RSS before and after `load_index`, warm `retrieve(k=10)`
+latency over PIAF questions, recall@10 of the FAISS index against exact search, and how often the
+top 10 holds the gold paragraph (or a copy starting with the same 60 characters).
+
+Caveats. Near-duplicate copies are not a real 100k corpus: BM25 statistics, dense score spread and
+the gold hit rate are those of PIAF repeated, not of distinct reports; noise of sigma 0.02 puts a
+copy at cosine ~0.93 of its original. Latency, memory, disk and build cost depend on counts and
+sizes, which are realistic (PIAF paragraphs: ~1.2 passages each, ~3.3 sentences per passage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = ("dense.faiss", "bm25", "sentences.npy", "vectors.npy", "passages.jsonl", "documents.jsonl")
+_WORD = re.compile(r"[^\W\d_]{4,}")
+_NUMBER = re.compile(r"\d+")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def vary(text: str, copy: int, rng: random.Random, vocab: list[str]) -> str:
+    """The article with numbers shifted by `copy` and ~5% of words replaced; the title line kept."""
+    title, _, body = text.partition("\n\n")
+
+    def word(m: re.Match) -> str:
+        if rng.random() >= 0.05:
+            return m.group()
+        new = rng.choice(vocab)
+        return new.capitalize() if m.group()[0].isupper() else new
+
+    body = _NUMBER.sub(lambda m: str(int(m.group()) + copy), body)
+    return f"{title}\n\n{_WORD.sub(word, body)}"
+
+
+def embedding_rate(idx, n: int = 100) -> float:
+    """Real embedding throughput: passages per second, each with its sentences (as a build embeds)."""
+    from qa import model as models
+    from qa.build import embedding_input
+    from qa.chunking import indexed_sentences, indexed_text
+
+    encoder = models.load_model(None)
+    sample = idx.passages[:: max(1, len(idx.passages) // n)][:n]
+    models.embed_documents(encoder, ["passage de chauffe"])
+    t0 = time.perf_counter()
+    models.embed_documents(encoder, [embedding_input(indexed_text(p)) for p in sample])
+    models.embed_documents(encoder, [embedding_input(s) for p in sample for s in indexed_sentences(p)])
+    return len(sample) / (time.perf_counter() - t0)
+
+
+def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0):
+    """Rows, passages and vectors of an n-passage corpus of PIAF copies written under `corpus`."""
+    from qa.build import _document_row
+    from qa.chunking import chunk_document
+    from qa.documents import read_document
+
+    texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(src.glob("*.txt"))}
+    vocab = sorted({w.lower() for t in texts.values() for w in _WORD.findall(t)})
+    per_doc: dict[str, list[int]] = {}
+    for i, p in enumerate(idx.passages):
+        per_doc.setdefault(p.doc, []).append(i)
+    off = idx.sentence_offsets
+    shutil.rmtree(corpus, ignore_errors=True)
+    rng = random.Random(seed)
+    rows, passages, pidx, sidx = [], [], [], []
+    read_s, mismatched = 0.0, 0
+    for copy in range(10**6):
+        (corpus / f"copie-{copy:04d}").mkdir(parents=True)
+        for name, text in texts.items():
+            path = corpus / f"copie-{copy:04d}" / name
+            path.write_text(text if copy == 0 else vary(text, copy, rng, vocab), encoding="utf-8")
+            t0 = time.perf_counter()
+            doc = read_document(path, corpus)
+            parts = chunk_document(doc)
+            read_s += time.perf_counter() - t0
+            orig = per_doc[name]
+            mismatched += len(parts) != len(orig)
+            for j, p in enumerate(parts):
+                o = orig[min(j, len(orig) - 1)]
+                m = off[o + 1] - off[o]
+                mismatched += j < len(orig) and len(p.sentences) != m
+                pidx.append(o)
+                sidx.extend(off[o] + t % m for t in range(len(p.sentences)))
+            rows.append(_document_row(doc))
+            passages.extend(parts)
+            if len(passages) >= n:
+                break
+        if len(passages) >= n:
+            break
+    cut = sum(len(p.sentences) for p in passages[:n])  # the last document keeps only its first passages
+    passages, pidx, sidx = passages[:n], pidx[:n], sidx[:cut]
+    gen = np.random.default_rng(seed)
+    copied = np.array([not p.doc.startswith("copie-0000/") for p in passages])  # copy 0 keeps real vectors
+    vectors = _noisy(idx.dense.reconstruct_n(0, idx.dense.ntotal)[pidx], sigma, gen, copied)
+    sentences = _noisy(np.asarray(idx.sentence_vectors)[sidx], sigma, gen,
+                       np.repeat(copied, [len(p.sentences) for p in passages]))
+    return rows, passages, vectors, sentences, read_s, mismatched
+
+
+def _noisy(vectors: np.ndarray, sigma: float, gen: np.random.Generator, flags: np.ndarray) -> np.ndarray:
+    vectors = np.array(vectors, dtype=np.float32)
+    vectors[flags] += sigma * gen.standard_normal((int(flags.sum()), vectors.shape[1]), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def measure(index: str, spec_file: str) -> None:
+    """In a fresh process: memory of `load_index`, warm retrieve latency, dense recall, gold hits (JSON)."""
+    import bm25s  # noqa: F401 - libraries imported before the baseline: their code is not index memory
+    import faiss
+
+    from qa import model as models
+    from qa import retrieve
+    from qa.index import load_index
+
+    spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+    questions, prefixes = spec["questions"], spec["prefixes"]
+    qvecs = np.stack([models.encode_question(None, q) for q in questions])  # also loads the encoder
+    before = rss_mb()
+    t0 = time.perf_counter()
+    idx = load_index(index)
+    load_s = time.perf_counter() - t0
+    retrieve(questions[0], k=10, index=index)  # warm-up
+    times, hits = [], 0
+    for q, prefix in zip(questions, prefixes, strict=True):
+        t0 = time.perf_counter()
+        top = retrieve(q, k=10, index=index)
+        times.append((time.perf_counter() - t0) * 1000)
+        hits += any(prefix in p.text for p in top)
+    after, peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    exact = faiss.IndexFlatIP(qvecs.shape[1])
+    exact.add(np.load(idx.path / "vectors.npy"))
+    _, got = idx.dense.search(qvecs, 10)
+    _, want = exact.search(qvecs, 10)
+    recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)]))
+    print(json.dumps({"load_s": load_s, "rss": after - before, "peak": peak, "p50": statistics.median(times),
+                      "p95": statistics.quantiles(times, n=20)[18], "recall": recall, "hits": hits / len(questions),
+                      "dense": idx.manifest["dense"]}))
+
+
+def run_measure(index: Path, spec_file: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, __file__, "--measure", str(index), str(spec_file)],
+                         env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"measurement of {index} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("piaf", help="PIAF piaf-dev.json")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--workdir", help="kept between runs; the real PIAF index is reused")
+    parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--noise", type=float, default=0.02, help="sigma per dimension of the copies' vector noise")
+    args = parser.parse_args()
+
+    from qa import build_index
+    from qa.dense import plan
+    from qa.evaluate import write_piaf_corpus
+    from qa.index import load_index, write_build
+    from qa.storage import current_build
+
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="qa-scale-"))
+    print(f"# Scale benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
+    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; workdir {root}")
+    gold = write_piaf_corpus(args.piaf, root / "piaf" / "corpus")
+    t0 = time.perf_counter()
+    summary = build_index(root / "piaf" / "corpus", root / "piaf" / "index")
+    print(f"real PIAF index: {summary.passages} passages ({summary.embedded_passages} embedded now), "
+          f"{time.perf_counter() - t0:.1f} s")
+    idx = load_index(root / "piaf" / "index")
+    model = idx.manifest["model"]
+    rate = embedding_rate(idx)
+    print(f"embedding throughput (measured on 100 real passages, each with its sentences): {rate:.1f} passages/s")
+
+    chosen = random.Random(0).sample(gold, min(args.questions, len(gold)))
+    texts = {}
+    for g in chosen:
+        texts.setdefault(g.doc, (root / "piaf" / "corpus" / g.doc).read_text(encoding="utf-8"))
+    spec = root / "questions.json"
+    spec.write_text(json.dumps({"questions": [g.question for g in chosen],
+                                "prefixes": [texts[g.doc][g.start : g.start + 60] for g in chosen]}), encoding="utf-8")
+
+    header = ("| passages | dense | read+chunk s | write s (FAISS+BM25+files) | projected embedding | disk MB | load s "
+              "| RSS MB (index) | peak RSS MB | retrieve p50 ms | p95 ms | dense recall@10 vs exact | gold hit@10 |")
+    rows = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    files = ["| passages | dense | " + " | ".join(FILES) + " |", "|---|---|" + "---|" * len(FILES)]
+
+    def add(n, build, read_s, write_s):
+        m = run_measure(build.parent, spec)
+        dense = m["dense"]["type"] + (f" (nlist {m['dense']['nlist']}, nprobe {m['dense']['nprobe']})"
+                                      if "nlist" in m["dense"] else "")
+        rows.append(f"| {n:,} | {dense} | {read_s} | {write_s} | {duration(n / rate)} | {size_mb(build):.0f} | "
+                    f"{m['load_s']:.1f} | {m['rss']:.0f} | {m['peak']:.0f} | {m['p50']:.1f} | {m['p95']:.1f} | "
+                    f"{m['recall']:.3f} | {m['hits']:.3f} |")
+        sizes = " | ".join(f"{size_mb(build / f):.1f}" for f in FILES)
+        files.append(f"| {n:,} | {m['dense']['type']} | {sizes} |")
+        print(rows[-1], flush=True)
+
+    add(len(idx.passages), current_build(root / "piaf" / "index"), "–", "–")
+    for n in args.sizes:
+        corpus = root / f"synth-{n}" / "corpus"
+        data = synthetic(n, idx, root / "piaf" / "corpus", corpus, args.noise)
+        docs, passages, vectors, sentences, read_s, mismatched = data
+        print(f"{n:,} passages: {len(docs):,} documents, {len(sentences):,} sentences, read+chunk {read_s:.1f} s"
+              + (f", {mismatched} copied passages cut unlike their original (nearest original's vectors used)"
+                 if mismatched else ""), flush=True)
+        for kind in ("flat", "ivf"):
+            index = root / f"synth-{n}" / f"index-{kind}"
+            shutil.rmtree(index, ignore_errors=True)
+            t0 = time.perf_counter()
+            build = write_build(index, corpus, model_id=model["id"], checksum=model["checksum"], documents=docs,
+                                passages=passages, vectors=vectors, sentence_vectors=sentences, skipped=[],
+                                dense=plan(n, kind))
+            add(n, build, f"{read_s:.1f}", f"{time.perf_counter() - t0:.1f}")
+        del data, docs, passages, vectors, sentences
+
+    print("\n## Scale\n")
+    print("\n".join(rows))
+    print("\nDisk, MB per file:\n")
+    print("\n".join(files))
+    print(f"""
+Notes:
+- First row: the real PIAF index (real vectors). Other rows: synthetic corpora of PIAF copies whose
+  vectors are SYNTHETIC (each copy gets its original's real vector + Gaussian noise, sigma {args.noise}
+  per dimension, L2-normalised); nothing was embedded for them.
+- Embedding is not in the build time: it is projected from the measured {rate:.1f} passages/s
+  (passage + its sentences, multilingual-e5-small, {os.cpu_count()} CPUs) as N / rate.
+- read+chunk: writing aside, read_document + chunk_document of every synthetic file; write: qa.index.write_build
+  (FAISS structure, BM25, vectors, passages, documents, manifest, fsync).
+- Each index measured in a fresh process: RSS MB = VmRSS after load_index and the questions minus before
+  (libraries and question encoder already loaded); peak RSS = ru_maxrss of that process.
+- retrieve(k=10), hybrid, warm, {len(chosen)} PIAF questions. Dense recall@10: the FAISS index's top 10 vs exact
+  inner-product search on the same vectors (1 by construction for flat). Gold hit@10: a top-10 passage holds
+  the first 60 characters of the question's gold paragraph (original or an unaltered copy); near-duplicates
+  make this an artificial haystack, not a quality figure.""")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--measure":
+        measure(sys.argv[2], sys.argv[3])
+    else:
+        main()
