@@ -4,34 +4,32 @@ Usage: python benchmarks/scale.py PATH/piaf-dev.json [--sizes 10000 100000] [--w
 Prints figures for README "Scale"; asserts nothing. PIAF v1.0 (etalab-ia/piaf-code, MIT licence,
 (c) 2020 DINUM/Etalab): real French questions over French Wikipedia paragraphs.
 
-Method. The PIAF articles are indexed for real (`build_index`, 479 passages). A corpus of N passages
-is then made of copies of those articles: copy 0 verbatim, each further copy with its numbers shifted
-and ~5% of its words swapped for other PIAF words, so BM25 sees distinct documents. The files are
-written and read with `read_document` + `chunk_document` as a build would. Embedding is NOT run on
-them (multilingual-e5-small embeds ~20 passages/s on 2 cores: 100k passages would take hours); each
-copied passage and sentence gets its original's real vector plus Gaussian noise (sigma --noise per
-dimension, then L2-normalised); copy 0 keeps the real vectors. The index is written by
-`qa.index.write_build`, the same code a build uses, once with Flat and once with IVF-SQ8. Embedding
-throughput is measured apart, on real passages (with their sentences), and projected to N.
-Each index is measured in a fresh process: RSS before and after `load_index`, warm `retrieve(k=10)`
-latency over PIAF questions, recall@10 of the FAISS index against exact search, and how often the
-top 10 holds the gold paragraph (or a copy starting with the same 60 characters).
+Method. PIAF's articles are indexed for real (`build_index`, 479 passages). An N-passage corpus is
+made of copies of them: copy 0 verbatim, later copies with numbers shifted and ~5% of words swapped for
+other PIAF words (so BM25 sees distinct documents), written to files and read with `read_document` +
+`chunk_document` as a build would. They are NOT embedded (multilingual-e5-small embeds a few passages/s
+with their sentences on 2 cores: 10^5 passages would take hours): each copied passage and sentence gets
+its original's real vector plus Gaussian noise (--noise per dimension, then L2-normalised); copy 0 keeps
+the real vectors. `qa.index.write_build` (the code every build uses) writes the index, with Flat and with
+IVF-SQ8. Embedding throughput is measured apart on real passages and projected to N. Each index is then
+measured in a fresh process: RSS around `load_index`, warm `retrieve(k=10)` latency on PIAF questions,
+recall@10 of the FAISS index against exact search, and how often the top 10 holds the gold paragraph.
 
-Caveats. Near-duplicate copies are not a real 100k corpus: BM25 statistics, dense score spread and
-the gold hit rate are those of PIAF repeated, not of distinct reports; noise of sigma 0.02 puts a
-copy at cosine ~0.93 of its original. Latency, memory, disk and build cost depend on counts and
-sizes, which are realistic (PIAF paragraphs: ~1.2 passages each, ~3.3 sentences per passage).
+Caveats. Copies are not a real 10^5 corpus: BM25 statistics, dense score spread and the gold hit rate
+are those of PIAF repeated, not of distinct reports; sigma 0.02 puts a copy at cosine ~0.93 of its
+original. Build cost, disk, memory and latency follow counts and sizes, which are realistic (PIAF:
+~1.35 passages per paragraph, ~3.3 sentences per passage). Timings are wall clock: run on an idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import random
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -49,9 +47,10 @@ _WORD = re.compile(r"[^\W\d_]{4,}")
 _NUMBER = re.compile(r"\d+")
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (VmHWM: its peak since exec; ru_maxrss would include the parent's)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -75,8 +74,8 @@ def vary(text: str, copy: int, rng: random.Random, vocab: list[str]) -> str:
     return f"{title}\n\n{_WORD.sub(word, body)}"
 
 
-def embedding_rate(idx, n: int = 100) -> float:
-    """Real embedding throughput: passages per second, each with its sentences (as a build embeds)."""
+def embedding_rate(idx, n: int = 100) -> tuple[float, float]:
+    """Real embedding throughput: passages/s, each with its sentences (as a build embeds), and texts/s."""
     from qa import model as models
     from qa.build import embedding_input
     from qa.chunking import indexed_sentences, indexed_text
@@ -85,14 +84,17 @@ def embedding_rate(idx, n: int = 100) -> float:
     sample = idx.passages[:: max(1, len(idx.passages) // n)][:n]
     models.embed_documents(encoder, ["passage de chauffe"])
     t0 = time.perf_counter()
-    models.embed_documents(encoder, [embedding_input(indexed_text(p)) for p in sample])
-    models.embed_documents(encoder, [embedding_input(s) for p in sample for s in indexed_sentences(p)])
-    return len(sample) / (time.perf_counter() - t0)
+    texts = [embedding_input(indexed_text(p)) for p in sample]
+    models.embed_documents(encoder, texts)
+    sentences = [embedding_input(s) for p in sample for s in indexed_sentences(p)]
+    models.embed_documents(encoder, sentences)
+    seconds = time.perf_counter() - t0
+    return len(sample) / seconds, (len(texts) + len(sentences)) / seconds
 
 
 def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0):
     """Rows, passages and vectors of an n-passage corpus of PIAF copies written under `corpus`."""
-    from qa.build import _document_row
+    from qa.build import document_row
     from qa.chunking import chunk_document
     from qa.documents import read_document
 
@@ -106,29 +108,25 @@ def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0)
     rng = random.Random(seed)
     rows, passages, pidx, sidx = [], [], [], []
     read_s, mismatched = 0.0, 0
-    for copy in range(10**6):
-        (corpus / f"copie-{copy:04d}").mkdir(parents=True)
-        for name, text in texts.items():
-            path = corpus / f"copie-{copy:04d}" / name
-            path.write_text(text if copy == 0 else vary(text, copy, rng, vocab), encoding="utf-8")
-            t0 = time.perf_counter()
-            doc = read_document(path, corpus)
-            parts = chunk_document(doc)
-            read_s += time.perf_counter() - t0
-            orig = per_doc[name]
-            mismatched += len(parts) != len(orig)
-            for j, p in enumerate(parts):
-                o = orig[min(j, len(orig) - 1)]
-                m = off[o + 1] - off[o]
-                mismatched += j < len(orig) and len(p.sentences) != m
-                pidx.append(o)
-                sidx.extend(off[o] + t % m for t in range(len(p.sentences)))
-            rows.append(_document_row(doc))
-            passages.extend(parts)
-            if len(passages) >= n:
-                break
+    for copy, name in ((c, name) for c in itertools.count() for name in texts):
         if len(passages) >= n:
             break
+        path = corpus / f"copie-{copy:04d}" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(texts[name] if copy == 0 else vary(texts[name], copy, rng, vocab), encoding="utf-8")
+        t0 = time.perf_counter()
+        doc = read_document(path, corpus)
+        parts = chunk_document(doc)
+        read_s += time.perf_counter() - t0
+        orig = per_doc[name]
+        for j, p in enumerate(parts):  # a copy cut differently takes its nearest original's vectors
+            o = orig[min(j, len(orig) - 1)]
+            m = off[o + 1] - off[o]
+            mismatched += j >= len(orig) or len(p.sentences) != m
+            pidx.append(o)
+            sidx.extend(off[o] + t % m for t in range(len(p.sentences)))
+        rows.append(document_row(doc))
+        passages.extend(parts)
     cut = sum(len(p.sentences) for p in passages[:n])  # the last document keeps only its first passages
     passages, pidx, sidx = passages[:n], pidx[:n], sidx[:cut]
     gen = np.random.default_rng(seed)
@@ -158,7 +156,7 @@ def measure(index: str, spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     questions, prefixes = spec["questions"], spec["prefixes"]
     qvecs = np.stack([models.encode_question(None, q) for q in questions])  # also loads the encoder
-    before = rss_mb()
+    before, anon = rss_mb(), rss_mb("RssAnon")
     t0 = time.perf_counter()
     idx = load_index(index)
     load_s = time.perf_counter() - t0
@@ -169,15 +167,16 @@ def measure(index: str, spec_file: str) -> None:
         top = retrieve(q, k=10, index=index)
         times.append((time.perf_counter() - t0) * 1000)
         hits += any(prefix in p.text for p in top)
-    after, peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after, peak = rss_mb(), rss_mb("VmHWM")
     exact = faiss.IndexFlatIP(qvecs.shape[1])
     exact.add(np.load(idx.path / "vectors.npy"))
     _, got = idx.dense.search(qvecs, 10)
     _, want = exact.search(qvecs, 10)
     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)]))
-    print(json.dumps({"load_s": load_s, "rss": after - before, "peak": peak, "p50": statistics.median(times),
-                      "p95": statistics.quantiles(times, n=20)[18], "recall": recall, "hits": hits / len(questions),
-                      "dense": idx.manifest["dense"]}))
+    print(json.dumps({"load_s": load_s, "base": before, "rss": after - before, "anon": rss_mb("RssAnon") - anon,
+                      "peak": peak, "recall": recall,
+                      "p50": statistics.median(times), "p95": statistics.quantiles(times, n=20)[18],
+                      "hits": hits / len(questions), "dense": idx.manifest["dense"]}))
 
 
 def run_measure(index: Path, spec_file: Path) -> dict:
@@ -210,8 +209,9 @@ def main() -> None:
     from qa.storage import current_build
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="qa-scale-"))
-    print(f"# Scale benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
-    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; workdir {root}")
+    print(f"# Scale benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, workdir {root}")
+    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     gold = write_piaf_corpus(args.piaf, root / "piaf" / "corpus")
     t0 = time.perf_counter()
     summary = build_index(root / "piaf" / "corpus", root / "piaf" / "index")
@@ -219,41 +219,40 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f} s")
     idx = load_index(root / "piaf" / "index")
     model = idx.manifest["model"]
-    rate = embedding_rate(idx)
-    print(f"embedding throughput (measured on 100 real passages, each with its sentences): {rate:.1f} passages/s")
+    rate, text_rate = embedding_rate(idx)
+    print(f"embedding, 100 real passages with their sentences: {rate:.1f} passages/s ({text_rate:.1f} texts/s)")
 
     chosen = random.Random(0).sample(gold, min(args.questions, len(gold)))
-    texts = {}
-    for g in chosen:
-        texts.setdefault(g.doc, (root / "piaf" / "corpus" / g.doc).read_text(encoding="utf-8"))
+    text = {g.doc: (root / "piaf" / "corpus" / g.doc).read_text(encoding="utf-8") for g in chosen}
     spec = root / "questions.json"
     spec.write_text(json.dumps({"questions": [g.question for g in chosen],
-                                "prefixes": [texts[g.doc][g.start : g.start + 60] for g in chosen]}), encoding="utf-8")
+                                "prefixes": [text[g.doc][g.start : g.start + 60] for g in chosen]}), encoding="utf-8")
 
-    header = ("| passages | dense | read+chunk s | write s (FAISS+BM25+files) | projected embedding | disk MB | load s "
-              "| RSS MB (index) | peak RSS MB | retrieve p50 ms | p95 ms | dense recall@10 vs exact | gold hit@10 |")
-    rows = [header, "|" + "---|" * header.count(" | ") + "---|"]
-    files = ["| passages | dense | " + " | ".join(FILES) + " |", "|---|---|" + "---|" * len(FILES)]
+    rows = ["| passages | dense | read+chunk s | write s (FAISS+BM25+files) | projected embedding | disk MB | load s "
+            "| RSS MB (index; anon) | peak RSS MB | retrieve p50 ms | p95 ms | dense recall@10 vs exact "
+            "| gold hit@10 |",
+            "|---" * 13 + "|"]
+    files = ["| passages | dense | " + " | ".join(FILES) + " |", "|---" * (2 + len(FILES)) + "|"]
 
-    def add(n, build, read_s, write_s):
+    def add(n, build, read_s, write_s) -> float:
         m = run_measure(build.parent, spec)
         dense = m["dense"]["type"] + (f" (nlist {m['dense']['nlist']}, nprobe {m['dense']['nprobe']})"
                                       if "nlist" in m["dense"] else "")
         rows.append(f"| {n:,} | {dense} | {read_s} | {write_s} | {duration(n / rate)} | {size_mb(build):.0f} | "
-                    f"{m['load_s']:.1f} | {m['rss']:.0f} | {m['peak']:.0f} | {m['p50']:.1f} | {m['p95']:.1f} | "
-                    f"{m['recall']:.3f} | {m['hits']:.3f} |")
+                    f"{m['load_s']:.2f} | {m['rss']:.0f} ({m['anon']:.0f}) | {m['peak']:.0f} | {m['p50']:.1f} | "
+                    f"{m['p95']:.1f} | {m['recall']:.3f} | {m['hits']:.3f} |")
         sizes = " | ".join(f"{size_mb(build / f):.1f}" for f in FILES)
         files.append(f"| {n:,} | {m['dense']['type']} | {sizes} |")
         print(rows[-1], flush=True)
+        return m["base"]
 
-    add(len(idx.passages), current_build(root / "piaf" / "index"), "–", "–")
+    base = add(len(idx.passages), current_build(root / "piaf" / "index"), "–", "–")
     for n in args.sizes:
         corpus = root / f"synth-{n}" / "corpus"
-        data = synthetic(n, idx, root / "piaf" / "corpus", corpus, args.noise)
-        docs, passages, vectors, sentences, read_s, mismatched = data
-        print(f"{n:,} passages: {len(docs):,} documents, {len(sentences):,} sentences, read+chunk {read_s:.1f} s"
-              + (f", {mismatched} copied passages cut unlike their original (nearest original's vectors used)"
-                 if mismatched else ""), flush=True)
+        docs, passages, vectors, sentences, read_s, mismatched = synthetic(n, idx, root / "piaf" / "corpus", corpus,
+                                                                           args.noise)
+        print(f"{n:,} passages: {len(docs):,} documents, {len(sentences):,} sentences, read+chunk {read_s:.1f} s, "
+              f"{mismatched} passages cut unlike their original (given the nearest one's vectors)", flush=True)
         for kind in ("flat", "ivf"):
             index = root / f"synth-{n}" / f"index-{kind}"
             shutil.rmtree(index, ignore_errors=True)
@@ -262,27 +261,22 @@ def main() -> None:
                                 passages=passages, vectors=vectors, sentence_vectors=sentences, skipped=[],
                                 dense=plan(n, kind))
             add(n, build, f"{read_s:.1f}", f"{time.perf_counter() - t0:.1f}")
-        del data, docs, passages, vectors, sentences
+        del docs, passages, vectors, sentences
 
-    print("\n## Scale\n")
-    print("\n".join(rows))
-    print("\nDisk, MB per file:\n")
-    print("\n".join(files))
+    print("\n## Scale\n\n" + "\n".join(rows) + "\n\nDisk, MB per file:\n\n" + "\n".join(files))
     print(f"""
-Notes:
-- First row: the real PIAF index (real vectors). Other rows: synthetic corpora of PIAF copies whose
-  vectors are SYNTHETIC (each copy gets its original's real vector + Gaussian noise, sigma {args.noise}
-  per dimension, L2-normalised); nothing was embedded for them.
-- Embedding is not in the build time: it is projected from the measured {rate:.1f} passages/s
-  (passage + its sentences, multilingual-e5-small, {os.cpu_count()} CPUs) as N / rate.
-- read+chunk: writing aside, read_document + chunk_document of every synthetic file; write: qa.index.write_build
-  (FAISS structure, BM25, vectors, passages, documents, manifest, fsync).
-- Each index measured in a fresh process: RSS MB = VmRSS after load_index and the questions minus before
-  (libraries and question encoder already loaded); peak RSS = ru_maxrss of that process.
-- retrieve(k=10), hybrid, warm, {len(chosen)} PIAF questions. Dense recall@10: the FAISS index's top 10 vs exact
-  inner-product search on the same vectors (1 by construction for flat). Gold hit@10: a top-10 passage holds
-  the first 60 characters of the question's gold paragraph (original or an unaltered copy); near-duplicates
-  make this an artificial haystack, not a quality figure.""")
+- First row: the real PIAF index. Other rows: copies of PIAF with SYNTHETIC vectors (real vector + Gaussian
+  noise, sigma {args.noise} per dimension, L2-normalised); nothing was embedded for them. Embedding is projected
+  as N / {rate:.1f} passages/s (measured: passage + its sentences, multilingual-e5-small, {os.cpu_count()} CPUs).
+- read+chunk: read_document + chunk_document of the synthetic files; write: qa.index.write_build (FAISS,
+  BM25, vectors, passages, documents, manifest, fsync). Disk MB: the build folder (apparent sizes).
+- Fresh process per index: RSS MB = VmRSS after load_index and the questions minus before (libraries and
+  question encoder loaded: baseline {base:.0f} MB); in brackets its anonymous part (RssAnon): the rest is
+  page cache of memory-mapped sentences.npy, as much as read-ahead brought in (read_ahead_kb of the disk).
+  Peak RSS = VmHWM of that process.
+- retrieve(k=10), hybrid, warm, {len(chosen)} PIAF questions. Dense recall@10: FAISS top 10 vs exact search
+  on the same vectors. Gold hit@10: a top-10 passage holds the first 60 characters of the gold paragraph
+  (original or an unaltered copy): an artificial haystack of near-duplicates, not a quality figure.""")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def build_index(
         except (Unreadable, ValueError, OSError) as exc:
             _skip(skipped, rel, exc, sha)
             continue
-        parts.append(_Part(_document_row(doc), chunk_document(doc)))
+        parts.append(_Part(document_row(doc), chunk_document(doc)))
         fresh.append(parts[-1])
     if not parts:
         raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md, .pdf, .html, .docx).")
@@ -173,7 +173,8 @@ def _skip(skipped: list, rel: str, exc: Exception, sha: str) -> None:
     skipped.append((rel, reason, sha))
 
 
-def _document_row(doc: Document) -> dict[str, Any]:
+def document_row(doc: Document) -> dict[str, Any]:
+    """The documents.jsonl row of a document: what the source viewer and incremental builds read back."""
     row: dict[str, Any] = {"doc": doc.doc_id, "title": doc.title, "sha256": doc.sha256, "text": doc.text}
     if doc.pages:
         row["pages"] = list(doc.pages)

@@ -39,6 +39,7 @@ class Index:
     bm25: Any  # bm25s.BM25
     sentence_vectors: np.ndarray
     sentence_offsets: np.ndarray  # passage i owns sentence_vectors[off[i]:off[i+1]]
+    flat_vectors: np.ndarray | None = field(default=None, repr=False)  # a view of a flat index's vectors
     freshness: Freshness = field(default_factory=Freshness)  # against the corpus, when loaded
     sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)  # search's cache
     _documents: dict[str, dict[str, str]] | None = field(default=None, repr=False)
@@ -195,6 +196,7 @@ def _load(build: Path) -> Index:
         dense_index.configure(dense, manifest.get("dense", {}))
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False)
         sentence_vectors = np.load(build / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        _random_access(sentence_vectors)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"Index at {build} is unreadable ({exc}): rebuild it with `qa index build`.") from exc
     offsets = np.cumsum([0] + [len(p.sentences) for p in passages])
@@ -204,7 +206,23 @@ def _load(build: Path) -> Index:
             f"Index at {build} is inconsistent ({dense.ntotal} vectors, {len(passages)} passages): "
             "rebuild it with `qa index build`."
         )
-    return Index(build, manifest, passages, dense, bm25, sentence_vectors, offsets)
+    flat = None
+    if isinstance(dense, faiss.IndexFlat):  # zero-copy: the index owns the memory and lives as long as Index
+        flat = faiss.rev_swig_ptr(dense.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)
+    return Index(build, manifest, passages, dense, bm25, sentence_vectors, offsets, flat_vectors=flat)
+
+
+def _random_access(array: np.ndarray) -> None:
+    """Tell the kernel a memory-mapped array is read at random (candidates' rows only), so read-ahead
+    does not pull the whole file into memory."""
+    import mmap
+
+    handle = getattr(array, "_mmap", None)
+    if handle is not None and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            handle.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError):
+            pass
 
 
 def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:

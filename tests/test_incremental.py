@@ -138,3 +138,14 @@ def test_ivf_index_is_recorded_and_searchable(tmp_path):
     assert top.doc == "humanitaire.docx"
     with pytest.raises(ValueError, match="dense index kind"):
         build_index(corpus, tmp_path / "other", dense="hnsw")
+
+
+def test_dense_structure_follows_corpus_size():
+    from qa import dense
+
+    assert dense.plan(dense.FLAT_MAX) == {"type": "flat"}
+    for n in (dense.FLAT_MAX + 1, 10**6, 10**7):
+        p = dense.plan(n)
+        assert p["type"] == "ivf-sq8" and p["nlist"] & (p["nlist"] - 1) == 0  # a power of two
+        assert n >= 39 * p["nlist"]  # FAISS needs ~39 training points per list
+    assert dense.plan(10, "ivf")["nlist"] == 1 and dense.plan(10**6, "flat") == {"type": "flat"}
