@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from qa.answer import NO_ANSWER, Answer, ask
 from qa.build import BuildSummary, build_index
-from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, ModelUnavailableError, QAError
+from qa.errors import (
+    CorpusError,
+    IndexCorruptError,
+    IndexModelMismatchError,
+    IndexNotFoundError,
+    ModelUnavailableError,
+    QAError,
+)
 from qa.freshness import Freshness, check_freshness
 from qa.search import Passage, Sentence, retrieve
 
@@ -21,6 +28,7 @@ __all__ = [
     "CorpusError",
     "Freshness",
     "IndexCorruptError",
+    "IndexModelMismatchError",
     "IndexNotFoundError",
     "ModelUnavailableError",
     "Passage",

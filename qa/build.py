@@ -128,6 +128,7 @@ def build_index(
         sentence_vectors = models.embed_documents(encoder, sentences, show_progress=show_progress)
         _distribute(fresh, vectors, sentence_vectors)
 
+    storage.checkpoint("embedded")
     passages = [p for part in parts for p in part.passages]
     dim = next(part.vectors.shape[1] for part in parts if part.vectors is not None)
     all_vectors = np.concatenate([part.vectors for part in parts]) if passages else np.zeros((0, dim), np.float32)

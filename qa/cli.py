@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 USAGE_ERROR = 2
 
@@ -144,14 +145,18 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from qa import storage
+    from qa.errors import IndexCorruptError
     from qa.freshness import check_freshness
-    from qa.index import load_index
 
-    idx = load_index(args.index)
-    m = idx.manifest
-    fresh = check_freshness(args.index, args.corpus)
+    build = storage.current_build(Path(args.index))  # the manifest alone: status never loads vectors
+    try:
+        m = storage.read_manifest(build)
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"Cannot read the manifest of {build}: {exc}") from exc
+    fresh = check_freshness(args.index, args.corpus, manifest=m)
     c = m["counts"]
-    print(f"Index : {idx.path}")
+    print(f"Index : {build}")
     print(f"Construit le {m['created']} — {c['documents']} document(s), {c['passages']} passages")
     print(f"Modèle : {m['model']['id']} (dimension {m['model']['dimension']}), "
           f"index vectoriel {m.get('dense', {}).get('type', 'flat')}")

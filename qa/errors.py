@@ -19,6 +19,11 @@ class IndexCorruptError(QAError):
     """The index on disk is unreadable or inconsistent: rebuild it."""
 
 
+class IndexModelMismatchError(IndexCorruptError):
+    """The index was built with other model weights than the ones available now: its vectors and the
+    question's would not be comparable, so it is refused rather than searched."""
+
+
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
 
@@ -38,6 +43,9 @@ def french_message(exc: Exception) -> str:
         return exc.french
     if isinstance(exc, IndexNotFoundError):
         return "Aucun index trouvé. Lancez d'abord : qa index build"
+    if isinstance(exc, IndexModelMismatchError):
+        return ("L'index a été construit avec un autre modèle d'encodage que celui installé ; "
+                "ses résultats seraient faux. Reconstruisez-le : qa index build")
     if isinstance(exc, IndexCorruptError):
         return "L'index est illisible ou incohérent. Reconstruisez-le : qa index build"
     if isinstance(exc, ModelUnavailableError):

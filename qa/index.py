@@ -20,7 +20,7 @@ import numpy as np
 from qa import storage
 from qa.build import BuildSummary, build_index  # noqa: F401 - re-exported: qa.index is where users look
 from qa.chunking import IndexedPassage, chunking_params, indexed_text
-from qa.errors import IndexCorruptError
+from qa.errors import IndexCorruptError, IndexModelMismatchError
 from qa.french import ANALYZER_PARAMS, analyze
 from qa.freshness import Freshness, check_freshness, describe
 
@@ -88,6 +88,7 @@ def write_build(
         tmp = storage.new_build_dir(root)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         _write_dense(tmp, vectors, dense)
+        storage.checkpoint("writing")  # a half-written temporary folder
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)  # for reuse by the next incremental build
         _write_bm25(tmp, [indexed_text(p) for p in passages])
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
@@ -174,6 +175,12 @@ def load_index(index: str | Path = "index") -> Index:
         if build not in _cache:
             idx = _load(build)
             idx.freshness = check_freshness(index, manifest=idx.manifest)
+            if idx.freshness.model_changed:  # question vectors would not match the passages': refuse
+                raise IndexModelMismatchError(
+                    f"Index at {build} was built with model {idx.model_id!r} checksum "
+                    f"{idx.manifest['model']['checksum'][:12]}…, which differs from the installed weights: "
+                    "rebuild it with `qa index build`."
+                )
             if idx.freshness.stale:
                 log.warning("Index %s is stale: %s. Rebuild it with `qa index build`.", index, describe(idx.freshness))
             _cache.clear()  # one live build per process is enough; drop the replaced one
@@ -201,6 +208,12 @@ def _load(build: Path) -> Index:
         raise IndexCorruptError(f"Index at {build} is unreadable ({exc}): rebuild it with `qa index build`.") from exc
     offsets = np.cumsum([0] + [len(p.sentences) for p in passages])
     counts = manifest.get("counts", {})
+    dim = manifest.get("model", {}).get("dimension")
+    if dense.d != dim or sentence_vectors.ndim != 2 or sentence_vectors.shape[1] != dim:
+        raise IndexCorruptError(
+            f"Index at {build} holds {dense.d}-dimension vectors but its manifest names a {dim}-dimension "
+            "model: rebuild it with `qa index build`."
+        )
     if not (dense.ntotal == len(passages) == counts.get("passages") and len(sentence_vectors) == offsets[-1]):
         raise IndexCorruptError(
             f"Index at {build} is inconsistent ({dense.ntotal} vectors, {len(passages)} passages): "

@@ -30,6 +30,14 @@ CURRENT = "CURRENT"
 FORMAT_VERSION = 2  # of the files in a build; another version must be rebuilt (2: vectors.npy, dense)
 
 
+def checkpoint(stage: str) -> None:
+    """Crash-test hook: when QA_TEST_PAUSE_AT names this stage of a build, touch the file
+    QA_TEST_PAUSE_FILE and wait, so a test can SIGKILL the build exactly there. No-op otherwise."""
+    if os.environ.get("QA_TEST_PAUSE_AT") == stage:
+        Path(os.environ["QA_TEST_PAUSE_FILE"]).write_text(stage, encoding="utf-8")
+        time.sleep(600)
+
+
 def current_build(root: Path) -> Path:
     """The live build folder of the index at `root`."""
     try:
@@ -74,6 +82,7 @@ def publish(root: Path, tmp: Path) -> Path:
     final = root / name
     _fsync_tree(tmp)
     os.rename(tmp, final)
+    checkpoint("renamed")  # the new build is complete on disk but not yet live
     pointer = root / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
     pointer.write_text(name + "\n", encoding="utf-8")
     _fsync_file(pointer)
