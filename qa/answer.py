@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
-from qa.search import DEFAULT_CONFIG, Passage, Sentence, check_k, check_question, search
+from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, Passage, Sentence, check_k, check_question, search
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
 
@@ -55,7 +55,7 @@ class Answer:
 
 def ask(
     question: str,
-    history: Sequence[str | Mapping] = (),
+    history: Sequence[str | Mapping] | None = (),
     *,
     k: int = 3,
     index: str | Path = "index",
@@ -102,17 +102,20 @@ def ask(
     )
 
 
-def user_questions(history: Sequence[str | Mapping]) -> list[str]:
-    """The user's earlier questions, from plain strings or chat messages."""
+def user_questions(history: Sequence[str | Mapping] | None) -> list[str]:
+    """The user's earlier questions, from plain strings or chat messages. Turns that could not have
+    been asked (over MAX_QUESTION_CHARS) are ignored rather than searched."""
     out = []
-    for turn in history:
+    if isinstance(history, (str, Mapping)):
+        history = [history]
+    for turn in history or ():
         if isinstance(turn, str):
             text = turn
         elif isinstance(turn, Mapping) and turn.get("role") == "user":
             text = _content_text(turn.get("content"))
         else:
             continue
-        if text.strip():
+        if text.strip() and len(text) <= MAX_QUESTION_CHARS:
             out.append(text.strip())
     return out
 

@@ -19,7 +19,7 @@ import pytest
 import qa
 from qa import IndexCorruptError, IndexModelMismatchError, ask, build_index, retrieve
 from qa.errors import french_message
-from qa.index import _cache, load_index
+from qa.index import _cache
 from qa.storage import current_build
 from tests.conftest import DATA, ROOT
 

@@ -71,8 +71,27 @@ def call_http(base: str, data: list) -> tuple[str, object]:
 
 def test_retrieve_with_gradio_client(app_url, report_index):
     client = Client(app_url + "/", verbose=False)
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/retrieve"}
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/retrieve", "/status"}
     check_passages(client.predict(QUESTION, 3, api_name="/retrieve"), report_index, 3)
+    status = client.predict(api_name="/status")
+    assert status["stale"] is False and status["documents"] == 1 and status["passages"] == 9
+
+
+def test_status_reports_a_stale_index(tmp_path, report_corpus):
+    import shutil
+
+    from qa import build_index
+    from ui.app import index_status
+
+    corpus = tmp_path / "c"
+    shutil.copytree(report_corpus, corpus)
+    build_index(corpus, tmp_path / "idx")
+    assert index_status(tmp_path / "idx", corpus)["stale"] is False
+    (corpus / "nouveau.txt").write_text("Une note nouvelle.", encoding="utf-8")
+    (corpus / "mali-attaques-juillet-2025.txt").unlink()
+    status = index_status(tmp_path / "idx", corpus)
+    assert status["stale"] is True and status["added"] == ["nouveau.txt"]
+    assert status["removed"] == ["mali-attaques-juillet-2025.txt"]
 
 
 def test_retrieve_with_plain_http(app_url, report_index):
@@ -109,3 +128,35 @@ def test_page_is_served_in_french_without_share(app_url):
     config = httpx.get(app_url + "/config", timeout=10).json()
     assert config.get("footer_links") == ["api"]
     assert not config.get("share_url")
+
+
+def test_twenty_concurrent_http_clients_get_exact_answers(app_url, report_index):
+    """The queue under concurrent load: no error, no dropped request, every answer the engine's own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa import retrieve
+    from tests.conftest import DATA
+
+    questions = [q["q"] for q in json.loads((DATA / "mali-dev.json").read_text(encoding="utf-8"))["questions"]][:10]
+    expected = {q: [(p.doc, p.start, p.end) for p in retrieve(q, k=3, index=report_index)] for q in questions}
+
+    def client(n: int) -> list[bool]:
+        out = []
+        for i in range(3):
+            q = questions[(n + i) % len(questions)]
+            event, data = call_http(app_url, [q, 3])
+            out.append(event == "complete" and [(r["doc"], r["start"], r["end"]) for r in data[0]] == expected[q])
+        return out
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = [ok for batch in pool.map(client, range(20)) for ok in batch]
+    assert len(results) == 60 and all(results)
+
+
+@pytest.mark.parametrize("path", ["/gradio_api/file=/etc/passwd", "/file=/etc/passwd", "/gradio_api/file=../../../etc/passwd",
+                                  "/gradio_api/file=%2Fetc%2Fpasswd", "/static/../../../../etc/passwd"])
+def test_no_file_outside_the_app_is_served(app_url, path, report_corpus):
+    response = httpx.get(app_url + path, timeout=10)
+    assert "root:" not in response.text
+    corpus_file = httpx.get(f"{app_url}/gradio_api/file={report_corpus / 'mali-attaques-juillet-2025.txt'}", timeout=10)
+    assert corpus_file.status_code != 200  # not even the corpus: documents reach users through the index only

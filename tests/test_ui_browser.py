@@ -169,3 +169,56 @@ def test_empty_question_is_a_french_toast_and_keeps_the_chat(page):
     toast.wait_for(timeout=10_000)
     assert page.locator("#chat .qa-answer").count() == 1
     assert page.locator("#chat .qa-answer").first.is_visible()
+
+
+HOSTILE_DOC = """# Rapport <script>window.__pwned = 1</script>
+
+## Section <img src=x onerror="window.__pwned = 2">
+
+Les drones kamikazes ont frappé Kayes <script>window.__pwned = 3</script> le 1er juillet. Voir [le lien](javascript:window.__pwned=4) et &lt;b&gt;gras&lt;/b&gt; &amp; <img src=x onerror="window.__pwned = 5"> <a href="javascript:window.__pwned=6">ici</a>.
+"""
+
+
+@pytest.fixture(scope="module")
+def hostile_url(tmp_path_factory):
+    """The app over a document full of markup, as a hostile saved page or Markdown file would be."""
+    from ui.app import serve
+
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "piege.md").write_text(HOSTILE_DOC, encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = serve(host="127.0.0.1", port=port, corpus=root / "corpus", index=root / "index", prevent_thread_lock=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def test_markup_in_passages_and_questions_never_runs(browser, hostile_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        page.goto(hostile_url)
+        page.wait_for_selector("#question textarea")
+        ask(page, 'Les drones ont-ils frappé Kayes ? <script>window.__pwned = 7</script> [x](javascript:window.__pwned=8) &amp;')
+        answer = page.locator("#chat .qa-answer").last
+        open_citation(page, answer, 1)
+        page.wait_for_timeout(700)  # time for any onerror handler or script to fire
+        assert page.evaluate("window.__pwned") is None and dialogs == []
+        for area in ("#chat", "#viewer"):
+            assert page.locator(f"{area} script, {area} img, {area} a[href^='javascript']").count() == 0
+        card = answer.locator(".card").first.inner_text()
+        assert "<script>window.__pwned = 3</script>" in card  # shown as text, verbatim
+        assert "&lt;b&gt;gras&lt;/b&gt; &amp;" in card  # entities in the source stay as written
+        assert "[le lien](javascript:window.__pwned=4)" in card
+        assert "<script>window.__pwned = 1</script>" in card and 'onerror="window.__pwned = 2"' in card  # title, section
+        user = page.locator('#chat [data-testid="user"]').last.inner_text()
+        assert "<script>window.__pwned = 7</script>" in user and "&amp;" in user
+        assert '<img src=x onerror="window.__pwned = 5">' in page.locator("#viewer").inner_text()
+    finally:
+        context.close()

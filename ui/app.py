@@ -125,6 +125,23 @@ def retrieve_passages(question: object, k: object = 5, *, index: str | Path = "i
         raise fail(french_error(exc)) from exc
 
 
+def index_status(index: str | Path, corpus: str | Path | None) -> dict:
+    """The API's /status: is the index the corpus as it is now? (A stale index is never served silently.)"""
+    from qa import storage
+
+    try:
+        manifest = storage.read_manifest(storage.current_build(Path(index)))
+        fresh = qa.check_freshness(index, corpus, manifest=manifest)
+    except (qa.QAError, OSError, ValueError, KeyError) as exc:
+        raise fail(french_error(exc) if isinstance(exc, qa.QAError) else "L'index est illisible : qa index build") from exc
+    return {
+        "stale": fresh.stale, "added": list(fresh.added), "changed": list(fresh.changed), "removed": list(fresh.removed),
+        "model_changed": fresh.model_changed, "settings_changed": fresh.settings_changed,
+        "built": manifest["created"], "documents": manifest["counts"]["documents"],
+        "passages": manifest["counts"]["passages"],
+    }
+
+
 def summary(index: str | Path, corpus: str | Path | None) -> str:
     """The corpus summary with a stale-index warning, or the French error when there is no index."""
     try:
@@ -151,6 +168,9 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
 
     def retrieve(question: str, k: int = 5) -> list[dict]:
         return retrieve_passages(question, k, index=index)
+
+    def status() -> dict:
+        return index_status(index, corpus)
 
     with gr.Blocks(title="Questions-réponses sur les rapports", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -225,6 +245,13 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
             concurrency_id="ask",  # chat and API share the two search slots: two CPU cores in all
             api_description="Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
             "avec document, section, position en caractères et phrase réponse.",
+        )
+        gr.api(
+            status,
+            api_name="status",
+            concurrency_limit=None,  # reads the manifest and hashes files: no search slot needed
+            api_description="L'état de l'index : à jour ou périmé (documents ajoutés, modifiés, supprimés "
+            "depuis la construction, modèle changé), nombre de documents et de passages.",
         )
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
