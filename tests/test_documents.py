@@ -126,6 +126,16 @@ def test_corpus_listing_skips_hidden_files_and_own_readme(tmp_path):
     assert got == ["a.txt", "sub/README.md", "sub/b.md", "x.pdf"]  # x.pdf is listed so a build can report it
 
 
+def test_an_index_inside_the_corpus_is_not_read_as_documents(tmp_path):
+    (tmp_path / "note.txt").write_text("Une note.", encoding="utf-8")
+    (tmp_path / "index" / "build-1").mkdir(parents=True)
+    (tmp_path / "index" / "CURRENT").write_text("build-1\n", encoding="utf-8")
+    (tmp_path / "index" / "build-1" / "manifest.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "notes-index").mkdir()  # a folder merely named like one is read
+    (tmp_path / "notes-index" / "a.md").write_text("# A\n\nTexte.", encoding="utf-8")
+    assert [p.relative_to(tmp_path).as_posix() for p in iter_corpus_files(tmp_path)] == ["note.txt", "notes-index/a.md"]
+
+
 def test_doc_id_is_relative_posix_path(tmp_path):
     (tmp_path / "sahel" / "2025").mkdir(parents=True)
     path = tmp_path / "sahel" / "2025" / "note.txt"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,19 +83,26 @@ SUFFIXES = (".txt", ".text", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx
 
 
 def iter_corpus_files(corpus: Path) -> list[Path]:
-    """Every file under `corpus` that a user put there, sorted; hidden ones and the corpus's own README
-    left out. Files of unknown formats are listed too, so a build can say it skipped them."""
+    """Every file under `corpus` that a user put there, sorted; hidden ones, the corpus's own README
+    and any qa index folder inside it (one holding a CURRENT pointer and builds) left out. Files of
+    unknown formats are listed too, so a build can say it skipped them."""
     if not corpus.is_dir():
         raise CorpusError(f"Corpus folder not found: {corpus}")
     files = []
-    for path in sorted(corpus.rglob("*")):
-        rel = path.relative_to(corpus)
-        if any(part.startswith((".", "~$")) for part in rel.parts) or not path.is_file():
-            continue
-        if rel.as_posix().lower() in ("readme.md", "readme.txt"):
-            continue
-        files.append(path)
-    return files
+    for folder, dirs, names in os.walk(corpus):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith((".", "~$")) and not _is_index(here / d)]
+        for name in names:
+            path = here / name
+            rel = path.relative_to(corpus).as_posix()
+            if name.startswith((".", "~$")) or rel.lower() in ("readme.md", "readme.txt") or not path.is_file():
+                continue
+            files.append(path)
+    return sorted(files)
+
+
+def _is_index(folder: Path) -> bool:
+    return (folder / "CURRENT").is_file() and any(folder.glob("build-*"))
 
 
 def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Document:

@@ -35,10 +35,11 @@ _HYPHEN_CUT_RE = re.compile(r"[A-Za-zÀ-ÿ]-$")
 @dataclass
 class Line:
     text: str
-    y: float | None  # height on the page (points from the bottom), None when unknown
+    y: float | None  # height on the page as a share of the page (0 bottom, 1 top), None when unknown
     size: float
     bold: bool
     page: int  # from 1
+    page_height: float = 0.0  # points
 
 
 def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
@@ -52,6 +53,7 @@ def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
         raise Unreadable("PDF sans texte (document scanné ? pas de reconnaissance de caractères ici)")
     lines = _drop_running_lines(pages)
     body = _body_size(lines)
+    lines = _merge_wrapped_headings(lines, body)
     title = _title(lines, body) or _metadata_title(reader) or ""
     builder = TextBuilder()
     if title:
@@ -85,7 +87,7 @@ def _page_lines(page, number: int) -> list[Line]:
         if text:
             size = weights.most_common(1)[0][0] if weights else 0.0
             y = first_y / height if first_y is not None and height else None
-            lines.append(Line(text, y, size, bold_chars >= 0.8 * sum(weights.values()), number))
+            lines.append(Line(text, y, size, bold_chars >= 0.8 * sum(weights.values()), number, height))
         chars, weights, bold_chars, first_y = [], Counter(), 0, None
 
     for text, y, size, bold in runs:
@@ -129,6 +131,23 @@ def _drop_running_lines(pages: list[list[Line]]) -> list[Line]:
     return kept
 
 
+def _merge_wrapped_headings(lines: list[Line], body: float) -> list[Line]:
+    """A title or heading set on two lines is one heading: consecutive heading lines of the same
+    font, one line height apart on the same page, are joined."""
+    out: list[Line] = []
+    for line in lines:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.page == line.page and abs(prev.size - line.size) <= 0.5
+                and prev.bold == line.bold and _is_heading(prev, body) and _is_heading(line, body)
+                and prev.y is not None and line.y is not None and prev.page_height
+                and 0 < (prev.y - line.y) * prev.page_height <= 1.6 * line.size
+                and len(prev.text) + len(line.text) < MAX_HEADING_CHARS):
+            out[-1] = Line(f"{prev.text} {line.text}", prev.y, prev.size, prev.bold, prev.page, prev.page_height)
+        else:
+            out.append(line)
+    return out
+
+
 def _body_size(lines: list[Line]) -> float:
     sizes: Counter = Counter()
     for line in lines:
@@ -170,7 +189,8 @@ def _name_title(path: Path) -> str:
 
 def _write_blocks(builder: TextBuilder, lines: list[Line], body: float, title: str, page_count: int) -> None:
     """Headings and paragraphs in order; page starts marked as pages go by."""
-    heading_sizes = sorted({l.size for l in lines if _is_heading(l, body)}, reverse=True)
+    heading_sizes = sorted({l.size for l in lines if _is_heading(l, body) and not (l.page == 1 and l.text == title)},
+                           reverse=True)
     long_line = _typical_length(lines)
     line_gap = _typical_gaps(lines)
     page = 0
