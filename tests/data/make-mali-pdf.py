@@ -12,10 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pathlib import Path
+
 import docx
-from docx.shared import Pt
 from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.shared import Pt
+
 from qa.documents import read_document
+
 src = Path(__file__).resolve().parents[2] / "corpus" / "mali-attaques-juillet-2025.txt"
 doc = read_document(src, src.parent)
 d = docx.Document()
