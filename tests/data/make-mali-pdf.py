@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pathlib import Path
 
-import docx
-from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.shared import Pt
+import docx  # noqa: E402
+from docx.enum.text import WD_ALIGN_PARAGRAPH  # noqa: E402
+from docx.shared import Pt  # noqa: E402
 
-from qa.documents import read_document
+from qa.documents import read_document  # noqa: E402
 
 src = Path(__file__).resolve().parents[2] / "corpus" / "mali-attaques-juillet-2025.txt"
 doc = read_document(src, src.parent)
