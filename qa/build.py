@@ -62,6 +62,17 @@ def embedding_input(text: str) -> str:
     return normalize_apostrophes(text)
 
 
+def embed_passages(encoder, passages: list[IndexedPassage], *, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The one way passages become vectors: each passage under its header, and each of its sentences
+    under the same header. Returns (passage vectors, sentence vectors in passage order)."""
+    from qa import model as models
+
+    vectors = models.embed_documents(encoder, [embedding_input(indexed_text(p)) for p in passages],
+                                     show_progress=show_progress)
+    sentences = [embedding_input(t) for p in passages for t in indexed_sentences(p)]
+    return vectors, models.embed_documents(encoder, sentences, show_progress=show_progress)
+
+
 def build_index(
     corpus: str | Path = "corpus",
     index: str | Path = "index",
@@ -121,11 +132,7 @@ def build_index(
 
     new_passages = [p for part in fresh for p in part.passages]
     if new_passages:
-        encoder = models.load_model(model)
-        vectors = models.embed_documents(encoder, [embedding_input(indexed_text(p)) for p in new_passages],
-                                         show_progress=show_progress)
-        sentences = [embedding_input(t) for p in new_passages for t in indexed_sentences(p)]
-        sentence_vectors = models.embed_documents(encoder, sentences, show_progress=show_progress)
+        vectors, sentence_vectors = embed_passages(models.load_model(model), new_passages, show_progress=show_progress)
         _distribute(fresh, vectors, sentence_vectors)
 
     storage.checkpoint("embedded")

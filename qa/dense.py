@@ -35,27 +35,11 @@ def plan(n: int, kind: str = "auto") -> dict[str, Any]:
 
 def build(vectors: np.ndarray, params: dict[str, Any]) -> Any:
     """A FAISS inner-product index holding `vectors` (row i gets id i)."""
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    if params["type"] == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif params["type"] == "ivf-sq8":
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, params["nlist"], faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        index.own_fields = True
-        quantizer.this.disown()
-        sample = vectors
-        most = 256 * params["nlist"]
-        if len(vectors) > most:  # a fixed seed: the same corpus gives the same index
-            sample = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), most, replace=False))]
-        index.train(sample)
-    else:
+    if params["type"] not in ("flat", "ivf-sq8"):
         raise ValueError(f"unknown dense index type {params['type']!r}")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = trained_empty(training_sample(vectors, params), params)
     index.add(vectors)
-    configure(index, params)
     return index
 
 
@@ -65,3 +49,54 @@ def configure(index: Any, params: dict[str, Any]) -> None:
         import faiss
 
         faiss.extract_index_ivf(index).nprobe = int(params.get("nprobe", NPROBE))
+
+
+def trained_empty(sample: np.ndarray, params: dict[str, Any]) -> Any:
+    """An empty index of `params`' structure, trained on `sample` when it needs training (IVF).
+
+    Train once, then add vectors in parts (`add_part`) and merge them: the same index as `build` on
+    all the vectors, as long as the sample is the one `build` would draw (`training_sample`).
+    """
+    import faiss
+
+    dim = sample.shape[1]
+    if params["type"] == "flat":
+        return faiss.IndexFlatIP(dim)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, params["nlist"], faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.own_fields = True
+    quantizer.this.disown()
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    configure(index, params)
+    return index
+
+
+def training_sample(vectors: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """The rows IVF is trained on: all of them, or a fixed-seed draw of 256 per list."""
+    most = 256 * params.get("nlist", 1)
+    if len(vectors) <= most:
+        return vectors
+    return vectors[np.sort(np.random.default_rng(0).choice(len(vectors), most, replace=False))]
+
+
+def add_part(trained: Any, vectors: np.ndarray, first_id: int) -> Any:
+    """A copy of the trained empty index holding `vectors` as ids first_id, first_id + 1, …"""
+    import faiss
+
+    part = faiss.clone_index(trained)
+    ids = np.arange(first_id, first_id + len(vectors), dtype=np.int64)
+    if isinstance(part, faiss.IndexFlat):
+        if first_id != 0:
+            raise ValueError("a flat index numbers its vectors itself: add the parts in order to one index")
+        part.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    else:
+        part.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+    return part
+
+
+def merge_parts(trained: Any, parts: list[Any]) -> Any:
+    """Merge parts made by `add_part` (IVF) into the trained index, in order."""
+    for part in parts:
+        trained.merge_from(part, 0)
+    return trained

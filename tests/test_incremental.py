@@ -149,3 +149,23 @@ def test_dense_structure_follows_corpus_size():
         assert p["type"] == "ivf-sq8" and p["nlist"] & (p["nlist"] - 1) == 0  # a power of two
         assert n >= 39 * p["nlist"]  # FAISS needs ~39 training points per list
     assert dense.plan(10, "ivf")["nlist"] == 1 and dense.plan(10**6, "flat") == {"type": "flat"}
+
+
+def test_ivf_trained_once_and_filled_in_parts_equals_the_monolithic_build():
+    """The distributed build's recipe: train once, add parts with their global ids, merge_from."""
+    from qa import dense
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((6_000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    params = dense.plan(len(vectors), "ivf")
+    whole = dense.build(vectors, params)
+    trained = dense.trained_empty(dense.training_sample(vectors, params), params)
+    bounds = [0, 1_700, 4_100, 6_000]  # three uneven parts
+    parts = [dense.add_part(trained, vectors[a:b], a) for a, b in zip(bounds, bounds[1:])]
+    merged = dense.merge_parts(trained, parts)
+    assert merged.ntotal == whole.ntotal == len(vectors)
+    queries = vectors[::97] + 0.01
+    d1, i1 = whole.search(queries, 10)
+    d2, i2 = merged.search(queries, 10)
+    assert (i1 == i2).all() and np.allclose(d1, d2)
