@@ -23,6 +23,7 @@ from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed
 from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_document
 from qa.errors import CorpusError
 from qa.french import normalize_apostrophes
+from qa.freshness import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,21 @@ def build_index(
         9
     """
     from qa import dense as dense_index
+
+    dense_index.plan(0, dense)  # a bad kind fails before any work
+    corpus, root = Path(corpus), Path(index)
+    # The lock spans the whole build: a second build waits, then starts from this one's result,
+    # so a slow build that read the corpus earlier can never publish over a newer one.
+    with storage.build_lock(root):
+        return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress)
+
+
+def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: str, show_progress: bool) -> BuildSummary:
+    from qa import dense as dense_index
     from qa import model as models
     from qa.index import write_build
 
-    dense_index.plan(0, dense)  # a bad kind fails before any work
     t0 = time.perf_counter()
-    corpus, root = Path(corpus), Path(index)
     model_id, _ = models.resolve_model(model)
     checksum = models.model_checksum(model)
     previous, previous_docs, full_reason = _previous(root, model_id, checksum, full)
@@ -111,7 +121,7 @@ def build_index(
         try:
             data = _read_bytes(path)
         except (OSError, Unreadable) as exc:
-            _skip(skipped, rel, exc, "")
+            _skip(skipped, rel, exc, file_hash(path))  # the hash freshness compares: unchanged stays fresh
             continue
         sha = content_hash(data)
         if previous is not None and previous_docs.get(rel, {}).get("sha256") == sha and rel in previous.parts:
@@ -144,6 +154,7 @@ def build_index(
     final = write_build(
         root, corpus, model_id=model_id, checksum=checksum, documents=[part.doc for part in parts],
         passages=passages, vectors=all_vectors, sentence_vectors=all_sentences, skipped=skipped, dense=plan,
+        locked=True,
     )
     if new_passages:
         models.encode_question(model, "query")  # export the fast question encoder now, not at the first question

@@ -12,7 +12,7 @@ from typing import Any
 
 from qa import storage
 from qa.chunking import chunking_params
-from qa.documents import content_hash, iter_corpus_files
+from qa.documents import iter_corpus_files
 from qa.errors import IndexNotFoundError
 from qa.french import ANALYZER_PARAMS
 
@@ -90,8 +90,15 @@ def describe(fresh: Freshness) -> str:
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes, or "" when it cannot be read (so any later read counts as a change)."""
+    """sha256 of a file's bytes, read in 1 MB blocks (a skipped 2 GB video is hashed too, not loaded),
+    or "" when it cannot be read (so any later read counts as a change)."""
+    import hashlib
+
+    digest = hashlib.sha256()
     try:
-        return content_hash(path.read_bytes())
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
     except OSError:
         return ""
+    return digest.hexdigest()

@@ -7,6 +7,7 @@ hot path never re-reads files; sentence vectors are memory-mapped (only candidat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -44,6 +45,7 @@ class Index:
     sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)  # search's cache
     _documents: dict[str, dict[str, str]] | None = field(default=None, repr=False)
     _passage_docs: tuple[list[str], np.ndarray] | None = field(default=None, repr=False)
+    _passage_vectors: np.ndarray | None = field(default=None, repr=False)
 
     def passage_docs(self) -> tuple[list[str], np.ndarray]:
         """Document ids, and each passage's position in that list: a document filter is one np.isin."""
@@ -52,6 +54,14 @@ class Index:
             code = {name: i for i, name in enumerate(names)}
             self._passage_docs = (names, np.array([code[p.doc] for p in self.passages], dtype=np.int32))
         return self._passage_docs
+
+    def passage_vectors(self) -> np.ndarray:
+        """All passage vectors, memory-mapped from the build (exact scores where the FAISS index is
+        approximate, e.g. inside a document filter), read on first use."""
+        if self._passage_vectors is None:
+            self._passage_vectors = np.load(self.path / "vectors.npy", mmap_mode="r", allow_pickle=False)
+            _random_access(self._passage_vectors)
+        return self._passage_vectors
 
     def documents(self) -> dict[str, dict[str, str]]:
         """The documents' full texts as indexed, by id: read from this build once, on first use."""
@@ -76,15 +86,17 @@ def write_build(
     sentence_vectors: np.ndarray,
     skipped: list[tuple[str, str, str]],
     dense: dict[str, Any],
+    locked: bool = False,
 ) -> Path:
     """Write a complete build into a temporary folder and publish it atomically; returns the live build.
 
     Every file of the build is written here, whoever computed the vectors (a plain or an incremental
-    build, a benchmark), so a build's layout has one definition.
+    build, a benchmark), so a build's layout has one definition. `locked`: the caller already holds
+    the index's build lock (qa.build holds it for the whole build).
     """
     if len(vectors) != len(passages) or len(sentence_vectors) != sum(len(p.sentences) for p in passages):
         raise ValueError("vectors do not match passages")
-    with storage.build_lock(root):
+    with contextlib.nullcontext() if locked else storage.build_lock(root):
         tmp = storage.new_build_dir(root)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         _write_dense(tmp, vectors, dense)

@@ -23,6 +23,7 @@ MAX_QUESTION_CHARS = 2000
 MAX_K = 50
 CANDIDATES = 100  # per ranked list, before fusion
 EXACT_MAX = 10_000  # up to this many passages every passage is scored by every list; above, candidates only
+EXACT_FILTERED_MAX = 200_000  # a document filter this small is scored exactly, even over an IVF index
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -138,7 +139,7 @@ def search(
     n = len(idx.passages)
     allowed = _doc_mask(idx, docs)
     query_vec = models.encode_question(idx.model_id, normalize_apostrophes(question))
-    dense = _dense_scores(idx, query_vec)
+    dense = _dense_scores(idx, query_vec, None if docs is None else allowed)
     keyword = _keyword_scores(idx, question) if mode != "dense" else np.zeros(n, dtype=np.float32)
     if mode == "dense":
         fused = dense.copy()
@@ -202,13 +203,20 @@ def _doc_mask(idx: Index, docs: list[str] | None) -> np.ndarray:
     return np.isin(codes, [i for i, name in enumerate(names) if name in wanted])
 
 
-def _dense_scores(idx: Index, query_vec: np.ndarray) -> np.ndarray:
+def _dense_scores(idx: Index, query_vec: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
     """Cosine of the question with every passage: exact for a flat index (one matrix-vector product
-    over its vectors, faster than asking FAISS for n results), else the approximate top CANDIDATES
-    with the others at -1."""
+    over its vectors, faster than asking FAISS for n results) and, with an approximate index, inside
+    a document filter (the global top would rarely reach the filtered documents); otherwise the
+    approximate top CANDIDATES, the others at -1."""
     if idx.flat_vectors is not None:
         return idx.flat_vectors @ query_vec.astype(np.float32)
     n = idx.dense.ntotal
+    if allowed is not None:
+        rows = np.flatnonzero(allowed)
+        if len(rows) <= EXACT_FILTERED_MAX:
+            out = np.full(n, -1.0, dtype=np.float32)
+            out[rows] = np.asarray(idx.passage_vectors()[rows]) @ query_vec.astype(np.float32)
+            return out
     scores, ids = idx.dense.search(query_vec.reshape(1, -1).astype(np.float32), min(n, CANDIDATES))
     out = np.full(n, -1.0, dtype=np.float32)
     valid = ids[0] >= 0

@@ -11,11 +11,6 @@ PDF_RUNNING_HEADER = "Observatoire du Sahel — Note d’analyse"
 def write_pdf(path: Path) -> Path:
     """Three pages: running header and page-number footer on each, a title, two headings, a word cut
     by a hyphen at a line end, and a paragraph whose sentence runs from page 2 onto page 3."""
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen import canvas
-
-    c = canvas.Canvas(str(path), pagesize=A4)
-    width, height = A4
     # (font, size, text, space after): paragraphs are set apart by extra space, as typesetters do
     pages = [
         [("Helvetica-Bold", 18, "Les attaques de juillet 2025 au Mali", 6),
@@ -30,10 +25,22 @@ def write_pdf(path: Path) -> Path:
         [("Helvetica", 11, "les camions-citernes sur les axes routiers qui relient Bamako au port de Dakar.", 8),
          ("Helvetica", 11, "La CEDEAO a condamné des actes « d’une gravité extrême ».", 8)],
     ]
+    return write_pdf_pages(path, pages, running=True)
+
+
+def write_pdf_pages(path: Path, pages: list[list[tuple[str, int, str, int]]], *, running: bool = False) -> Path:
+    """A PDF of pages of (font, size, text, space after) lines; with `running`, a running header and
+    a «Page n sur N» footer on every page."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=A4)
+    width, height = A4
     for number, lines in enumerate(pages, start=1):
-        c.setFont("Helvetica", 8)
-        c.drawString(72, height - 40, PDF_RUNNING_HEADER)
-        c.drawString(width / 2, 30, f"Page {number} sur {len(pages)}")
+        if running:
+            c.setFont("Helvetica", 8)
+            c.drawString(72, height - 40, PDF_RUNNING_HEADER)
+            c.drawString(width / 2, 30, f"Page {number} sur {len(pages)}")
         y = height - 90
         for font, size, text, space_after in lines:
             c.setFont(font, size)

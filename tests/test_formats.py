@@ -160,3 +160,84 @@ def test_a_real_typesetters_pdf_gives_back_the_report(tmp_path):
     for q in questions[:13]:  # the 14th is in English; top 5, as the title header here differs from the .txt's
         hits = retrieve(q["q"], k=5, index=tmp_path / "index")
         assert any(any(flat(g) in flat(h.text) for g in q["gold"]) for h in hits), q["q"]
+
+
+def test_pdf_numbered_headings_bold_leads_and_hyphens(tmp_path):
+    body = "Helvetica"
+    path = samples.write_pdf_pages(tmp_path / "n.pdf", [[
+        ("Helvetica-Bold", 16, "Rapport de la préfecture", 6),
+        ("Helvetica-Bold", 13, "1. Introduction", 2),
+        ("Helvetica-Bold", 11, "En juillet 2025, au moins quarante civils ont été tués dans la région de Kayes lors", 0),
+        ("Helvetica-Bold", 11, "d’attaques coordonnées contre sept localités selon les autorités de la sous-", 0),
+        ("Helvetica-Bold", 11, "préfecture de Nioro, qui ont aussi uti\u00ad", 0),
+        ("Helvetica-Bold", 11, "lisé des drones.", 8),
+        ("Helvetica-Bold", 13, "2. Réactions", 2),
+        (body, 11, "Le gouverneur a décrété un couvre-feu dans toute la région de Kayes pour une durée", 0),
+        (body, 11, "de trois semaines, renouvelable.", 8),
+    ]])
+    doc, paragraphs = _read(path, tmp_path)
+    assert [h.text for h in doc.headings] == ["1. Introduction", "2. Réactions"]
+    assert paragraphs[0].startswith("En juillet 2025") and paragraphs[0].endswith("utilisé des drones.")
+    assert "sous-préfecture de Nioro" in paragraphs[0]  # a compound's hyphen stays
+    assert chunk_document(doc)[-1].section == "2. Réactions"
+
+
+def test_docx_tables_keep_columns_merged_cells_and_nested_tables(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Bilan", 1)
+    t = d.add_table(rows=2, cols=4)
+    for i, v in enumerate(["Région", "Morts", "Blessés", "Déplacés"]):
+        t.cell(0, i).text = v
+    for i, v in enumerate(["Kayes", "0", "0", "5000"]):
+        t.cell(1, i).text = v
+    m = d.add_table(rows=2, cols=3)
+    m.cell(0, 0).merge(m.cell(0, 1)).text = "Zone fusionnée"
+    m.cell(0, 2).text = "Note"
+    m.cell(1, 0).text, m.cell(1, 1).text, m.cell(1, 2).text = "Gao", "Tombouctou", "calme"
+    outer = d.add_table(rows=1, cols=2)
+    outer.cell(0, 0).text = "Annexe"
+    inner = outer.cell(0, 1).add_table(rows=1, cols=2)
+    inner.cell(0, 0).text, inner.cell(0, 1).text = "Gao", "4200 réfugiés"
+    d.save(str(tmp_path / "t.docx"))
+    _, paragraphs = _read(tmp_path / "t.docx", tmp_path)
+    assert "Région : Kayes | Morts : 0 | Blessés : 0 | Déplacés : 5000" in paragraphs  # equal values are two cells
+    assert "Zone fusionnée : Gao | Note : Tombouctou" not in paragraphs
+    assert any(p.startswith("Zone fusionnée : Gao") and "calme" in p for p in paragraphs)
+    assert any("Annexe" in p and "4200 réfugiés" in p for p in paragraphs)  # a nested table's text is kept
+
+
+@pytest.mark.parametrize("text", ["Réunion à Gao.", "Élévation du fleuve à Ségou : l’œuvre d’une crue, août 2025."])
+def test_short_windows_1252_text_is_not_read_as_another_code_page(tmp_path, text):
+    (tmp_path / "c.txt").write_bytes(text.encode("cp1252"))
+    assert read_document(tmp_path / "c.txt", tmp_path).text.strip() == text
+    html = f"<html><body><h1>Note</h1><p>{text}</p></body></html>"  # no declared charset
+    (tmp_path / "c.html").write_bytes(html.encode("cp1252"))
+    assert text in read_document(tmp_path / "c.html", tmp_path).text
+
+
+def test_html_layout_classes_and_article_headers_keep_the_content(tmp_path):
+    page = """<html><body><div class="page layout-with-sidebar"><div class="content">
+    <article><header class="entry-header"><h1>Bilan des attaques</h1></header>
+    <p>Le bilan fait état de quarante morts à Kayes.</p>
+    <table><tr><th>Région</th><th>Détails</th></tr>
+    <tr><td>Kayes</td><td><table><tr><td>Morts</td><td>12</td></tr></table></td></tr></table>
+    </article></div><div class="sidebar">Publicité</div></div></body></html>"""
+    (tmp_path / "p.html").write_text(page, encoding="utf-8")
+    doc, paragraphs = _read(tmp_path / "p.html", tmp_path)
+    assert doc.title == "Bilan des attaques" and "Publicité" not in doc.text
+    assert paragraphs == ["Le bilan fait état de quarante morts à Kayes.", "Région : Kayes | Détails : Morts 12"]
+
+
+def test_a_file_skipped_for_its_size_does_not_make_the_index_stale(tmp_path, monkeypatch):
+    import qa.documents
+    from qa import build_index, check_freshness
+
+    monkeypatch.setattr(qa.documents, "MAX_FILE_BYTES", 1000)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "note.txt").write_text("Une note courte sur Kayes.", encoding="utf-8")
+    (tmp_path / "c" / "gros.txt").write_text("Texte. " * 500, encoding="utf-8")
+    summary = build_index(tmp_path / "c", tmp_path / "index")
+    assert [p for p, _ in summary.skipped] == ["gros.txt"] and "volumineux" in summary.skipped[0][1]
+    assert not check_freshness(tmp_path / "index").stale

@@ -140,6 +140,20 @@ def test_ivf_index_is_recorded_and_searchable(tmp_path):
         build_index(corpus, tmp_path / "other", dense="hnsw")
 
 
+def test_document_filter_over_an_ivf_index_scores_exactly(tmp_path, monkeypatch):
+    """At scale the approximate index returns only the global top; inside a filter, scores are exact."""
+    import qa.search
+
+    corpus = samples.write_mixed_corpus(tmp_path / "corpus")
+    build_index(corpus, tmp_path / "flat", dense="flat")
+    build_index(corpus, tmp_path / "ivf", dense="ivf")
+    monkeypatch.setattr(qa.search, "CANDIDATES", 2)  # as if the corpus were large: the top 2 only
+    question, doc = samples.QUESTIONS["humanitaire.docx"], ["presse/nioro.html"]
+    flat = [(p.start, round(p.dense_score, 5)) for p in retrieve(question, k=3, index=tmp_path / "flat", docs=doc, mode="dense")]
+    ivf = [(p.start, round(p.dense_score, 5)) for p in retrieve(question, k=3, index=tmp_path / "ivf", docs=doc, mode="dense")]
+    assert ivf == flat and all(score > 0 for _, score in ivf)
+
+
 def test_dense_structure_follows_corpus_size():
     from qa import dense
 

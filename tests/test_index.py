@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,13 +146,15 @@ def test_unreadable_document_counts_as_changed_not_a_crash(tmp_path, monkeypatch
     corpus.mkdir()
     shutil.copy(REPORT, corpus / REPORT.name)
     build_index(corpus, tmp_path / "index")
-    real = Path.read_bytes
+    import builtins
 
-    def failing(self):  # an I/O error on this one file (as root, permissions cannot provoke one)
-        if self.name == REPORT.name:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    real = builtins.open
 
-    monkeypatch.setattr(Path, "read_bytes", failing)
+    def failing(file, *args, **kwargs):  # an I/O error on this one file (as root, permissions cannot provoke one)
+        if str(file).endswith(REPORT.name):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", failing)
     fresh = check_freshness(tmp_path / "index")
     assert fresh.changed == (REPORT.name,) and not fresh.removed

@@ -85,10 +85,11 @@ class TextBuilder:
         """A paragraph from (page, line) pairs; joiners[i] goes between lines i and i+1 ("\x00": the
         line ends with a cut word's hyphen, removed and joined without a space). `mark(page)` is
         called when a line starts a new page, so page starts fall inside the paragraph."""
-        texts = [clean_inline(t) for _, t in lines]
+        raw = [t.rstrip() for _, t in lines]
         for i, joiner in enumerate(joiners):
             if joiner == "\x00":
-                texts[i] = texts[i][:-1]
+                raw[i] = raw[i][:-1]  # the hyphen (or soft hyphen) that cut the word
+        texts = [clean_inline(t) for t in raw]
         start = self._open_block()
         self._in_paragraph = True
         try:
@@ -96,7 +97,7 @@ class TextBuilder:
                 if i:
                     if mark is not None and page != lines[i - 1][0]:
                         mark(page)
-                    self._write("" if joiners[i - 1] == "\x00" else " ")
+                    self._write("" if joiners[i - 1] == "\x00" else joiners[i - 1])
                 self._write(text)
         finally:
             self._in_paragraph = False

@@ -35,10 +35,12 @@ def read_docx(data: bytes, doc_id: str, path: Path) -> Document:
             rows = []
             for row in item.rows:
                 cells: list[str] = []
+                previous = None
                 for cell in row.cells:
-                    value = clean_inline(cell.text)
-                    if not cells or cells[-1] != value:  # merged cells repeat their text
-                        cells.append(value)
+                    if previous is not None and cell._tc is previous._tc:
+                        continue  # a merged cell is listed once per grid column it spans
+                    cells.append(clean_inline(_cell_text(cell)))
+                    previous = cell
                 rows.append(cells)
             blocks.extend(("row", None, text) for text in table_rows(rows))
     styled_title = next((text for kind, level, text in blocks if level == 0), "")
@@ -53,6 +55,14 @@ def read_docx(data: bytes, doc_id: str, path: Path) -> Document:
         else:
             builder.paragraph(text)
     return builder.document(doc_id, title or path.stem, data)
+
+
+def _cell_text(cell) -> str:
+    """A cell's paragraphs and, recursively, the rows of tables nested in it."""
+    parts = [p.text for p in cell.paragraphs]
+    for table in cell.tables:
+        parts += [" | ".join(_cell_text(c) for c in row.cells) for row in table.rows]
+    return " ".join(parts)
 
 
 def _style_level(paragraph) -> int | None:

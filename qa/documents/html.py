@@ -20,21 +20,25 @@ DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4}
 BLOCKS = {"p", "li", "dt", "dd", "blockquote", "pre", "figcaption", "caption", "address", "h5", "h6",
           "div", "section", "article", "main", "ul", "ol", "dl", "table", "thead", "tbody", "tfoot", "tr",
-          "figure", "details", "summary", "center", "td", "th", "body", "html"}
+          "figure", "details", "summary", "center", "td", "th", "body", "html", "header", "footer", "hgroup"}
 _BOILERPLATE_RE = re.compile(
     r"(^|[\s_-])(nav|navbar|menu|sidebar|breadcrumbs?|cookies?|consent|share|social|newsletter|banner|"
     r"footer|header|masthead|advert|ads|promo|related|comments?|skip)($|[\s_-])", re.IGNORECASE)
+_DECLARED_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=", re.IGNORECASE)
 _HIDDEN_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def read_html(data: bytes, doc_id: str, path: Path) -> Document:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(data, "lxml")  # lxml reads <meta charset>; bytes without one go through detection
-    if soup.original_encoding is None and not soup.find(True):
-        soup = BeautifulSoup(decode(data), "lxml")
+    # A declared charset (<meta charset>, BOM) is trusted; otherwise the text decoder's rules (UTF-8,
+    # then Windows-1252) beat bs4's guess, which reads undeclared French cp1252 as cp1250.
+    declared = _DECLARED_CHARSET_RE.search(data[:4096]) or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
+    soup = BeautifulSoup(data if declared else decode(data), "lxml")
     page_title = clean_inline(soup.title.get_text()) if soup.title else ""
     for tag in soup.find_all(DROP_TAGS):
+        if tag.name in ("header", "footer") and _holds_content(tag):
+            continue  # an article's own <header> holds its <h1>
         tag.decompose()
     for br in soup.find_all("br"):
         br.replace_with(" ")
@@ -45,7 +49,8 @@ def read_html(data: bytes, doc_id: str, path: Path) -> Document:
         names = " ".join([*(attrs.get("class") or []), str(attrs.get("id") or ""), str(attrs.get("role") or "")])
         if (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true"
                 or _HIDDEN_RE.search(str(attrs.get("style") or ""))
-                or (tag.name not in ("body", "html", "main", "article") and _BOILERPLATE_RE.search(names))):
+                or (tag.name not in ("body", "html", "main", "article") and _BOILERPLATE_RE.search(names)
+                    and not _holds_content(tag))):
             tag.decompose()
     mains = soup.find_all(["main", "article"])
     root = max(mains, key=lambda t: len(t.get_text())) if mains else (soup.body or soup)
@@ -58,6 +63,12 @@ def read_html(data: bytes, doc_id: str, path: Path) -> Document:
     if not builder.paragraphs:
         raise Unreadable("page HTML sans texte principal")
     return builder.document(doc_id, title or path.stem, data)
+
+
+def _holds_content(tag) -> bool:
+    """Whether removing `tag` would remove the page's main text: it wraps <main>, <article> or <h1>
+    (a class such as "layout-with-sidebar" on the page's wrapper names its layout, not its content)."""
+    return tag.find(["main", "article", "h1"]) is not None
 
 
 def _walk(node, builder: TextBuilder, skip=None) -> None:
@@ -83,7 +94,8 @@ def _walk(node, builder: TextBuilder, skip=None) -> None:
             builder.heading(child.get_text(""), HEADINGS[child.name])
         elif child.name == "table":
             flush()
-            rows = [[c.get_text(" ") for c in tr.find_all(["td", "th"], recursive=False)] for tr in child.find_all("tr")]
+            own = [tr for tr in child.find_all("tr") if tr.find_parent("table") is child]  # not a nested table's rows
+            rows = [[c.get_text(" ") for c in tr.find_all(["td", "th"], recursive=False)] for tr in own]
             first = child.find("tr")
             header = bool(first and first.find("th", recursive=False) and not first.find("td", recursive=False))
             for row in table_rows(rows, header):

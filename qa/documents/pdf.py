@@ -29,7 +29,20 @@ MAX_HEADING_CHARS = 150
 _PAGE_NUMBER_RE = re.compile(r"^(page|p\.)?\s*\d{1,4}(\s*(/|sur|de|of)\s*\d{1,4})?$", re.IGNORECASE)
 _END_RE = re.compile(r"[.!?…»\"”)\]:]$")
 _LIST_RE = re.compile(r"^([-–—•▪◦*]|\d{1,2}[.)])\s")
-_HYPHEN_CUT_RE = re.compile(r"[A-Za-zÀ-ÿ]-$")
+_HYPHEN_CUT_RE = re.compile(r"([A-Za-zÀ-ÿ]+)[-\u00ad\u2010]$")
+# Left parts of French compounds a line break may fall after: their hyphen is kept ("sous-" + "préfecture").
+COMPOUND_PREFIXES = frozenset(
+    "anti après arrière avant auto bas basse belle beau cent chef contre demi deux dix entre ex grand grande "
+    "haut haute hors mi mille néo non petit petite porte post pré quatre semi sous sud nord est ouest "
+    "soixante sans super trois tout vice vingt".split())
+
+
+@dataclass(frozen=True)
+class Body:
+    """The body text's font size and the length of one of its full lines (90th percentile)."""
+
+    size: float
+    full: int
 
 
 @dataclass
@@ -83,7 +96,8 @@ def _page_lines(page, number: int) -> list[Line]:
 
     def flush() -> None:
         nonlocal chars, weights, bold_chars, first_y
-        text = clean_inline("".join(chars))
+        raw = "".join(chars).rstrip()
+        text = clean_inline(raw) + ("\u00ad" if raw.endswith("\u00ad") else "")  # a soft hyphen ending a line cuts a word
         if text:
             size = weights.most_common(1)[0][0] if weights else 0.0
             y = first_y / height if first_y is not None and height else None
@@ -131,7 +145,7 @@ def _drop_running_lines(pages: list[list[Line]]) -> list[Line]:
     return kept
 
 
-def _merge_wrapped_headings(lines: list[Line], body: float) -> list[Line]:
+def _merge_wrapped_headings(lines: list[Line], body: Body) -> list[Line]:
     """A title or heading set on two lines is one heading: consecutive heading lines of the same
     font, one line height apart on the same page, are joined."""
     out: list[Line] = []
@@ -148,25 +162,33 @@ def _merge_wrapped_headings(lines: list[Line], body: float) -> list[Line]:
     return out
 
 
-def _body_size(lines: list[Line]) -> float:
+def _body_size(lines: list[Line]) -> Body:
     sizes: Counter = Counter()
     for line in lines:
         sizes[line.size] += len(line.text)
-    return sizes.most_common(1)[0][0] if sizes else 0.0
+    size = sizes.most_common(1)[0][0] if sizes else 0.0
+    return Body(size, _typical_length([l for l in lines if abs(l.size - size) <= 0.5]))
 
 
-def _is_heading(line: Line, body: float) -> bool:
-    if len(line.text) > MAX_HEADING_CHARS or _END_RE.search(line.text) and not line.text.endswith(")"):
+def _is_heading(line: Line, body: Body) -> bool:
+    """A short line without final punctuation, in a larger font than the body; or all bold at body
+    size and clearly shorter than a full line (a bold lead paragraph's lines run to the margin).
+    "1. Introduction" is a heading when set apart by its font; at body size it is a list item."""
+    text = line.text
+    if len(text) > MAX_HEADING_CHARS or _END_RE.search(text) and not text.endswith(")"):
         return False
-    if line.text.endswith((".", ",", ";")) or _LIST_RE.match(line.text) or not any(c.isalpha() for c in line.text):
-        return False
-    larger = body > 0 and line.size >= body * HEADING_RATIO
-    return larger or (line.bold and line.size >= body * 0.95 and len(line.text) <= 120)
+    if text.endswith((".", ",", ";", "-", "\u00ad", "\u2010")) or not any(c.isalpha() for c in text):
+        return False  # a heading does not end a sentence or cut a word
+    larger = body.size > 0 and line.size >= body.size * HEADING_RATIO
+    if larger:
+        return True
+    short = len(text) <= min(120, 0.7 * body.full) if body.full else len(text) <= 120
+    return line.bold and line.size >= body.size * 0.95 and short and not _LIST_RE.match(text)
 
 
-def _title(lines: list[Line], body: float) -> str:
+def _title(lines: list[Line], body: Body) -> str:
     """The largest heading of page 1, when it is larger than the body text."""
-    first = [l for l in lines if l.page == 1 and _is_heading(l, body) and l.size > body]
+    first = [l for l in lines if l.page == 1 and _is_heading(l, body) and l.size > body.size]
     if not first:
         return ""
     biggest = max(l.size for l in first)
@@ -179,6 +201,8 @@ def _metadata_title(reader) -> str:
     except Exception:  # noqa: BLE001 - broken metadata is no reason to skip a readable PDF
         return ""
     title = clean_inline(str(title or ""))
+    if title.lower() in ("untitled", "sans titre", "document", "microsoft word"):  # tools' placeholders
+        return ""
     return title if 3 <= len(title) <= MAX_HEADING_CHARS and not title.lower().endswith((".doc", ".docx", ".pdf")) else ""
 
 
@@ -187,8 +211,9 @@ def _name_title(path: Path) -> str:
     return name[:1].upper() + name[1:]
 
 
-def _write_blocks(builder: TextBuilder, lines: list[Line], body: float, title: str, page_count: int) -> None:
+def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: str, page_count: int) -> None:
     """Headings and paragraphs in order; page starts marked as pages go by."""
+    known = " ".join(l.text for l in lines).lower()  # hyphenated forms written out elsewhere
     heading_sizes = sorted({l.size for l in lines if _is_heading(l, body) and not (l.page == 1 and l.text == title)},
                            reverse=True)
     long_line = _typical_length(lines)
@@ -199,7 +224,7 @@ def _write_blocks(builder: TextBuilder, lines: list[Line], body: float, title: s
 
     def close() -> None:
         if paragraph:
-            builder.paragraph_lines([(l.page, l.text) for l in paragraph], _joiners(paragraph), mark=_mark_page)
+            builder.paragraph_lines([(l.page, l.text) for l in paragraph], _joiners(paragraph, known), mark=_mark_page)
             paragraph.clear()
 
     def _mark_page(target: int) -> None:
@@ -214,7 +239,7 @@ def _write_blocks(builder: TextBuilder, lines: list[Line], body: float, title: s
         if not title_done and line.page == 1 and line.text == title:
             title_done = True
             continue
-        if _is_heading(line, body):
+        if _is_heading(line, body) and not (paragraph and _continues(paragraph[-1], line, long_line, line_gap)):
             close()
             _mark_page(line.page)
             builder.heading(line.text, heading_sizes.index(line.size) + 1 if line.size in heading_sizes else 1)
@@ -256,15 +281,29 @@ def _breaks(prev: Line, line: Line, long_line: int, line_gap: dict[float, float]
     usual = line_gap.get(line.size)
     if usual and prev.y is not None and line.y is not None and prev.y - line.y > 1.3 * usual:
         return True
-    return ends and len(prev.text) < 0.85 * long_line
+    return ends and len(prev.text) < 0.85 * long_line and not line.text[:1].islower()
 
 
-def _joiners(lines: list[Line]) -> list[str]:
-    """What goes between consecutive lines: "" after a word cut by a hyphen, else a space.
-    The cut hyphen itself is removed by `paragraph_lines` (joiner "\\x00")."""
+def _continues(prev: Line, line: Line, long_line: int, line_gap: dict[float, float]) -> bool:
+    """Whether `line` carries on the paragraph `prev` ends: same font, no sentence end or extra
+    space between them (the short last line of a bold lead paragraph is not a heading)."""
+    return (prev.page == line.page and prev.bold == line.bold and abs(prev.size - line.size) <= 0.5
+            and not _END_RE.search(prev.text) and not _breaks(prev, line, long_line, line_gap))
+
+
+def _joiners(lines: list[Line], text: str = "") -> list[str]:
+    """What goes between consecutive lines: a space; "" after a real compound's hyphen ("sous-" +
+    "préfecture": a known prefix, or the hyphenated form written elsewhere in `text`); "\\x00" after
+    a word cut by a hyphen or a soft hyphen, which `paragraph_lines` removes ("uti-" + "lisé")."""
     out = []
     for prev, line in zip(lines, lines[1:]):
-        cut = _HYPHEN_CUT_RE.search(prev.text) and line.text[:1].islower()
-        out.append("\x00" if cut else " ")
+        cut = _HYPHEN_CUT_RE.search(prev.text)
+        if not cut or not line.text[:1].islower():
+            out.append(" ")
+            continue
+        left, right = cut.group(1), line.text.split(" ", 1)[0].rstrip(".,;:!?»)")
+        compound = prev.text.endswith(("-", "\u2010")) and (
+            left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in text)
+        out.append("" if compound else "\x00")
     return out
 

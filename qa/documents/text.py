@@ -21,10 +21,22 @@ _FRONT_TITLE_RE = re.compile(r"^title\s*:\s*[\"']?(.+?)[\"']?\s*$", re.IGNORECAS
 
 
 def decode(data: bytes) -> str:
-    """Text of a file: UTF-8 (BOM dropped) or the encoding charset-normalizer finds; LF line ends."""
+    """Text of a file, with LF line ends: UTF-8 (BOM dropped); UTF-16 (BOM, or NUL bytes); else
+    Windows-1252, the encoding of French text saved on Windows (a superset of latin-1's letters),
+    unless it leaves undefined bytes; only then charset-normalizer's guess, which on short French
+    text confuses cp1252 with other code pages (cp1250, cp1257), hence last."""
+    text = None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = data.decode("utf-16", errors="replace")
+        elif b"\x00" not in data:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                text = None
+    if text is None:
         from charset_normalizer import from_bytes
 
         best = from_bytes(data).best()
