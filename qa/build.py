@@ -23,7 +23,7 @@ from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed
 from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_document
 from qa.errors import CorpusError
 from qa.french import normalize_apostrophes
-from qa.freshness import file_hash
+from qa.freshness import file_hash, stat_record, unchanged
 
 log = logging.getLogger(__name__)
 
@@ -118,22 +118,29 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     reused, fresh = [], []
     for path in iter_corpus_files(corpus):
         rel = path.relative_to(corpus).as_posix()
+        record = previous_docs.get(rel)
+        reusable = previous is not None and rel in previous.parts
         try:
+            stat = stat_record(path)
+            if reusable and unchanged(path, record):  # same size and mtime: not even read
+                parts.append(_with_stat(previous.parts[rel], stat))
+                reused.append(rel)
+                continue
             data = _read_bytes(path)
         except (OSError, Unreadable) as exc:
-            _skip(skipped, rel, exc, file_hash(path))  # the hash freshness compares: unchanged stays fresh
+            _skip(skipped, rel, exc, file_hash(path), path)  # the hash freshness compares: unchanged stays fresh
             continue
         sha = content_hash(data)
-        if previous is not None and previous_docs.get(rel, {}).get("sha256") == sha and rel in previous.parts:
-            parts.append(previous.parts[rel])
+        if reusable and record.get("sha256") == sha:  # touched, not changed
+            parts.append(_with_stat(previous.parts[rel], stat))
             reused.append(rel)
             continue
         try:
             doc = read_document(path, corpus, data)
         except (Unreadable, ValueError, OSError) as exc:
-            _skip(skipped, rel, exc, sha)
+            _skip(skipped, rel, exc, sha, path)
             continue
-        parts.append(_Part(document_row(doc), chunk_document(doc)))
+        parts.append(_Part({**document_row(doc), **stat}, chunk_document(doc)))
         fresh.append(parts[-1])
     if not parts:
         raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md, .pdf, .html, .docx).")
@@ -166,7 +173,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         passages=len(passages),
         sentences=len(all_sentences),
         seconds=time.perf_counter() - t0,
-        skipped=tuple((path, reason) for path, reason, _ in skipped),
+        skipped=tuple((s["path"], s["reason"]) for s in skipped),
         added=tuple(d for d in now if d not in previous_docs),
         changed=tuple(d for d in now if d in previous_docs and previous_docs[d].get("sha256") != now[d]),
         removed=tuple(d for d in previous_docs if d not in now),
@@ -186,10 +193,19 @@ def _read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _skip(skipped: list, rel: str, exc: Exception, sha: str) -> None:
+def _skip(skipped: list, rel: str, exc: Exception, sha: str, path: Path) -> None:
     reason = str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
     log.warning("Skipping %s: %s", rel, reason)
-    skipped.append((rel, reason, sha))
+    try:
+        stat = stat_record(path)
+    except OSError:
+        stat = {}
+    skipped.append({"path": rel, "reason": reason, "sha256": sha, **stat})
+
+
+def _with_stat(part: _Part, stat: dict[str, int]) -> _Part:
+    part.doc = {**part.doc, **stat}  # the file's current size and mtime, for the next quick check
+    return part
 
 
 def document_row(doc: Document) -> dict[str, Any]:

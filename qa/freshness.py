@@ -46,10 +46,12 @@ def check_freshness(
     corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
     built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
     skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
+    records = {**{s["path"]: s for s in manifest.get("skipped", [])}, **manifest["documents"]}
     now = {}
     if corpus.is_dir():
         for path in iter_corpus_files(corpus):
-            now[path.relative_to(corpus).as_posix()] = file_hash(path)
+            rel = path.relative_to(corpus).as_posix()
+            now[rel] = known_hash(path, records.get(rel))
     model_changed = False
     if check_model:
         recorded = manifest["model"]
@@ -87,6 +89,29 @@ def describe(fresh: Freshness) -> str:
              (("added", fresh.added), ("changed", fresh.changed), ("removed", fresh.removed)) if docs]
     parts += ["model changed"] if fresh.model_changed else []
     return "; ".join(parts + (["chunking or analyser settings changed"] if fresh.settings_changed else []))
+
+
+def stat_record(path: Path) -> dict[str, int]:
+    """Size, modification and status-change times, recorded per file so an unchanged file is not
+    read again (ctime moves on a permission change too, which can make a file unreadable)."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+
+def unchanged(path: Path, record: dict[str, Any] | None) -> bool:
+    """Whether `path` has the size and modification time `record` noted (as git's index does: a
+    file rewritten with the same size and its old mtime restored is the blind spot; --full rereads)."""
+    if not record or "size" not in record or not record.get("sha256"):
+        return False
+    try:
+        return stat_record(path) == {k: record.get(k) for k in ("size", "mtime_ns", "ctime_ns")}
+    except OSError:
+        return False
+
+
+def known_hash(path: Path, record: dict[str, Any] | None) -> str:
+    """The recorded sha256 when the file is unchanged by size and mtime, else its hash (read now)."""
+    return record["sha256"] if unchanged(path, record) else file_hash(path)
 
 
 def file_hash(path: Path) -> str:

@@ -84,7 +84,7 @@ def write_build(
     passages: list[IndexedPassage],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
-    skipped: list[tuple[str, str, str]],
+    skipped: list[dict[str, Any]],
     dense: dict[str, Any],
     locked: bool = False,
 ) -> Path:
@@ -168,10 +168,11 @@ def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped, dense) -
         "analyzer": ANALYZER_PARAMS,
         "bm25": BM25_PARAMS,
         "dense": dense,
-        "documents": {d["doc"]: {"title": d["title"], "sha256": d["sha256"], "passages": per_doc.get(d["doc"], 0)}
+        "documents": {d["doc"]: {"title": d["title"], "sha256": d["sha256"], "passages": per_doc.get(d["doc"], 0),
+                                 **{k: d[k] for k in ("size", "mtime_ns", "ctime_ns") if k in d}}
                       for d in docs},
         "counts": {"documents": len(docs), "passages": len(passages), "sentences": sum(len(p.sentences) for p in passages)},
-        "skipped": [{"path": p, "reason": r, "sha256": h} for p, r, h in skipped],
+        "skipped": list(skipped),
         "versions": {n: v(n) for n in ("qa", "sentence-transformers", "faiss-cpu", "bm25s", "PyStemmer", "torch")},
     }
 

@@ -183,3 +183,31 @@ def test_ivf_trained_once_and_filled_in_parts_equals_the_monolithic_build():
     d1, i1 = whole.search(queries, 10)
     d2, i2 = merged.search(queries, 10)
     assert (i1 == i2).all() and np.allclose(d1, d2)
+
+
+def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch, embedded):
+    """Freshness and incremental builds trust size and times (as git does), so a large corpus is not
+    re-read at every app start; a touched file is hashed once and found unchanged."""
+    import os
+
+    import qa.freshness
+    from qa import check_freshness
+
+    corpus = samples.write_mixed_corpus(tmp_path / "corpus")
+    build_index(corpus, tmp_path / "index")
+    hashed: list[str] = []
+    real = qa.freshness.file_hash
+    monkeypatch.setattr(qa.freshness, "file_hash", lambda path: hashed.append(path.name) or real(path))
+    assert not check_freshness(tmp_path / "index").stale and hashed == []
+
+    later = os.stat(corpus / "segou.txt").st_mtime_ns + 5_000_000_000
+    os.utime(corpus / "segou.txt", ns=(later, later))  # touched, same bytes
+    assert not check_freshness(tmp_path / "index").stale and hashed == ["segou.txt"]
+    embedded.clear()
+    again = build_index(corpus, tmp_path / "index")
+    assert again.embedded_passages == 0 and "segou.txt" in again.reused and embedded == []
+    hashed.clear()
+    assert not check_freshness(tmp_path / "index").stale and hashed == []  # its new mtime is recorded
+
+    (corpus / "segou.txt").write_bytes(samples.CP1252_TEXT.replace("vingt et une", "vingt-deux").encode("cp1252"))
+    assert check_freshness(tmp_path / "index").changed == ("segou.txt",)

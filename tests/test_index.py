@@ -147,7 +147,9 @@ def test_unreadable_document_counts_as_changed_not_a_crash(tmp_path, monkeypatch
     shutil.copy(REPORT, corpus / REPORT.name)
     build_index(corpus, tmp_path / "index")
     import builtins
+    import os
 
+    os.chmod(corpus / REPORT.name, 0o600)  # a permission change: what makes a file unreadable for real
     real = builtins.open
 
     def failing(file, *args, **kwargs):  # an I/O error on this one file (as root, permissions cannot provoke one)
