@@ -95,6 +95,7 @@ def embedding_rate(idx, n: int = 100) -> tuple[float, float]:
 def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0):
     """Rows, passages and vectors of an n-passage corpus of PIAF copies written under `corpus`."""
     from qa.build import document_row
+    from qa.freshness import stat_record
     from qa.chunking import chunk_document
     from qa.documents import read_document
 
@@ -125,7 +126,7 @@ def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0)
             mismatched += j >= len(orig) or len(p.sentences) != m
             pidx.append(o)
             sidx.extend(off[o] + t % m for t in range(len(p.sentences)))
-        rows.append(document_row(doc))
+        rows.append({**document_row(doc), **stat_record(path)})  # as a build records it
         passages.extend(parts)
     cut = sum(len(p.sentences) for p in passages[:n])  # the last document keeps only its first passages
     passages, pidx, sidx = passages[:n], pidx[:n], sidx[:cut]
