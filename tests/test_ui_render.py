@@ -159,6 +159,13 @@ def test_source_viewer_escapes_the_document():
         render.render_source(text, render.Citation("d.txt", "T", 10, 999, 10, 20))
 
 
+def test_source_viewer_names_the_page_of_a_pdf_citation():
+    text = "Titre\n\nUne phrase citée ici."
+    pdf = render.render_source(text, render.Citation("r/a.pdf", "T", 7, 28, 7, 28, text[7:28], page=2))
+    assert "r/a.pdf · page 2, caractères 7–28" in pdf
+    assert "page" not in render.render_source(text, render.Citation("a.txt", "T", 7, 28, 7, 28, text[7:28]))
+
+
 @pytest.mark.parametrize("selection", ["", "abc", "0:99", "7:1", "../../etc/passwd", "0:1" * 20, None, 12])
 def test_source_viewer_refuses_unknown_citations(report_index, selection):
     _, _, turns = respond("Qui a revendiqué les attaques ?", [], 3, None, index=report_index)

@@ -53,10 +53,11 @@ class Citation:
     sentence_start: int
     sentence_end: int
     text: str = ""  # the passage as cited: the viewer checks the document still has it at these offsets
+    page: int | None = None
 
     @classmethod
     def of(cls, p: Passage) -> Citation:
-        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, p.text)
+        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, p.text, p.page)
 
 
 def relevance(p: Passage, query: str) -> str:
@@ -157,7 +158,8 @@ def render_source(text: str, c: Citation) -> str:
     return (
         f'<div class="src">'
         f'<div class="src-head"><div class="src-title">{esc(c.title)}</div>'
-        f'<div class="src-meta">{esc(c.doc)} · caractères {c.start}–{c.end}</div></div>'
+        f'<div class="src-meta">{esc(c.doc)} · {"page " + str(c.page) + ", " if c.page is not None else ""}'
+        f'caractères {c.start}–{c.end}</div></div>'
         f'<div class="src-body">{body}</div></div>'
     )
 
