@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -324,3 +325,18 @@ def test_card_cites_document_path_page_and_section():
     assert "page 3, caractères 100–121" in card
     assert "Section" in card and "Titre" in card
     assert "page " not in render.render_card(_passage("Sans numéro.", "Sans numéro."), 0, "q")
+
+
+def test_ensure_index_rebuilds_with_the_model_the_index_was_built_with(tmp_path, capsys):
+    from qa import build_index
+    from qa.model import resolve_model
+
+    model_dir = resolve_model(None)[1]  # the converted bundled model, named by its path: another model id
+    corpus, index = tmp_path / "c", tmp_path / "idx"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Une note sur Kayes.", encoding="utf-8")
+    build_index(corpus, index, model=model_dir)
+    (corpus / "b.txt").write_text("Une note sur Gao.", encoding="utf-8")  # stale now
+    ensure_index(index, corpus)
+    assert "reconstruction" in capsys.readouterr().err
+    assert load_index(index).model_id == str(Path(model_dir).resolve()) != "multilingual-e5-small"

@@ -289,9 +289,11 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     """Build the index if it is missing, unreadable or stale, saying so in French; return its corpus.
 
     With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
-    index built from another folder never rebuilds it from the wrong one.
+    index built from another folder never rebuilds it from the wrong one; likewise the rebuild uses
+    the model the index was built with (`qa index build --model …`), not the default.
     """
     corpus = Path(corpus) if corpus is not None else built_corpus(index) or Path("corpus")
+    model = built_model(index)
     try:
         if not qa.check_freshness(index, corpus).stale:
             load_index(index)
@@ -299,9 +301,20 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     except (qa.IndexNotFoundError, qa.IndexCorruptError, ValueError, KeyError, OSError):
         pass
     print("Index absent ou périmé : reconstruction…", file=sys.stderr, flush=True)
-    s = qa.build_index(corpus, index)
-    print(f"Index prêt : {s.documents} document(s), {s.passages} passages, en {s.seconds:.1f} s.", file=sys.stderr)
+    s = qa.build_index(corpus, index, model=model)
+    print(f"Index prêt : {s.documents} document(s), {s.passages} passages ({s.embedded_passages} encodés), "
+          f"en {s.seconds:.1f} s.", file=sys.stderr)
     return corpus
+
+
+def built_model(index: str | Path) -> str | None:
+    """The model the live build was made with, or None (the default) when there is no readable build."""
+    from qa import storage
+
+    try:
+        return storage.read_manifest(storage.current_build(Path(index)))["model"]["id"]
+    except (qa.QAError, OSError, ValueError, KeyError):
+        return None
 
 
 def serve(

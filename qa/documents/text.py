@@ -1,8 +1,9 @@
 """Plain text and Markdown: the file's own text is the document text, so offsets are into the file
 (after decoding and turning CRLF into LF).
 
-Encodings: UTF-8 (with or without BOM) first; anything else is detected by charset-normalizer
-(latin-1 and cp1252 are what French reports saved on Windows use).
+Encodings: UTF-8 (with or without BOM), UTF-16 with a BOM, then Windows-1252 (what French reports
+saved on Windows use; it covers latin-1's letters); charset-normalizer only when none fits (see
+`decode`).
 """
 
 from __future__ import annotations
