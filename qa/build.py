@@ -11,6 +11,7 @@ says why. Files that cannot be read are skipped and listed; one bad file never s
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from qa import storage
 from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
 from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_document
-from qa.errors import CorpusError
+from qa.errors import ClusterUnavailableError, CorpusError
 from qa.french import normalize_apostrophes
 from qa.freshness import file_hash, stat_record, unchanged
 
@@ -82,11 +83,15 @@ def build_index(
     full: bool = False,
     dense: str = "auto",
     show_progress: bool = False,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> BuildSummary:
     """Index every readable document under `corpus` into `index`, replacing it atomically.
 
     Re-embeds only new or changed documents unless `full` (or the model or settings changed).
     `dense`: "auto" (exact search up to qa.dense.FLAT_MAX passages, IVF-SQ8 above), "flat" or "ivf".
+    `workers` / `ray_address`: embed on a Ray actor pool (local, or an existing cluster); needs the
+    `cluster` extra. Same passages, vectors within float noise.
     Raises `CorpusError` when no document is readable.
 
     Example:
@@ -100,10 +105,12 @@ def build_index(
     # The lock spans the whole build: a second build waits, then starts from this one's result,
     # so a slow build that read the corpus earlier can never publish over a newer one.
     with storage.build_lock(root):
-        return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress)
+        return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress,
+                      workers=workers, ray_address=ray_address)
 
 
-def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: str, show_progress: bool) -> BuildSummary:
+def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: str, show_progress: bool,
+           workers: int | None = None, ray_address: str | None = None) -> BuildSummary:
     from qa import dense as dense_index
     from qa import model as models
     from qa.index import write_build
@@ -148,7 +155,21 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         raise CorpusError(f"No passage could be read from {corpus}.")
 
     new_passages = [p for part in fresh for p in part.passages]
-    if new_passages:
+    if new_passages and (workers or ray_address):
+        try:
+            import ray  # noqa: F401 - only on this path
+        except ImportError as exc:
+            raise ClusterUnavailableError("Distributed builds need Ray: pip install -e '.[cluster]'") from exc
+        from qa import distributed
+
+        shards = distributed.shard_dir(root)
+        try:
+            vectors, sentence_vectors = distributed.embed_on_ray(new_passages, shards, model=model,
+                                                                 workers=workers or 1, ray_address=ray_address)
+        finally:
+            shutil.rmtree(shards, ignore_errors=True)
+        _distribute(fresh, vectors, sentence_vectors)
+    elif new_passages:
         vectors, sentence_vectors = embed_passages(models.load_model(model), new_passages, show_progress=show_progress)
         _distribute(fresh, vectors, sentence_vectors)
 

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
     build.add_argument("--full", action="store_true",
                        help="tout réencoder, même les documents inchangés (défaut : seulement les nouveaux et modifiés)")
+    build.add_argument("--workers", type=int, default=None,
+                       help="encoder sur N workers Ray (extra « cluster » ; défaut : un seul processus)")
+    build.add_argument("--ray-address", default=None, help="adresse d'un cluster Ray existant (extra « cluster »)")
     build.add_argument("--dense", choices=["auto", "flat", "ivf"], default="auto",
                        help="index vectoriel : exact (flat), approché (ivf) ou selon la taille (auto, défaut)")
     status = isub.add_parser("status", help="l'index est-il à jour ?")
@@ -126,7 +129,7 @@ def _build(args: argparse.Namespace) -> int:
 
     print(f"Indexation de {args.corpus} …", file=sys.stderr)
     summary = build_index(args.corpus, args.index, model=args.model, full=args.full, dense=args.dense,
-                          show_progress=sys.stderr.isatty())
+                          show_progress=sys.stderr.isatty(), workers=args.workers, ray_address=args.ray_address)
     for path, reason in summary.skipped:
         print(f"Ignoré : {path} ({reason})", file=sys.stderr)
     if summary.full_reason:

