@@ -21,7 +21,7 @@ import numpy as np
 
 from qa import storage
 from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
-from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_document
+from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_bytes, read_document
 from qa.errors import ClusterUnavailableError, CorpusError
 from qa.french import normalize_apostrophes
 from qa.freshness import file_hash, stat_record, unchanged
@@ -121,25 +121,25 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     previous, previous_docs, full_reason = _previous(root, model_id, checksum, full)
 
     parts: list[_Part] = []
-    skipped: list[tuple[str, str, str]] = []
+    skipped: list[dict[str, Any]] = []  # manifest entries: path, reason, sha256 and stat
     reused, fresh = [], []
     for path in iter_corpus_files(corpus):
         rel = path.relative_to(corpus).as_posix()
         record = previous_docs.get(rel)
-        reusable = previous is not None and rel in previous.parts
+        reusable = previous is not None and rel in previous
         try:
             stat = stat_record(path)
-            if reusable and unchanged(path, record):  # same size and mtime: not even read
-                parts.append(_with_stat(previous.parts[rel], stat))
+            if reusable and unchanged(record, stat):  # same size and times: not even read
+                parts.append(_with_stat(previous[rel], stat))
                 reused.append(rel)
                 continue
-            data = _read_bytes(path)
+            data = read_bytes(path)
         except (OSError, Unreadable) as exc:
             _skip(skipped, rel, exc, file_hash(path), path)  # the hash freshness compares: unchanged stays fresh
             continue
         sha = content_hash(data)
         if reusable and record.get("sha256") == sha:  # touched, not changed
-            parts.append(_with_stat(previous.parts[rel], stat))
+            parts.append(_with_stat(previous[rel], stat))
             reused.append(rel)
             continue
         try:
@@ -155,23 +155,8 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         raise CorpusError(f"No passage could be read from {corpus}.")
 
     new_passages = [p for part in fresh for p in part.passages]
-    if new_passages and (workers or ray_address):
-        try:
-            import ray  # noqa: F401 - only on this path
-        except ImportError as exc:
-            raise ClusterUnavailableError("Distributed builds need Ray: pip install -e '.[cluster]'") from exc
-        from qa import distributed
-
-        shards = distributed.shard_dir(root)
-        try:
-            vectors, sentence_vectors = distributed.embed_on_ray(new_passages, shards, model=model,
-                                                                 workers=workers or 1, ray_address=ray_address)
-        finally:
-            shutil.rmtree(shards, ignore_errors=True)
-        _distribute(fresh, vectors, sentence_vectors)
-    elif new_passages:
-        vectors, sentence_vectors = embed_passages(models.load_model(model), new_passages, show_progress=show_progress)
-        _distribute(fresh, vectors, sentence_vectors)
+    if new_passages:
+        _distribute(fresh, *_embed_new(new_passages, root, model, show_progress, workers, ray_address))
 
     storage.checkpoint("embedded")
     passages = [p for part in parts for p in part.passages]
@@ -205,13 +190,24 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     )
 
 
-def _read_bytes(path: Path) -> bytes:
-    from qa.documents import MAX_FILE_BYTES
+def _embed_new(passages: list[IndexedPassage], root: Path, model: str | None, show_progress: bool,
+               workers: int | None, ray_address: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of the passages to embed: in this process, or on a Ray actor pool when asked."""
+    from qa import model as models
 
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise Unreadable(f"fichier trop volumineux ({size / 1e6:.0f} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
-    return path.read_bytes()
+    if not (workers or ray_address):
+        return embed_passages(models.load_model(model), passages, show_progress=show_progress)
+    try:
+        import ray  # noqa: F401 - only on this path
+    except ImportError as exc:
+        raise ClusterUnavailableError("Distributed builds need Ray: pip install -e '.[cluster]'") from exc
+    from qa import distributed
+
+    shards = distributed.shard_dir(root)
+    try:
+        return distributed.embed_on_ray(passages, shards, model=model, workers=workers or 1, ray_address=ray_address)
+    finally:
+        shutil.rmtree(shards, ignore_errors=True)
 
 
 def _skip(skipped: list, rel: str, exc: Exception, sha: str, path: Path) -> None:
@@ -247,12 +243,7 @@ def _distribute(parts: list[_Part], vectors: np.ndarray, sentence_vectors: np.nd
         p, s = p + n, s + m
 
 
-@dataclass
-class _Previous:
-    parts: dict[str, _Part]
-
-
-def _previous(root: Path, model_id: str, checksum: str, full: bool) -> tuple[_Previous | None, dict[str, dict], str]:
+def _previous(root: Path, model_id: str, checksum: str, full: bool) -> tuple[dict[str, _Part] | None, dict[str, dict], str]:
     """The live build's reusable documents, its manifest's document list, and why nothing is reused.
 
     Without a live build every document is new, which is not a "full rebuild" worth explaining.
@@ -272,13 +263,13 @@ def _previous(root: Path, model_id: str, checksum: str, full: bool) -> tuple[_Pr
     if manifest.get("chunking") != chunking_params():
         return None, docs, "réglages de découpage ou de lecture changés"
     try:
-        return _Previous(_read_parts(build, manifest)), docs, ""
+        return _read_parts(build), docs, ""
     except Exception as exc:  # noqa: BLE001 - a damaged build is not reused, never trusted
         log.warning("Previous build %s cannot be reused (%s): embedding everything again.", build, exc)
         return None, docs, f"index précédent illisible ({exc})"
 
 
-def _read_parts(build: Path, manifest: dict[str, Any]) -> dict[str, _Part]:
+def _read_parts(build: Path) -> dict[str, _Part]:
     from qa.index import passage_from_row
 
     rows = storage.read_jsonl(build / "passages.jsonl")

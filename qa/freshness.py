@@ -42,7 +42,7 @@ def check_freshness(
     """Compare a build (default: the live one) with the corpus on disk (default: the one it was built from)."""
     from qa import model as models
 
-    manifest = manifest if manifest is not None else storage.read_manifest(storage.current_build(Path(index)))
+    manifest = manifest if manifest is not None else storage.live_manifest(index)
     corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
     built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
     skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
@@ -78,7 +78,7 @@ def _settings() -> dict[str, Any]:
 def built_corpus(index: str | Path = "index") -> Path | None:
     """The corpus folder the live build was made from, or None when there is no readable index."""
     try:
-        return Path(index) / storage.read_manifest(storage.current_build(Path(index)))["corpus"]
+        return Path(index) / storage.live_manifest(index)["corpus"]
     except (IndexNotFoundError, OSError, ValueError, KeyError):
         return None
 
@@ -91,27 +91,31 @@ def describe(fresh: Freshness) -> str:
     return "; ".join(parts + (["chunking or analyser settings changed"] if fresh.settings_changed else []))
 
 
+STAT_KEYS = ("size", "mtime_ns", "ctime_ns")  # what the manifest records per file besides its sha256
+
+
 def stat_record(path: Path) -> dict[str, int]:
     """Size, modification and status-change times, recorded per file so an unchanged file is not
     read again (ctime moves on a permission change too, which can make a file unreadable)."""
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+    return dict(zip(STAT_KEYS, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
 
 
-def unchanged(path: Path, record: dict[str, Any] | None) -> bool:
-    """Whether `path` has the size and modification time `record` noted (as git's index does: a
-    file rewritten with the same size and its old mtime restored is the blind spot; --full rereads)."""
-    if not record or "size" not in record or not record.get("sha256"):
-        return False
-    try:
-        return stat_record(path) == {k: record.get(k) for k in ("size", "mtime_ns", "ctime_ns")}
-    except OSError:
-        return False
+def unchanged(record: dict[str, Any] | None, stat: dict[str, int]) -> bool:
+    """Whether a file whose stat is `stat` is the one `record` noted, by size and times (as git's
+    index does: a file rewritten with the same size and its old times restored is the blind spot;
+    --full rereads)."""
+    return bool(record and record.get("sha256")) and all(record.get(k) == stat[k] for k in STAT_KEYS)
 
 
 def known_hash(path: Path, record: dict[str, Any] | None) -> str:
-    """The recorded sha256 when the file is unchanged by size and mtime, else its hash (read now)."""
-    return record["sha256"] if unchanged(path, record) else file_hash(path)
+    """The recorded sha256 when the file is unchanged by size and times, else its hash (read now)."""
+    try:
+        if unchanged(record, stat_record(path)):
+            return record["sha256"]
+    except OSError:
+        pass
+    return file_hash(path)
 
 
 def file_hash(path: Path) -> str:

@@ -23,7 +23,7 @@ from qa.build import BuildSummary, build_index  # noqa: F401 - re-exported: qa.i
 from qa.chunking import IndexedPassage, chunking_params, indexed_text
 from qa.errors import IndexCorruptError, IndexModelMismatchError
 from qa.french import ANALYZER_PARAMS, analyze
-from qa.freshness import Freshness, check_freshness, describe
+from qa.freshness import STAT_KEYS, Freshness, check_freshness, describe
 
 log = logging.getLogger(__name__)
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene"}
@@ -59,8 +59,7 @@ class Index:
         """All passage vectors, memory-mapped from the build (exact scores where the FAISS index is
         approximate, e.g. inside a document filter), read on first use."""
         if self._passage_vectors is None:
-            self._passage_vectors = np.load(self.path / "vectors.npy", mmap_mode="r", allow_pickle=False)
-            _random_access(self._passage_vectors)
+            self._passage_vectors = _mapped(self.path / "vectors.npy")
         return self._passage_vectors
 
     def documents(self) -> dict[str, dict[str, str]]:
@@ -169,7 +168,7 @@ def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped, dense) -
         "bm25": BM25_PARAMS,
         "dense": dense,
         "documents": {d["doc"]: {"title": d["title"], "sha256": d["sha256"], "passages": per_doc.get(d["doc"], 0),
-                                 **{k: d[k] for k in ("size", "mtime_ns", "ctime_ns") if k in d}}
+                                 **{k: d[k] for k in STAT_KEYS if k in d}}
                       for d in docs},
         "counts": {"documents": len(docs), "passages": len(passages), "sentences": sum(len(p.sentences) for p in passages)},
         "skipped": list(skipped),
@@ -215,8 +214,7 @@ def _load(build: Path) -> Index:
         dense = faiss.read_index(str(build / "dense.faiss"))
         dense_index.configure(dense, manifest.get("dense", {}))
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False)
-        sentence_vectors = np.load(build / "sentences.npy", mmap_mode="r", allow_pickle=False)
-        _random_access(sentence_vectors)
+        sentence_vectors = _mapped(build / "sentences.npy")
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"Index at {build} is unreadable ({exc}): rebuild it with `qa index build`.") from exc
     offsets = np.cumsum([0] + [len(p.sentences) for p in passages])
@@ -238,17 +236,19 @@ def _load(build: Path) -> Index:
     return Index(build, manifest, passages, dense, bm25, sentence_vectors, offsets, flat_vectors=flat)
 
 
-def _random_access(array: np.ndarray) -> None:
-    """Tell the kernel a memory-mapped array is read at random (candidates' rows only), so read-ahead
-    does not pull the whole file into memory."""
+def _mapped(path: Path) -> np.ndarray:
+    """A memory-mapped array the kernel is told is read at random (candidates' rows only), so
+    read-ahead does not pull the whole file into memory."""
     import mmap
 
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
     handle = getattr(array, "_mmap", None)
     if handle is not None and hasattr(mmap, "MADV_RANDOM"):
         try:
             handle.madvise(mmap.MADV_RANDOM)
         except (OSError, ValueError):
             pass
+    return array
 
 
 def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:

@@ -104,6 +104,11 @@ def read_manifest(build: Path) -> dict[str, Any]:
     return manifest
 
 
+def live_manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest of the live build at `root` (IndexNotFoundError, OSError or ValueError if none)."""
+    return read_manifest(current_build(Path(root)))
+
+
 def write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 

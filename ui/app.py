@@ -130,7 +130,7 @@ def index_status(index: str | Path, corpus: str | Path | None) -> dict:
     from qa import storage
 
     try:
-        manifest = storage.read_manifest(storage.current_build(Path(index)))
+        manifest = storage.live_manifest(index)
         fresh = qa.check_freshness(index, corpus, manifest=manifest)
     except (qa.QAError, OSError, ValueError, KeyError) as exc:
         raise fail(french_error(exc) if isinstance(exc, qa.QAError) else "L'index est illisible : qa index build") from exc
@@ -312,7 +312,7 @@ def built_model(index: str | Path) -> str | None:
     from qa import storage
 
     try:
-        return storage.read_manifest(storage.current_build(Path(index)))["model"]["id"]
+        return storage.live_manifest(index)["model"]["id"]
     except (qa.QAError, OSError, ValueError, KeyError):
         return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,24 @@ def _is_index(folder: Path) -> bool:
     return (folder / "CURRENT").is_file() and any(folder.glob("build-*"))
 
 
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, refusing (before reading) one over MAX_FILE_BYTES."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise _too_large(size)
+    return path.read_bytes()
+
+
+def _too_large(size: int) -> Unreadable:
+    return Unreadable(f"fichier trop volumineux ({size // 1_000_000} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
+
+
+def title_from_name(path: Path) -> str:
+    """A title made from a file name, for documents that state none: «rapport-sahel_2025» -> «Rapport sahel 2025»."""
+    name = re.sub(r"[-_]+", " ", path.stem).strip()
+    return name[:1].upper() + name[1:]
+
+
 def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Document:
     """Read one file (its bytes may be passed when already read). Raises `ValueError` with a French
     reason for a file that cannot be used: unknown format, too large, empty, binary or corrupt."""
@@ -112,12 +131,9 @@ def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Docume
     if reader is None:
         raise Unreadable(f"format non pris en charge ({path.suffix or 'sans extension'})")
     if data is None:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise Unreadable(f"fichier trop volumineux ({size // 1_000_000} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
-        data = path.read_bytes()
-    if len(data) > MAX_FILE_BYTES:
-        raise Unreadable(f"fichier trop volumineux ({len(data) // 1_000_000} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
+        data = read_bytes(path)
+    elif len(data) > MAX_FILE_BYTES:
+        raise _too_large(len(data))
     if not data.strip():
         raise Unreadable("fichier vide")
     try:

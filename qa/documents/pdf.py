@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.documents import Document, Unreadable
+from qa.documents import Document, Unreadable, title_from_name
 from qa.documents.builder import TextBuilder, clean_inline
 
 MARGIN = 0.09  # top and bottom share of the page where running headers and footers live
@@ -72,7 +72,7 @@ def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
     if title:
         builder.title(title)
     _write_blocks(builder, lines, body, title, len(reader.pages))
-    return builder.document(doc_id, title or _name_title(path), data)
+    return builder.document(doc_id, title or title_from_name(path), data)
 
 
 def _page_lines(page, number: int) -> list[Line]:
@@ -204,11 +204,6 @@ def _metadata_title(reader) -> str:
     if title.lower() in ("untitled", "sans titre", "document", "microsoft word"):  # tools' placeholders
         return ""
     return title if 3 <= len(title) <= MAX_HEADING_CHARS and not title.lower().endswith((".doc", ".docx", ".pdf")) else ""
-
-
-def _name_title(path: Path) -> str:
-    name = re.sub(r"[-_]+", " ", path.stem).strip()
-    return name[:1].upper() + name[1:]
 
 
 def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: str, page_count: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qa.documents import Document, Heading, Span, Unreadable, content_hash
+from qa.documents import Document, Heading, Span, Unreadable, content_hash, title_from_name
 
 MAX_HEADING_CHARS = 150
 _FINAL_PUNCTUATION = ".!?…;:,"
@@ -55,18 +55,13 @@ def decode(data: bytes) -> str:
 def read_text_file(data: bytes, doc_id: str, path: Path) -> Document:
     text = decode(data)
     title, headings, paragraphs = _parse_text(text)
-    return Document(doc_id, title or _title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
+    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
 
 
 def read_markdown_file(data: bytes, doc_id: str, path: Path) -> Document:
     text = decode(data)
     title, headings, paragraphs = _parse_markdown(text)
-    return Document(doc_id, title or _title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
-
-
-def _title_from_name(path: Path) -> str:
-    name = re.sub(r"[-_]+", " ", path.stem).strip()
-    return name[:1].upper() + name[1:]
+    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
