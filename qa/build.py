@@ -105,12 +105,16 @@ def build_index(
     # The lock spans the whole build: a second build waits, then starts from this one's result,
     # so a slow build that read the corpus earlier can never publish over a newer one.
     with storage.build_lock(root):
-        return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress,
-                      workers=workers, ray_address=ray_address)
+        if not (workers or ray_address):
+            return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress)
+        with _distributed().Session(ray_address) as cluster:
+            return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress,
+                          cluster=cluster, workers=workers or 1)
 
 
 def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: str, show_progress: bool,
-           workers: int | None = None, ray_address: str | None = None) -> BuildSummary:
+           cluster: Any = None, workers: int = 1) -> BuildSummary:
+    """One build; `cluster`: a `qa.distributed.Session` to read and embed on Ray, or None."""
     from qa import dense as dense_index
     from qa import model as models
     from qa.index import write_build
@@ -120,43 +124,57 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     checksum = models.model_checksum(model)
     previous, previous_docs, full_reason = _previous(root, model_id, checksum, full)
 
-    parts: list[_Part] = []
+    parts: list[_Part | None] = []  # in corpus order; None until a new document is read
     skipped: list[dict[str, Any]] = []  # manifest entries: path, reason, sha256 and stat
-    reused, fresh = [], []
+    reused: list[str] = []
+    todo: list[tuple[int, str, Path, dict[str, int]]] = []  # (slot in parts, rel, path, stat) to read
     for path in iter_corpus_files(corpus):
         rel = path.relative_to(corpus).as_posix()
         record = previous_docs.get(rel)
-        reusable = previous is not None and rel in previous
         try:
             stat = stat_record(path)
-            if reusable and unchanged(record, stat):  # same size and times: not even read
-                parts.append(_with_stat(previous[rel], stat))
-                reused.append(rel)
-                continue
-            data = read_bytes(path)
-        except (OSError, Unreadable) as exc:
-            _skip(skipped, rel, exc, file_hash(path), path)  # the hash freshness compares: unchanged stays fresh
+        except OSError as exc:
+            skipped.append(_skipped(rel, _reason(exc), file_hash(path), path))
             continue
-        sha = content_hash(data)
-        if reusable and record.get("sha256") == sha:  # touched, not changed
+        # Same size and times: not even read. Else same bytes (touched, not changed): reused too.
+        if previous is not None and rel in previous and (unchanged(record, stat) or _same_bytes(record, path, stat)):
             parts.append(_with_stat(previous[rel], stat))
             reused.append(rel)
             continue
+        todo.append((len(parts), rel, path, stat))
+        parts.append(None)
+
+    fresh: list[_Part] = []
+    vectors = sentence_vectors = None
+    if todo and cluster is not None:
+        from qa import distributed
+
+        cluster.ensure()
+        shards = distributed.shard_dir(root)
         try:
-            doc = read_document(path, corpus, data)
-        except (Unreadable, ValueError, OSError) as exc:
-            _skip(skipped, rel, exc, sha, path)
+            reads, vectors, sentence_vectors = distributed.read_and_embed(
+                [path for _, _, path, _ in todo], corpus, shards, model=model, workers=workers)
+        finally:
+            shutil.rmtree(shards, ignore_errors=True)
+    else:
+        reads = [read_one(path, corpus) for _, _, path, _ in todo]
+    for (slot, rel, path, stat), read in zip(todo, reads, strict=True):
+        if read.error:
+            skipped.append(_skipped(rel, read.error, read.sha256, path))
             continue
-        parts.append(_Part({**document_row(doc), **stat}, chunk_document(doc)))
-        fresh.append(parts[-1])
+        parts[slot] = _Part({**read.doc, **stat}, read.passages)
+        fresh.append(parts[slot])
+    parts = [part for part in parts if part is not None]
     if not parts:
         raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md, .pdf, .html, .docx).")
     if not any(p.passages for p in parts):
         raise CorpusError(f"No passage could be read from {corpus}.")
 
     new_passages = [p for part in fresh for p in part.passages]
+    if new_passages and vectors is None:
+        vectors, sentence_vectors = embed_passages(models.load_model(model), new_passages, show_progress=show_progress)
     if new_passages:
-        _distribute(fresh, *_embed_new(new_passages, root, model, show_progress, workers, ray_address))
+        _distribute(fresh, vectors, sentence_vectors)
 
     storage.checkpoint("embedded")
     passages = [p for part in parts for p in part.passages]
@@ -164,10 +182,12 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     all_vectors = np.concatenate([part.vectors for part in parts]) if passages else np.zeros((0, dim), np.float32)
     all_sentences = np.concatenate([part.sentence_vectors for part in parts])
     plan = dense_index.plan(len(passages), dense)
+    on_ray = cluster is not None and cluster.active and plan["type"] != "flat"  # IVF filled in parts on Ray
     final = write_build(
         root, corpus, model_id=model_id, checksum=checksum, documents=[part.doc for part in parts],
         passages=passages, vectors=all_vectors, sentence_vectors=all_sentences, skipped=skipped, dense=plan,
-        locked=True,
+        locked=True, dense_parts=max(2, workers) if on_ray else 1,
+        pool_map=_distributed().ray_map if on_ray else map,
     )
     if new_passages:
         models.encode_question(model, "query")  # export the fast question encoder now, not at the first question
@@ -190,34 +210,60 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     )
 
 
-def _embed_new(passages: list[IndexedPassage], root: Path, model: str | None, show_progress: bool,
-               workers: int | None, ray_address: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors of the passages to embed: in this process, or on a Ray actor pool when asked."""
-    from qa import model as models
+@dataclass(frozen=True)
+class ReadResult:
+    """One file read and cut into passages, or the French reason it was skipped. Plain data, so a Ray
+    worker can return it."""
 
-    if not (workers or ray_address):
-        return embed_passages(models.load_model(model), passages, show_progress=show_progress)
+    sha256: str
+    doc: dict[str, Any] | None = None  # documents.jsonl row (without the file's stat)
+    passages: list[IndexedPassage] | None = None
+    error: str = ""
+
+
+def read_one(path: Path, corpus: Path) -> ReadResult:
+    """The one way a file becomes a document row and passages, on both build paths; never raises for
+    a bad file (its reason comes back instead), so one bad file never stops a build."""
+    try:
+        data = read_bytes(path)
+    except (OSError, Unreadable) as exc:
+        return ReadResult(file_hash(path), error=_reason(exc))  # the hash freshness compares: unchanged stays fresh
+    sha = content_hash(data)
+    try:
+        doc = read_document(path, corpus, data)
+    except (ValueError, OSError) as exc:
+        return ReadResult(sha, error=_reason(exc))
+    return ReadResult(sha, document_row(doc), chunk_document(doc))
+
+
+def _distributed():
+    """qa.distributed, or a clear error when the cluster extra (Ray) is not installed."""
     try:
         import ray  # noqa: F401 - only on this path
     except ImportError as exc:
         raise ClusterUnavailableError("Distributed builds need Ray: pip install -e '.[cluster]'") from exc
     from qa import distributed
 
-    shards = distributed.shard_dir(root)
-    try:
-        return distributed.embed_on_ray(passages, shards, model=model, workers=workers or 1, ray_address=ray_address)
-    finally:
-        shutil.rmtree(shards, ignore_errors=True)
+    return distributed
 
 
-def _skip(skipped: list, rel: str, exc: Exception, sha: str, path: Path) -> None:
-    reason = str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
+def _same_bytes(record: dict | None, path: Path, stat: dict[str, int]) -> bool:
+    """A file whose times changed but whose size and bytes did not (copied back, touched)."""
+    return bool(record) and record.get("size") == stat["size"] and file_hash(path) == record.get("sha256")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
+
+
+def _skipped(rel: str, reason: str, sha: str, path: Path) -> dict[str, Any]:
+    """The manifest entry of a skipped file: its reason, and its hash and stat for freshness checks."""
     log.warning("Skipping %s: %s", rel, reason)
     try:
         stat = stat_record(path)
     except OSError:
         stat = {}
-    skipped.append({"path": rel, "reason": reason, "sha256": sha, **stat})
+    return {"path": rel, "reason": reason, "sha256": sha, **stat}
 
 
 def _with_stat(part: _Part, stat: dict[str, int]) -> _Part:

@@ -11,6 +11,7 @@ vectors was the lowest of the three in the measurements this choice was made fro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -33,14 +34,36 @@ def plan(n: int, kind: str = "auto") -> dict[str, Any]:
     return {"type": "ivf-sq8", "nlist": nlist, "nprobe": min(NPROBE, nlist)}
 
 
-def build(vectors: np.ndarray, params: dict[str, Any]) -> Any:
-    """A FAISS inner-product index holding `vectors` (row i gets id i)."""
+def build(vectors: np.ndarray, params: dict[str, Any], *, parts: int = 1,
+          pool_map: Callable[[Callable, Iterable], Iterable] = map) -> Any:
+    """A FAISS inner-product index holding `vectors` (row i gets id i).
+
+    `parts` > 1 (IVF only): train once here, fill the parts through `pool_map` (Ray tasks on the
+    distributed build: assigning lists and quantising is the costly step at 10^6 vectors) and merge
+    them, giving the ids and lists of a monolithic build.
+    """
     if params["type"] not in ("flat", "ivf-sq8"):
         raise ValueError(f"unknown dense index type {params['type']!r}")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index = trained_empty(training_sample(vectors, params), params)
-    index.add(vectors)
-    return index
+    if params["type"] == "flat" or parts <= 1 or len(vectors) < 2 * parts:
+        index.add(vectors)
+        return index
+    import faiss
+
+    blob = faiss.serialize_index(index)
+    bounds = np.linspace(0, len(vectors), parts + 1).astype(int)
+    filled = pool_map(fill_part, [(blob, vectors[a:b], int(a)) for a, b in zip(bounds, bounds[1:], strict=False)])
+    return merge_parts(index, [faiss.deserialize_index(f) for f in filled])
+
+
+def fill_part(job: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    """One part for `build`: (serialised trained index, vectors, first id) -> serialised filled part.
+    Serialised so it can cross processes (a Ray task)."""
+    import faiss
+
+    blob, vectors, first_id = job
+    return faiss.serialize_index(add_part(faiss.deserialize_index(blob), vectors, first_id))
 
 
 def configure(index: Any, params: dict[str, Any]) -> None:

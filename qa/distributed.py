@@ -1,32 +1,46 @@
-"""Embed a build's new passages on Ray Data: an actor pool where each actor loads the model once.
+"""Read, cut and embed a build's new files on Ray Data; the driver then assembles the index as a
+plain build does.
 
 Imported only when a build asks for workers or a Ray address, so `import qa`, the app and the
-default build never import Ray (`pip install 'qa[cluster]'` brings it). The passages are made by the
-same reader and chunker as the plain build, in the driver; the actors turn them into vectors with
-`qa.build.embed_passages`, the one embedding function, and write Parquet shards (row, doc, start,
-end, passage sha256, vector, sentence vectors); the driver reads the shards back in passage order
-and writes the index as a plain build does. Status: embedding only is distributed for now (issue 8
-asks for reading too).
+default build never import Ray (`pip install 'qa[cluster]'` brings it). Two stages, both calling the
+plain build's own functions, so both paths give the same index:
+
+1. read: Ray tasks call `qa.build.read_one` on each file (same readers and chunker, exact offsets),
+   returning the document row and its passages, or the reason the file is skipped;
+2. embed: an actor pool, each actor loading the model once, calls `qa.build.embed_passages` (the one
+   embedding function) and writes Parquet shards: slot, passage number, doc, start, end, passage
+   sha256, vector and sentence vectors as raw float32 bytes (exact, one binary column).
+
+The driver reads the shards back in corpus order, checks them against the passages read, and
+writes FAISS, BM25 and the manifest (`qa.index.write_build`). On a cluster the corpus and the index
+folder (where shards are written) must be on storage every node sees, at the same path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.chunking import IndexedPassage
+from qa.errors import InputError
+
+if TYPE_CHECKING:
+    from qa.build import ReadResult
 
 log = logging.getLogger(__name__)
 BATCH = 16
+ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "QA_", "SENTENCE_TRANSFORMERS_")  # offline settings the workers need
 
-
-class PoolTooLargeError(ValueError):
+class PoolTooLargeError(InputError):
     """An actor pool that would hold every CPU of the cluster: Ray Data would hang, reads starved."""
 
 
@@ -40,9 +54,28 @@ def plan_pool(workers: int, cluster_cpus: float, cpus_per_worker: float | None =
     if workers * cpus_per_worker >= cluster_cpus or cpus_per_worker < 0.1:
         raise PoolTooLargeError(
             f"{workers} workers x {cpus_per_worker:g} CPU would hold all {cluster_cpus:g} CPUs of the Ray cluster, "
-            "and Ray Data would hang with its reads starved: use fewer workers."
+            "and Ray Data would hang with its reads starved: use fewer workers.",
+            f"{workers} workers occuperaient les {cluster_cpus:g} processeurs du cluster Ray et la lecture des "
+            "fichiers n'aurait plus de place : le calcul se bloquerait. Demandez moins de workers (--workers).",
         )
     return cpus_per_worker
+
+
+def _read_file(row: dict, corpus: str) -> dict:
+    """Ray task: one file read and cut by the plain build's `read_one`, as JSON columns."""
+    from qa.build import read_one
+
+    read = read_one(Path(row["path"]), Path(corpus))
+    return {
+        "slot": row["slot"], "sha256": read.sha256, "error": read.error,
+        "doc": json.dumps(read.doc, ensure_ascii=False) if read.doc else "",
+        "passages": json.dumps([asdict(p) for p in read.passages or ()], ensure_ascii=False),
+    }
+
+
+def _passage_rows(row: dict) -> list[dict]:
+    return [{"slot": row["slot"], "n": n, "passage": json.dumps(p, ensure_ascii=False)}
+            for n, p in enumerate(json.loads(row["passages"]))]
 
 
 class _Embedder:
@@ -58,73 +91,145 @@ class _Embedder:
 
     def __call__(self, batch: dict) -> dict:
         from qa.build import embed_passages
+        from qa.index import passage_from_row
 
-        passages = [
-            IndexedPassage(d, t, s, int(a), int(b), x, tuple((int(p[0]), int(p[1])) for p in spans))
-            for d, t, s, a, b, x, spans in zip(batch["doc"], batch["title"], batch["section"], batch["start"],
-                                               batch["end"], batch["text"], batch["sentences"])
-        ]
+        passages = [passage_from_row(json.loads(x)) for x in batch["passage"]]
         vectors, sentence_vectors = embed_passages(self.encoder, passages)
-        counts = [len(p.sentences) for p in passages]
-        bounds = np.cumsum([0] + counts)
+        bounds = np.cumsum([0] + [len(p.sentences) for p in passages])
         return {
-            "row": np.asarray(batch["row"], dtype=np.int64),
-            "doc": np.asarray(batch["doc"]),
-            "start": np.asarray(batch["start"], dtype=np.int64),
-            "end": np.asarray(batch["end"], dtype=np.int64),
+            "slot": np.asarray(batch["slot"], dtype=np.int64),
+            "n": np.asarray(batch["n"], dtype=np.int64),
+            "doc": np.asarray([p.doc for p in passages]),
+            "start": np.asarray([p.start for p in passages], dtype=np.int64),
+            "end": np.asarray([p.end for p in passages], dtype=np.int64),
             "sha256": np.asarray([hashlib.sha256(p.text.encode("utf-8")).hexdigest() for p in passages]),
-            # raw float32 bytes: exact, and one plain binary column whatever the sentence count
             "vector": np.array([v.astype(np.float32).tobytes() for v in vectors], dtype=object),
             "sentence_vectors": np.array([sentence_vectors[bounds[i] : bounds[i + 1]].astype(np.float32).tobytes()
                                           for i in range(len(passages))], dtype=object),
         }
 
 
-def embed_on_ray(
-    passages: list[IndexedPassage],
+def read_and_embed(
+    paths: list[Path],
+    corpus: Path,
     shards: Path,
     *,
     model: str | None,
     workers: int,
-    ray_address: str | None = None,
     cpus_per_worker: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(passage vectors, sentence vectors) of `passages`, embedded by a Ray actor pool, in their order."""
-    import pyarrow.parquet as pq
+) -> tuple[list[ReadResult], np.ndarray | None, np.ndarray | None]:
+    """Each file's `ReadResult` (in `paths` order), and the vectors and sentence vectors of all their
+    passages in that order (None when no passage was read). Ray must be up (`Session.ensure`)."""
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        env = {k: v for k, v in os.environ.items() if k.startswith(("HF_", "TRANSFORMERS_", "QA_"))}
+    cpus = plan_pool(workers, float(ray.cluster_resources().get("CPU", 0)), cpus_per_worker)
+    files = [{"slot": i, "path": str(Path(p).resolve())} for i, p in enumerate(paths)]
+    reads_ds = ray.data.from_items(files).map(_read_file, fn_kwargs={"corpus": str(Path(corpus).resolve())})
+    reads_ds = reads_ds.materialize()  # read once; feeds both the driver and the embedding stage
+    reads = _read_results(reads_ds.take_all(), len(paths))
+    if not any(r.passages for r in reads):
+        return reads, None, None
+    shutil.rmtree(shards, ignore_errors=True)
+    reads_ds.flat_map(_passage_rows).map_batches(
+        _Embedder, fn_constructor_kwargs={"model": model, "threads": max(1, int(cpus))},
+        batch_size=BATCH, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, batch_format="numpy",
+    ).write_parquet(str(shards))
+    vectors, sentence_vectors = assemble(shards, reads)
+    return reads, vectors, sentence_vectors
+
+
+def ray_map(fn: Callable, jobs: Iterable) -> list:
+    """`map` on Ray tasks, in order (for `qa.dense.build`'s parts)."""
+    import ray
+
+    task = ray.remote(fn)
+    return ray.get([task.remote(job) for job in jobs])
+
+
+class Session:
+    """Ray for the length of a build, joined or started only when there is work for it (an
+    incremental build with nothing new never starts Ray) and shut down after; a caller's own Ray
+    session (a notebook that called `ray.init`) is used as it is and left running."""
+
+    def __init__(self, ray_address: str | None) -> None:
+        self.ray_address = ray_address
+        self.started = False
+
+    def __enter__(self) -> Session:
+        return self
+
+    def ensure(self) -> None:
+        if not self.active:
+            self.started = connect(self.ray_address)
+
+    @property
+    def active(self) -> bool:
+        import ray
+
+        return ray.is_initialized()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
+
+
+def connect(ray_address: str | None) -> bool:
+    """Join the given cluster, or start a local runtime; True when this call started Ray."""
+    import ray
+
+    from qa.errors import ClusterConnectionError
+
+    if ray.is_initialized():
+        return False
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+    try:
         ray.init(address=ray_address, num_cpus=None if ray_address else os.cpu_count(),
                  runtime_env={"env_vars": env}, log_to_driver=False, include_dashboard=False)
-        started = True
-    try:
-        cpus = plan_pool(workers, float(ray.cluster_resources().get("CPU", 0)), cpus_per_worker)
-        rows = [
-            {"row": i, "doc": p.doc, "title": p.title, "section": p.section, "start": p.start, "end": p.end,
-             "text": p.text, "sentences": [list(s) for s in p.sentences]}
-            for i, p in enumerate(passages)
-        ]
-        shutil.rmtree(shards, ignore_errors=True)
-        ds = ray.data.from_items(rows).map_batches(
-            _Embedder, fn_constructor_kwargs={"model": model, "threads": max(1, int(cpus))},
-            batch_size=BATCH, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, batch_format="numpy",
-        )
-        ds.write_parquet(str(shards), filename_provider=None)
-        table = pq.read_table(str(shards))
-    finally:
-        if started:
-            ray.shutdown()
-    order = np.argsort(np.asarray(table.column("row")))
-    raw = table.column("vector").to_pylist()
-    vectors = np.stack([np.frombuffer(raw[i], dtype=np.float32) for i in order])
-    dim = vectors.shape[1]
-    flat = table.column("sentence_vectors").to_pylist()
-    sentence_vectors = np.concatenate([np.frombuffer(flat[i], dtype=np.float32).reshape(-1, dim) for i in order])
-    if len(vectors) != len(passages):
-        raise RuntimeError(f"Ray returned {len(vectors)} vectors for {len(passages)} passages")
-    return vectors, sentence_vectors
+    except Exception as exc:  # noqa: BLE001 - ConnectionError, AuthenticationError, ...: one clear error
+        if ray_address is None:
+            raise
+        raise ClusterConnectionError(f"{ray_address}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    return True
+
+
+def _read_results(rows: list[dict], count: int) -> list[ReadResult]:
+    from qa.build import ReadResult
+    from qa.index import passage_from_row
+
+    out: list[ReadResult | None] = [None] * count
+    for row in rows:
+        passages = [passage_from_row(p) for p in json.loads(row["passages"])]
+        doc = json.loads(row["doc"]) if row["doc"] else None
+        out[row["slot"]] = ReadResult(row["sha256"], doc, passages if doc else None, row["error"])
+    missing = [i for i, r in enumerate(out) if r is None]
+    if missing:
+        raise RuntimeError(f"Ray returned no read result for {len(missing)} of {count} files")
+    return out  # type: ignore[return-value]
+
+
+def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors in the shards, in corpus order, checked against the passages read: each row must
+    be the passage (doc, start, end, text hash) the driver expects in that place."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(str(shards))
+    slots, numbers = np.asarray(table.column("slot")), np.asarray(table.column("n"))
+    order = np.lexsort((numbers, slots))
+    expected = [(slot, n, p) for slot, r in enumerate(reads) for n, p in enumerate(r.passages or ())]
+    if len(order) != len(expected):
+        raise RuntimeError(f"the shards hold {len(order)} vectors for {len(expected)} passages")
+    docs, starts, ends = (table.column(c).to_pylist() for c in ("doc", "start", "end"))
+    hashes, raw, flat = (table.column(c).to_pylist() for c in ("sha256", "vector", "sentence_vectors"))
+    vectors, sentences = [], []
+    for row, (slot, n, p) in zip(order, expected, strict=True):
+        if (slots[row], numbers[row], docs[row], starts[row], ends[row]) != (slot, n, p.doc, p.start, p.end) or \
+                hashes[row] != hashlib.sha256(p.text.encode("utf-8")).hexdigest():
+            raise RuntimeError(f"shard row {row} does not match passage {p.doc}[{p.start}:{p.end}]")
+        vectors.append(np.frombuffer(raw[row], dtype=np.float32))
+        sentences.append(np.frombuffer(flat[row], dtype=np.float32).reshape(-1, len(vectors[-1])))
+    return np.stack(vectors), np.concatenate(sentences)
 
 
 def shard_dir(root: Path) -> Path:

