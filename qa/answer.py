@@ -1,7 +1,7 @@
 """`ask()`: an answer to a question, or an honest "not in the report", with follow-ups resolved.
 
-No text is generated. The answer is the best answering sentence of the best passage, quoted
-verbatim; abstaining is an answer too (the closest passages are still offered, marked as such).
+No text is generated. The answer is the best answering sentence of the first passages (usually
+the first), quoted verbatim; abstaining is an answer too (the closest passages are still offered, marked as such).
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ from pathlib import Path
 
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
-from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, Passage, Sentence, check_k, check_question, search
+from qa.search import (
+    DEFAULT_CONFIG,
+    MAX_QUESTION_CHARS,
+    Passage,
+    Sentence,
+    answer_passage,
+    check_k,
+    check_question,
+    search,
+)
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
 
@@ -88,15 +97,15 @@ def ask(
         passages = search(idx, query, k, docs=docs)
     if not passages:
         return Answer(question, True, (), None, None, NO_ANSWER, query, follow_up)
-    top = passages[0]
-    abstained = should_abstain(top, query)
+    abstained = should_abstain(passages[0], query)  # calibrated on the first passage
+    chosen = answer_passage(passages)  # the answering sentence may sit in a passage just below it
     return Answer(
         question=question,
         abstained=abstained,
         passages=tuple(passages),
-        sentence=None if abstained else top.sentence,
-        passage=None if abstained else top,
-        message=NO_ANSWER if abstained else top.sentence.text,
+        sentence=None if abstained else chosen.sentence,
+        passage=None if abstained else chosen,
+        message=NO_ANSWER if abstained else chosen.sentence.text,
         query=query,
         follow_up=follow_up,
     )

@@ -98,7 +98,10 @@ def score_mode(gold: list[GoldQuestion], index: Path, mode: str) -> Row:
 
 
 def score_questions(name: str, gold: list[GoldQuestion], run: Callable[[str], list[Passage]]) -> Row:
-    """Run every question through `run` (its top 10, best first) and score it against its gold paragraph."""
+    """Run every question through `run` (its top 10, best first) and score it against its gold paragraph;
+    the answer sentence is the one `ask` would quote."""
+    from qa.search import answer_passage
+
     run(gold[0].question)  # warm up: model and index loaded
     r1 = r5 = mrr = sent = 0.0
     times = []
@@ -111,7 +114,7 @@ def score_questions(name: str, gold: list[GoldQuestion], run: Callable[[str], li
             r1 += ranks[0] == 1
             r5 += ranks[0] <= 5
             mrr += 1 / ranks[0]
-        sent += bool(hits) and _contains(hits[0].sentence.text, g.answers)
+        sent += bool(hits) and _contains(answer_passage(hits).sentence.text, g.answers)
     n = len(gold)
     q = statistics.quantiles(times, n=20)
     return Row(name, n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])
@@ -145,6 +148,7 @@ def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
 def evaluate_report(path: str | Path, *, index: str | Path = "index") -> list[Row]:
     """On the report's dev set: is a gold excerpt inside the top passage (R@1), the top 5 (R@5)?"""
     from qa import retrieve
+    from qa.search import answer_passage
 
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     questions = data["questions"]
@@ -161,7 +165,7 @@ def evaluate_report(path: str | Path, *, index: str | Path = "index") -> list[Ro
             r1 += ranks[0] == 1
             r5 += ranks[0] <= 5
             mrr += 1 / ranks[0]
-        sent += bool(hits) and _contains(hits[0].sentence.text, gold)
+        sent += bool(hits) and _contains(answer_passage(hits).sentence.text, gold)
     n = len(questions)
     q = statistics.quantiles(times, n=20)
     return [Row("report hybrid", n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])]

@@ -36,7 +36,9 @@ class SearchConfig:
     dense_weight: float = 1.0  # passage vectors
     keyword_weight: float = 1.0  # BM25
     sentence_weight: float = 1.0  # each passage's best sentence vector (max-sim)
-    sentence_lexical_weight: float = 0.2  # answer sentence: share of question keywords it holds
+    sentence_lexical_weight: float = 0.1  # answer sentence: share of question keywords it holds
+    answer_depth: int = 3  # the answer sentence is the best of the top passages' best sentences…
+    answer_passage_weight: float = 0.1  # …each plus this share of its passage's fused score over the first's
 
 
 DEFAULT_CONFIG = SearchConfig()
@@ -67,6 +69,7 @@ class Passage:
     page: int | None = None
     dense_score: float = 0.0
     keyword_score: float = 0.0
+    sentence_score: float = 0.0  # how well `sentence` answers: cosine plus a share of the question's keywords
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -244,12 +247,29 @@ def _rrf(scores: np.ndarray, allowed: np.ndarray, rrf_k: int) -> np.ndarray:
 
 def _passage(idx, i, rank, score, dense, keyword, query_vec, terms, config) -> Passage:
     p = idx.passages[i]
-    start, end = best_sentence(idx, i, query_vec, terms, config.sentence_lexical_weight)
+    scores = sentence_scores(idx, i, query_vec, terms, config.sentence_lexical_weight)
+    best = int(np.argmax(scores))
+    start, end = p.sentences[best]
     return Passage(
         rank=rank, score=score, doc=p.doc, title=p.title, section=p.section, start=p.start, end=p.end,
         text=p.text, sentence=Sentence(start, end, p.text[start - p.start : end - p.start]),
-        page=p.page, dense_score=dense, keyword_score=keyword,
+        page=p.page, dense_score=dense, keyword_score=keyword, sentence_score=float(scores[best]),
     )
+
+
+def answer_passage(passages: list[Passage], config: SearchConfig = DEFAULT_CONFIG) -> Passage | None:
+    """The passage whose sentence answers: among the first `answer_depth`, the best sentence score
+    plus `answer_passage_weight` x its fused score over the first passage's; ties go to the higher rank.
+
+    The first passage often names the question's topic while the answer is in the next one. On PIAF
+    this lifts answer-sentence accuracy from 0.577 to 0.601 with the ranking unchanged (`qa eval piaf`;
+    chosen on the even-numbered questions, +3.1 points on the odd ones).
+    """
+    if not passages:
+        return None
+    top = passages[0].score
+    ratio = (lambda p: p.score / top) if top > 0 else (lambda p: 0.0)
+    return max(passages[: config.answer_depth], key=lambda p: p.sentence_score + config.answer_passage_weight * ratio(p))
 
 
 def sentence_scores(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> np.ndarray:
@@ -271,6 +291,3 @@ def _sentence_terms(idx: Index, i: int) -> list[frozenset[str]]:
     return cached
 
 
-def best_sentence(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> tuple[int, int]:
-    """The sentence of passage i that best answers the question (document offsets)."""
-    return idx.passages[i].sentences[int(np.argmax(sentence_scores(idx, i, query_vec, terms, lexical_weight)))]

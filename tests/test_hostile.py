@@ -65,7 +65,7 @@ def test_ask_refuses_by_design_or_answers_well_formed(report_index, question, hi
     if answer.abstained:
         assert answer.sentence is None and answer.message
     else:
-        assert answer.passage is answer.passages[0] and answer.sentence == answer.passage.sentence
+        assert any(answer.passage is p for p in answer.passages[:3]) and answer.sentence == answer.passage.sentence
 
 
 @SETTINGS

@@ -109,3 +109,19 @@ def test_top_k_matches_a_stable_full_sort_on_large_arrays():
         scores[rng.random(n) < 0.3] = -np.inf
         for k in (1, 10, 100):
             assert _top(scores, k).tolist() == np.argsort(-scores, kind="stable")[:k].tolist()
+
+
+def test_answer_sentence_comes_from_the_best_of_the_first_three_passages():
+    from qa.search import Passage, Sentence, answer_passage
+
+    def passage(rank, score, sentence_score):
+        return Passage(rank, score, "d.txt", "T", "", 0, 5, "Texte", Sentence(0, 5, "Texte"),
+                       sentence_score=sentence_score)
+
+    first, second, third, fourth = passage(1, 0.30, 0.90), passage(2, 0.15, 0.93), passage(3, 0.1, 0.5), passage(4, 0.1, 2.0)
+    # the second's sentence is 0.03 better, its passage 0.05 worse (0.1 x 0.15 / 0.30): the first wins
+    assert answer_passage([first, second, third, fourth]) is first
+    better = passage(2, 0.15, 0.96)  # 0.06 better: it wins; the fourth passage is never considered
+    assert answer_passage([first, better, third, fourth]) is better
+    assert answer_passage([first, passage(2, 0.30, 0.90)]) is first  # a tie goes to the higher rank
+    assert answer_passage([first]) is first and answer_passage([]) is None
