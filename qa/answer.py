@@ -98,7 +98,9 @@ def ask(
     if not passages:
         return Answer(question, True, (), None, None, NO_ANSWER, query, follow_up)
     abstained = should_abstain(passages[0], query)  # calibrated on the first passage
-    chosen = answer_passage(passages)  # the answering sentence may sit in a passage just below it
+    # The answering sentence may sit in a passage just below the first. A follow-up's passages come
+    # from two searches whose sentence scores are not comparable: its first passage answers.
+    chosen = passages[0] if follow_up else answer_passage(passages)
     return Answer(
         question=question,
         abstained=abstained,

@@ -22,7 +22,7 @@ import numpy as np
 from qa import storage
 from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
 from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_bytes, read_document
-from qa.errors import ClusterUnavailableError, CorpusError
+from qa.errors import ClusterUnavailableError, CorpusError, InputError
 from qa.french import normalize_apostrophes
 from qa.freshness import file_hash, stat_record, unchanged
 
@@ -90,8 +90,9 @@ def build_index(
 
     Re-embeds only new or changed documents unless `full` (or the model or settings changed).
     `dense`: "auto" (exact search up to qa.dense.FLAT_MAX passages, IVF-SQ8 above), "flat" or "ivf".
-    `workers` / `ray_address`: embed on a Ray actor pool (local, or an existing cluster); needs the
-    `cluster` extra. Same passages, vectors within float noise.
+    `workers` / `ray_address`: read, cut and embed the new files on Ray (a local runtime with that
+    many embedding actors, or an existing cluster); needs the `cluster` extra. Same passages, vectors
+    within float noise; the index is still assembled and published by this process.
     Raises `CorpusError` when no document is readable.
 
     Example:
@@ -101,6 +102,9 @@ def build_index(
     from qa import dense as dense_index
 
     dense_index.plan(0, dense)  # a bad kind fails before any work
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers must be a positive integer, got {workers!r}",
+                         "Le nombre de workers (--workers) doit être un entier positif.")
     corpus, root = Path(corpus), Path(index)
     # The lock spans the whole build: a second build waits, then starts from this one's result,
     # so a slow build that read the corpus earlier can never publish over a newer one.
@@ -153,7 +157,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         shards = distributed.shard_dir(root)
         try:
             reads, vectors, sentence_vectors = distributed.read_and_embed(
-                [path for _, _, path, _ in todo], corpus, shards, model=model, workers=workers)
+                [path for _, _, path, _ in todo], corpus, shards, model=model, workers=workers, checksum=checksum)
         finally:
             shutil.rmtree(shards, ignore_errors=True)
     else:

@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.errors import InputError
+from qa.errors import ClusterStorageError, InputError
 
 if TYPE_CHECKING:
     from qa.build import ReadResult
 
 log = logging.getLogger(__name__)
-BATCH = 16
+BATCH = 128  # passages per actor call: sorted by length inside it, as the plain build sorts them all
 ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "QA_", "SENTENCE_TRANSFORMERS_")  # offline settings the workers need
 
 class PoolTooLargeError(InputError):
@@ -67,7 +67,7 @@ def _read_file(row: dict, corpus: str) -> dict:
 
     read = read_one(Path(row["path"]), Path(corpus))
     return {
-        "slot": row["slot"], "sha256": read.sha256, "error": read.error,
+        "slot": row["slot"], "sha256": read.sha256, "error": read.error, "missing": not os.path.exists(row["path"]),
         "doc": json.dumps(read.doc, ensure_ascii=False) if read.doc else "",
         "passages": json.dumps([asdict(p) for p in read.passages or ()], ensure_ascii=False),
     }
@@ -81,13 +81,16 @@ def _passage_rows(row: dict) -> list[dict]:
 class _Embedder:
     """A Ray actor: loads the model once, embeds batches of passage rows."""
 
-    def __init__(self, model: str | None, threads: int) -> None:
+    def __init__(self, model: str | None, threads: int, checksum: str) -> None:
         import torch
 
         from qa import model as models
 
         torch.set_num_threads(threads)  # Ray sets OMP threads to the actor's CPUs; torch would take them all
         self.encoder = models.load_model(model)
+        found = models.model_checksum(model)
+        if found != checksum:  # another copy of the weights on this node: its vectors would not match
+            raise RuntimeError(f"the model on this Ray node ({found[:12]}) is not the driver's ({checksum[:12]})")
 
     def __call__(self, batch: dict) -> dict:
         from qa.build import embed_passages
@@ -116,22 +119,32 @@ def read_and_embed(
     *,
     model: str | None,
     workers: int,
+    checksum: str,
     cpus_per_worker: float | None = None,
 ) -> tuple[list[ReadResult], np.ndarray | None, np.ndarray | None]:
     """Each file's `ReadResult` (in `paths` order), and the vectors and sentence vectors of all their
-    passages in that order (None when no passage was read). Ray must be up (`Session.ensure`)."""
+    passages in that order (None when no passage was read). Ray must be up (`Session.ensure`).
+    `checksum`: the model weights' checksum the manifest records; every actor must load the same."""
+    if model is not None and os.path.exists(model):
+        model = os.path.abspath(model)  # a local model path means the same folder on every node
     import ray
 
     cpus = plan_pool(workers, float(ray.cluster_resources().get("CPU", 0)), cpus_per_worker)
-    files = [{"slot": i, "path": str(Path(p).resolve())} for i, p in enumerate(paths)]
-    reads_ds = ray.data.from_items(files).map(_read_file, fn_kwargs={"corpus": str(Path(corpus).resolve())})
+    # absolute, but links not followed: a symlinked file keeps its own id, as in the plain build
+    files = [{"slot": i, "path": os.path.abspath(p)} for i, p in enumerate(paths)]
+    reads_ds = ray.data.from_items(files).map(_read_file, fn_kwargs={"corpus": os.path.abspath(corpus)})
     reads_ds = reads_ds.materialize()  # read once; feeds both the driver and the embedding stage
-    reads = _read_results(reads_ds.take_all(), len(paths))
+    rows = reads_ds.take_all()
+    unseen = [paths[r["slot"]] for r in rows if r["missing"] and os.path.exists(paths[r["slot"]])]
+    if unseen:
+        raise ClusterStorageError(f"Ray workers cannot see {len(unseen)} corpus file(s) the driver sees, e.g. "
+                                  f"{unseen[0]}: the corpus must be on storage every node mounts at the same path")
+    reads = _read_results(rows, len(paths))
     if not any(r.passages for r in reads):
         return reads, None, None
     shutil.rmtree(shards, ignore_errors=True)
-    reads_ds.flat_map(_passage_rows).map_batches(
-        _Embedder, fn_constructor_kwargs={"model": model, "threads": max(1, int(cpus))},
+    reads_ds.flat_map(_passage_rows, num_cpus=cpus).map_batches(  # same CPUs as the actors: fused with them
+        _Embedder, fn_constructor_kwargs={"model": model, "threads": max(1, int(cpus)), "checksum": checksum},
         batch_size=BATCH, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, batch_format="numpy",
     ).write_parquet(str(shards))
     vectors, sentence_vectors = assemble(shards, reads)
@@ -147,9 +160,10 @@ def ray_map(fn: Callable, jobs: Iterable) -> list:
 
 
 class Session:
-    """Ray for the length of a build, joined or started only when there is work for it (an
-    incremental build with nothing new never starts Ray) and shut down after; a caller's own Ray
-    session (a notebook that called `ray.init`) is used as it is and left running."""
+    """Ray for the length of a build, joined or started only when there are files to read (an
+    incremental build with nothing new or changed, and no skipped file to retry, never starts Ray)
+    and shut down after; a caller's own Ray session (a notebook that called `ray.init`) is used as it
+    is, whatever `ray_address` says, and left running."""
 
     def __init__(self, ray_address: str | None) -> None:
         self.ray_address = ray_address
@@ -185,7 +199,8 @@ def connect(ray_address: str | None) -> bool:
         return False
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
     try:
-        ray.init(address=ray_address, num_cpus=None if ray_address else os.cpu_count(),
+        # "local": --workers starts its own runtime even where `ray start` or $RAY_ADDRESS names a cluster
+        ray.init(address=ray_address or "local", num_cpus=None if ray_address else os.cpu_count(),
                  runtime_env={"env_vars": env}, log_to_driver=False, include_dashboard=False)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, AuthenticationError, ...: one clear error
         if ray_address is None:
@@ -214,6 +229,9 @@ def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndar
     be the passage (doc, start, end, text hash) the driver expects in that place."""
     import pyarrow.parquet as pq
 
+    if not shards.is_dir() or not any(shards.iterdir()):
+        raise ClusterStorageError(f"no shard reached {shards}: the index folder must be on storage every node "
+                                  "mounts at the same path")
     table = pq.read_table(str(shards))
     slots, numbers = np.asarray(table.column("slot")), np.asarray(table.column("n"))
     order = np.lexsort((numbers, slots))
@@ -229,8 +247,12 @@ def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndar
             raise RuntimeError(f"shard row {row} does not match passage {p.doc}[{p.start}:{p.end}]")
         vectors.append(np.frombuffer(raw[row], dtype=np.float32))
         sentences.append(np.frombuffer(flat[row], dtype=np.float32).reshape(-1, len(vectors[-1])))
+        if len(sentences[-1]) != len(p.sentences):
+            raise RuntimeError(f"shard row {row} holds {len(sentences[-1])} sentence vectors for {len(p.sentences)}")
     return np.stack(vectors), np.concatenate(sentences)
 
 
 def shard_dir(root: Path) -> Path:
-    return root / f".shards-{uuid.uuid4().hex[:8]}"
+    """Where the embed stage writes; named like a temporary build folder, so that the next build
+    removes it if this one is killed (`storage.new_build_dir`)."""
+    return root / f".tmp-shards-{uuid.uuid4().hex[:8]}"

@@ -32,6 +32,10 @@ class ClusterConnectionError(ClusterUnavailableError):
     """`--ray-address` names a Ray cluster that cannot be joined (down, wrong address, or token auth)."""
 
 
+class ClusterStorageError(ClusterUnavailableError):
+    """Ray workers cannot see the corpus or the index folder: they must be on storage shared by every node."""
+
+
 class CorpusError(QAError):
     """The corpus folder is missing or holds no readable document."""
 
@@ -62,6 +66,9 @@ def french_message(exc: Exception) -> str:
     if isinstance(exc, ClusterConnectionError):
         return (f"Impossible de joindre le cluster Ray ({exc}). Vérifiez l'adresse (ray status) et, avec Ray 2.60, "
                 "lancez ce programme avec RAY_AUTH_MODE=token et le jeton du cluster (~/.ray/auth_token).")
+    if isinstance(exc, ClusterStorageError):
+        return ("Les nœuds du cluster Ray ne voient pas le corpus ou le dossier de l'index : placez-les sur un "
+                "stockage partagé, monté au même chemin sur chaque nœud.")
     if isinstance(exc, ClusterUnavailableError):
         return "Le calcul distribué (--workers, --ray-address) demande l'extra « cluster » : pip install -e '.[cluster]'"
     if isinstance(exc, CorpusError):

@@ -217,7 +217,7 @@ def _load(build: Path) -> Index:
         passages = [passage_from_row(r) for r in rows]
         dense = faiss.read_index(str(build / "dense.faiss"))
         dense_index.configure(dense, manifest.get("dense", {}))
-        bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False)
+        bm25 = bm25s.BM25.load(str(build / "bm25"), mmap=True, show_progress=False)  # pages read on demand
         sentence_vectors = _mapped(build / "sentences.npy")
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"Index at {build} is unreadable ({exc}): rebuild it with `qa index build`.") from exc

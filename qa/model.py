@@ -130,6 +130,7 @@ def embed_query(model: SentenceTransformer, text: str) -> np.ndarray:
 
 
 _question_encoders: dict[str, object] = {}  # model id -> QueryEncoder, or None when ONNX is not usable
+_question_encoder_ids: dict[str | None, str] = {}  # name asked for -> model id, resolved once per process
 
 
 def encode_question(name: str | None, text: str) -> np.ndarray:
@@ -138,11 +139,14 @@ def encode_question(name: str | None, text: str) -> np.ndarray:
     Both give the same vector (cosine >= 0.9999, checked when the ONNX export is made). Set
     QA_QUERY_ENCODER=torch to force torch.
     """
-    model_id, location = resolve_model(name)
-    with _lock:
-        if model_id not in _question_encoders:
-            _question_encoders[model_id] = _onnx_encoder(model_id, location)
-        encoder = _question_encoders[model_id]
+    model_id = _question_encoder_ids.get(name)
+    if model_id is None:  # resolving looks for the bundled package and files: ~0.3 ms, once, not per question
+        model_id, location = resolve_model(name)
+        with _lock:
+            if model_id not in _question_encoders:
+                _question_encoders[model_id] = _onnx_encoder(model_id, location)
+            _question_encoder_ids[name] = model_id
+    encoder = _question_encoders[model_id]
     if encoder is None:
         return embed_query(load_model(name), text)
     return encoder.encode(text)  # type: ignore[attr-defined]

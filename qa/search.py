@@ -268,8 +268,10 @@ def answer_passage(passages: list[Passage], config: SearchConfig = DEFAULT_CONFI
     if not passages:
         return None
     top = passages[0].score
-    ratio = (lambda p: p.score / top) if top > 0 else (lambda p: 0.0)
-    return max(passages[: config.answer_depth], key=lambda p: p.sentence_score + config.answer_passage_weight * ratio(p))
+    if top <= 0:
+        return passages[0]
+    found = [p for p in passages[: config.answer_depth] if p.score > 0]  # a passage no list ranked is no answer
+    return max(found, key=lambda p: p.sentence_score + config.answer_passage_weight * p.score / top)
 
 
 def sentence_scores(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> np.ndarray:

@@ -46,6 +46,27 @@ def test_workers_without_the_cluster_extra_is_a_clear_error(tmp_path, report_cor
     assert "pip install -e '.[cluster]'" in french_message(refused.value)
 
 
+def test_bad_worker_counts_are_refused_before_any_work(tmp_path, report_corpus):
+    from qa.errors import InputError
+
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="workers must be a positive integer"):
+            build_index(report_corpus, tmp_path / "index", workers=workers)
+    assert not (tmp_path / "index").exists() or not list((tmp_path / "index").glob("build-*"))
+
+
+def test_shards_missing_from_the_index_folder_are_a_storage_error(tmp_path):
+    """On a cluster whose nodes do not share the index folder, the shards land elsewhere: a clear error."""
+    pytest.importorskip("ray", reason="the cluster extra is not installed")
+    from qa.build import ReadResult
+    from qa.distributed import assemble
+    from qa.errors import ClusterStorageError, french_message
+
+    with pytest.raises(ClusterStorageError) as refused:
+        assemble(tmp_path / ".tmp-shards-x", [ReadResult("0" * 64, {"doc": "a.txt"}, [])])
+    assert "stockage partagé" in french_message(refused.value)
+
+
 def test_pool_holding_every_cpu_is_refused():
     pytest.importorskip("ray", reason="the cluster extra is not installed")
     from qa.distributed import PoolTooLargeError, plan_pool
@@ -121,7 +142,7 @@ def test_workers_build_equals_the_plain_build(ray_built, plain_index):
     assert sorted(summary.skipped) == sorted((s["path"], s["reason"]) for s in plain["skipped"])  # read on workers
     assert {path for path, _ in summary.skipped} == {"casse.pdf", "photo.jpg"}
     assert_same_index(index, plain_index)
-    assert not list(index.glob(".shards-*"))  # shards are removed once assembled
+    assert not list(index.glob(".tmp-shards-*"))  # shards are removed once assembled
 
 
 @pytest.mark.timeout(120)
