@@ -94,10 +94,10 @@ def embedding_rate(idx, n: int = 100) -> tuple[float, float]:
 
 def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0):
     """Rows, passages and vectors of an n-passage corpus of PIAF copies written under `corpus`."""
-    from qa.build import document_row
-    from qa.freshness import stat_record
     from qa.chunking import chunk_document
     from qa.documents import read_document
+    from qa.freshness import stat_record
+    from qa.ingest import document_row
 
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(src.glob("*.txt"))}
     vocab = sorted({w.lower() for t in texts.values() for w in _WORD.findall(t)})

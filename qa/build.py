@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from qa import storage
-from qa.chunking import IndexedPassage, chunk_document, chunking_params, indexed_sentences, indexed_text
-from qa.documents import Document, Unreadable, content_hash, iter_corpus_files, read_bytes, read_document
+from qa.chunking import IndexedPassage, chunking_params, indexed_sentences, indexed_text
+from qa.documents import iter_corpus_files
 from qa.errors import ClusterUnavailableError, CorpusError, InputError
 from qa.french import normalize_apostrophes
 from qa.freshness import file_hash, stat_record, unchanged
+from qa.ingest import read_one, skip_entry, skip_reason
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         try:
             stat = stat_record(path)
         except OSError as exc:
-            skipped.append(_skipped(rel, _reason(exc), file_hash(path), path))
+            skipped.append(skip_entry(rel, skip_reason(exc), file_hash(path), path))
             continue
         # Same size and times: not even read. Else same bytes (touched, not changed): reused too.
         if previous is not None and rel in previous and (unchanged(record, stat) or _same_bytes(record, path, stat)):
@@ -164,7 +165,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         reads = [read_one(path, corpus) for _, _, path, _ in todo]
     for (slot, rel, path, stat), read in zip(todo, reads, strict=True):
         if read.error:
-            skipped.append(_skipped(rel, read.error, read.sha256, path))
+            skipped.append(skip_entry(rel, read.error, read.sha256, path))
             continue
         parts[slot] = _Part({**read.doc, **stat}, read.passages)
         fresh.append(parts[slot])
@@ -214,32 +215,6 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     )
 
 
-@dataclass(frozen=True)
-class ReadResult:
-    """One file read and cut into passages, or the French reason it was skipped. Plain data, so a Ray
-    worker can return it."""
-
-    sha256: str
-    doc: dict[str, Any] | None = None  # documents.jsonl row (without the file's stat)
-    passages: list[IndexedPassage] | None = None
-    error: str = ""
-
-
-def read_one(path: Path, corpus: Path) -> ReadResult:
-    """The one way a file becomes a document row and passages, on both build paths; never raises for
-    a bad file (its reason comes back instead), so one bad file never stops a build."""
-    try:
-        data = read_bytes(path)
-    except (OSError, Unreadable) as exc:
-        return ReadResult(file_hash(path), error=_reason(exc))  # the hash freshness compares: unchanged stays fresh
-    sha = content_hash(data)
-    try:
-        doc = read_document(path, corpus, data)
-    except (ValueError, OSError) as exc:
-        return ReadResult(sha, error=_reason(exc))
-    return ReadResult(sha, document_row(doc), chunk_document(doc))
-
-
 def _distributed():
     """qa.distributed, or a clear error when the cluster extra (Ray) is not installed."""
     try:
@@ -256,31 +231,9 @@ def _same_bytes(record: dict | None, path: Path, stat: dict[str, int]) -> bool:
     return bool(record) and record.get("size") == stat["size"] and file_hash(path) == record.get("sha256")
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
-
-
-def _skipped(rel: str, reason: str, sha: str, path: Path) -> dict[str, Any]:
-    """The manifest entry of a skipped file: its reason, and its hash and stat for freshness checks."""
-    log.warning("Skipping %s: %s", rel, reason)
-    try:
-        stat = stat_record(path)
-    except OSError:
-        stat = {}
-    return {"path": rel, "reason": reason, "sha256": sha, **stat}
-
-
 def _with_stat(part: _Part, stat: dict[str, int]) -> _Part:
     part.doc = {**part.doc, **stat}  # the file's current size and mtime, for the next quick check
     return part
-
-
-def document_row(doc: Document) -> dict[str, Any]:
-    """The documents.jsonl row of a document: what the source viewer and incremental builds read back."""
-    row: dict[str, Any] = {"doc": doc.doc_id, "title": doc.title, "sha256": doc.sha256, "text": doc.text}
-    if doc.pages:
-        row["pages"] = list(doc.pages)
-    return row
 
 
 def _distribute(parts: list[_Part], vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:

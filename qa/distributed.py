@@ -5,7 +5,7 @@ Imported only when a build asks for workers or a Ray address, so `import qa`, th
 default build never import Ray (`pip install 'qa[cluster]'` brings it). Two stages, both calling the
 plain build's own functions, so both paths give the same index:
 
-1. read: Ray tasks call `qa.build.read_one` on each file (same readers and chunker, exact offsets),
+1. read: Ray tasks call `qa.ingest.read_one` on each file (same readers and chunker, exact offsets),
    returning the document row and its passages, or the reason the file is skipped;
 2. embed: an actor pool, each actor loading the model once, calls `qa.build.embed_passages` (the one
    embedding function) and writes Parquet shards: slot, passage number, doc, start, end, passage
@@ -34,7 +34,7 @@ import numpy as np
 from qa.errors import ClusterStorageError, InputError
 
 if TYPE_CHECKING:
-    from qa.build import ReadResult
+    from qa.ingest import ReadResult
 
 log = logging.getLogger(__name__)
 BATCH = 128  # passages per actor call: sorted by length inside it, as the plain build sorts them all
@@ -63,7 +63,7 @@ def plan_pool(workers: int, cluster_cpus: float, cpus_per_worker: float | None =
 
 def _read_file(row: dict, corpus: str) -> dict:
     """Ray task: one file read and cut by the plain build's `read_one`, as JSON columns."""
-    from qa.build import read_one
+    from qa.ingest import read_one
 
     read = read_one(Path(row["path"]), Path(corpus))
     return {
@@ -210,8 +210,8 @@ def connect(ray_address: str | None) -> bool:
 
 
 def _read_results(rows: list[dict], count: int) -> list[ReadResult]:
-    from qa.build import ReadResult
     from qa.index import passage_from_row
+    from qa.ingest import ReadResult
 
     out: list[ReadResult | None] = [None] * count
     for row in rows:

@@ -58,9 +58,9 @@ def test_bad_worker_counts_are_refused_before_any_work(tmp_path, report_corpus):
 def test_shards_missing_from_the_index_folder_are_a_storage_error(tmp_path):
     """On a cluster whose nodes do not share the index folder, the shards land elsewhere: a clear error."""
     pytest.importorskip("ray", reason="the cluster extra is not installed")
-    from qa.build import ReadResult
     from qa.distributed import assemble
     from qa.errors import ClusterStorageError, french_message
+    from qa.ingest import ReadResult
 
     with pytest.raises(ClusterStorageError) as refused:
         assemble(tmp_path / ".tmp-shards-x", [ReadResult("0" * 64, {"doc": "a.txt"}, [])])

@@ -3,8 +3,8 @@
 PIAF v1.0 (etalab-ia/piaf-code, MIT licence, (c) 2020 DINUM/Etalab, see tests/data/PIAF-LICENSE):
 the first 8 articles of piaf-dev (40 paragraphs, 200 questions). The floors sit a few points under
 what the configuration scored when it was chosen (hybrid R@1 0.845 and R@5 0.98, against BM25 0.77
-and dense 0.785; answer sentence 0.665), so a change that loses ground on French questions fails
-here; the full benchmark is `qa eval piaf`.
+and dense 0.785; answer sentence 0.695, chosen among the first three passages as `ask` does), so a
+change that loses ground on French questions fails here; the full benchmark is `qa eval piaf`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .conftest import DATA
 
 SLICE_R1_FLOOR = 0.80
 SLICE_R5_FLOOR = 0.95
-SENTENCE_FLOOR = 0.60
+SENTENCE_FLOOR = 0.65
 
 
 @pytest.fixture(scope="module")
