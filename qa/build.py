@@ -128,6 +128,9 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     model_id, _ = models.resolve_model(model)
     checksum = models.model_checksum(model)
     previous, previous_docs, full_reason = _previous(root, model_id, checksum, full)
+    # Files skipped last time and untouched since are skipped again without being read (a scanned
+    # 40 MB PDF is not parsed at every build, and a build with nothing new never starts Ray).
+    previous_skips = {s["path"]: s for s in storage.live_manifest(root).get("skipped", [])} if previous is not None else {}
 
     parts: list[_Part | None] = []  # in corpus order; None until a new document is read
     skipped: list[dict[str, Any]] = []  # manifest entries: path, reason, sha256 and stat
@@ -140,6 +143,9 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
             stat = stat_record(path)
         except OSError as exc:
             skipped.append(skip_entry(rel, skip_reason(exc), file_hash(path), path))
+            continue
+        if rel in previous_skips and unchanged(previous_skips[rel], stat):
+            skipped.append(previous_skips[rel])
             continue
         # Same size and times: not even read. Else same bytes (touched, not changed): reused too.
         if previous is not None and rel in previous and (unchanged(record, stat) or _same_bytes(record, path, stat)):
@@ -175,6 +181,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     if not any(p.passages for p in parts):
         raise CorpusError(f"No passage could be read from {corpus}.")
 
+    skipped.sort(key=lambda entry: entry["path"])  # one order whichever way each file was found unusable
     new_passages = [p for part in fresh for p in part.passages]
     if new_passages and vectors is None:
         vectors, sentence_vectors = embed_passages(models.load_model(model), new_passages, show_progress=show_progress)

@@ -161,7 +161,7 @@ def ray_map(fn: Callable, jobs: Iterable) -> list:
 
 class Session:
     """Ray for the length of a build, joined or started only when there are files to read (an
-    incremental build with nothing new or changed, and no skipped file to retry, never starts Ray)
+    incremental build with nothing new or changed never starts Ray)
     and shut down after; a caller's own Ray session (a notebook that called `ray.init`) is used as it
     is, whatever `ray_address` says, and left running."""
 

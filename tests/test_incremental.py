@@ -211,3 +211,20 @@ def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch, embedded):
 
     (corpus / "segou.txt").write_bytes(samples.CP1252_TEXT.replace("vingt et une", "vingt-deux").encode("cp1252"))
     assert check_freshness(tmp_path / "index").changed == ("segou.txt",)
+
+
+def test_skipped_files_left_untouched_are_not_read_again(tmp_path, monkeypatch):
+    """A file skipped last time (corrupt PDF, photo) is skipped again from its recorded stat without
+    being parsed; once it changes, it is read again."""
+    import qa.build
+
+    corpus = samples.write_mixed_corpus(tmp_path / "corpus")
+    first = build_index(corpus, tmp_path / "index")
+    read: list[str] = []
+    real = qa.build.read_one
+    monkeypatch.setattr(qa.build, "read_one", lambda path, root: read.append(path.name) or real(path, root))
+    again = build_index(corpus, tmp_path / "index")
+    assert read == [] and again.skipped == first.skipped and {p for p, _ in again.skipped} == {"casse.pdf", "photo.jpg"}
+    (corpus / "casse.pdf").write_bytes(b"%PDF-1.7\n% still not a PDF, but another one")
+    third = build_index(corpus, tmp_path / "index")
+    assert read == ["casse.pdf"] and third.skipped == first.skipped
