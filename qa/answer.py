@@ -1,7 +1,8 @@
 """`ask()`: an answer to a question, or an honest "not in the report", with follow-ups resolved.
 
 No text is generated. The answer is the best answering sentence of the first passages (usually
-the first), quoted verbatim; abstaining is an answer too (the closest passages are still offered, marked as such).
+the first), quoted verbatim; abstaining is an answer too (the closest passages are still offered,
+marked as such).
 """
 
 from __future__ import annotations

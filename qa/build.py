@@ -65,7 +65,8 @@ def embedding_input(text: str) -> str:
     return normalize_apostrophes(text)
 
 
-def embed_passages(encoder, passages: list[IndexedPassage], *, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def embed_passages(encoder, passages: list[IndexedPassage], *,
+                   show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The one way passages become vectors: each passage under its header, and each of its sentences
     under the same header. Returns (passage vectors, sentence vectors in passage order)."""
     from qa import model as models
@@ -127,10 +128,11 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     t0 = time.perf_counter()
     model_id, _ = models.resolve_model(model)
     checksum = models.model_checksum(model)
-    previous, previous_docs, full_reason = _previous(root, model_id, checksum, full)
+    previous, manifest, full_reason = _previous(root, model_id, checksum, full)
+    previous_docs = manifest.get("documents", {})
     # Files skipped last time and untouched since are skipped again without being read (a scanned
     # 40 MB PDF is not parsed at every build, and a build with nothing new never starts Ray).
-    previous_skips = {s["path"]: s for s in storage.live_manifest(root).get("skipped", [])} if previous is not None else {}
+    previous_skips = {s["path"]: s for s in manifest.get("skipped", [])} if previous is not None else {}
 
     parts: list[_Part | None] = []  # in corpus order; None until a new document is read
     skipped: list[dict[str, Any]] = []  # manifest entries: path, reason, sha256 and stat
@@ -253,8 +255,9 @@ def _distribute(parts: list[_Part], vectors: np.ndarray, sentence_vectors: np.nd
         p, s = p + n, s + m
 
 
-def _previous(root: Path, model_id: str, checksum: str, full: bool) -> tuple[dict[str, _Part] | None, dict[str, dict], str]:
-    """The live build's reusable documents, its manifest's document list, and why nothing is reused.
+def _previous(root: Path, model_id: str, checksum: str,
+              full: bool) -> tuple[dict[str, _Part] | None, dict[str, Any], str]:
+    """The live build's reusable documents, its manifest ({} without one), and why nothing is reused.
 
     Without a live build every document is new, which is not a "full rebuild" worth explaining.
     """
@@ -265,18 +268,17 @@ def _previous(root: Path, model_id: str, checksum: str, full: bool) -> tuple[dic
         if (root / storage.CURRENT).exists():
             return None, {}, f"index précédent illisible ({exc})"
         return None, {}, ""
-    docs = manifest.get("documents", {})
     if full:
-        return None, docs, "reconstruction complète demandée (--full)"
+        return None, manifest, "reconstruction complète demandée (--full)"
     if manifest["model"].get("checksum") != checksum or manifest["model"].get("id") != model_id:
-        return None, docs, f"modèle changé ({manifest['model'].get('id')} → {model_id})"
+        return None, manifest, f"modèle changé ({manifest['model'].get('id')} → {model_id})"
     if manifest.get("chunking") != chunking_params():
-        return None, docs, "réglages de découpage ou de lecture changés"
+        return None, manifest, "réglages de découpage ou de lecture changés"
     try:
-        return _read_parts(build), docs, ""
+        return _read_parts(build), manifest, ""
     except Exception as exc:  # noqa: BLE001 - a damaged build is not reused, never trusted
         log.warning("Previous build %s cannot be reused (%s): embedding everything again.", build, exc)
-        return None, docs, f"index précédent illisible ({exc})"
+        return None, manifest, f"index précédent illisible ({exc})"
 
 
 def _read_parts(build: Path) -> dict[str, _Part]:

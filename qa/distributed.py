@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -36,7 +34,6 @@ from qa.errors import ClusterStorageError, InputError
 if TYPE_CHECKING:
     from qa.ingest import ReadResult
 
-log = logging.getLogger(__name__)
 BATCH = 128  # passages per actor call: sorted by length inside it, as the plain build sorts them all
 ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "QA_", "SENTENCE_TRANSFORMERS_")  # offline settings the workers need
 
@@ -142,7 +139,6 @@ def read_and_embed(
     reads = _read_results(rows, len(paths))
     if not any(r.passages for r in reads):
         return reads, None, None
-    shutil.rmtree(shards, ignore_errors=True)
     reads_ds.flat_map(_passage_rows, num_cpus=cpus).map_batches(  # same CPUs as the actors: fused with them
         _Embedder, fn_constructor_kwargs={"model": model, "threads": max(1, int(cpus)), "checksum": checksum},
         batch_size=BATCH, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, batch_format="numpy",
