@@ -71,10 +71,14 @@ def embed_passages(encoder, passages: list[IndexedPassage], *,
     under the same header. Returns (passage vectors, sentence vectors in passage order)."""
     from qa import model as models
 
-    vectors = models.embed_documents(encoder, [embedding_input(indexed_text(p)) for p in passages],
-                                     show_progress=show_progress)
+    texts = [embedding_input(indexed_text(p)) for p in passages]
     sentences = [embedding_input(t) for p in passages for t in indexed_sentences(p)]
-    return vectors, models.embed_documents(encoder, sentences, show_progress=show_progress)
+    # A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages): each
+    # distinct text is embedded once, in one call so that batches sort all of them by length.
+    unique = list(dict.fromkeys(texts + sentences))
+    row = {text: i for i, text in enumerate(unique)}
+    vectors = models.embed_documents(encoder, unique, show_progress=show_progress)
+    return vectors[[row[t] for t in texts]], vectors[[row[t] for t in sentences]]
 
 
 def build_index(

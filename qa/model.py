@@ -109,16 +109,54 @@ def embed_documents(
         dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return np.zeros((0, dimension() or 0), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # less padding per batch
-    vectors = model.encode_document(
-        [texts[i] for i in order],
-        batch_size=batch_size,
-        show_progress_bar=show_progress,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-    )
-    out = np.empty_like(vectors, dtype=np.float32)
+    with _document_autocast():
+        vectors = model.encode_document(
+            [texts[i] for i in order],
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+    out = np.empty(vectors.shape, dtype=np.float32)
     out[order] = vectors
     return out
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def document_precision() -> str:
+    """The precision documents are embedded in: "bf16" or "fp32".
+
+    bfloat16 matrix products with float32 accumulation (torch autocast) embed PIAF passages 1.6x faster
+    than float32 on a CPU with AVX512-BF16 or AMX, at cosine >= 0.9999 to the float32 vectors
+    (benchmarks/build_speed.py); elsewhere bfloat16 is emulated and slower, so "auto" keeps float32.
+    QA_DOCUMENT_PRECISION=fp32 (or bf16) overrides the choice. Vectors do not depend on the batch a text
+    is in (no activation scale is shared across a batch, unlike dynamic int8).
+    """
+    wanted = os.environ.get("QA_DOCUMENT_PRECISION", "auto").strip().lower() or "auto"
+    if wanted not in PRECISIONS:
+        from qa.errors import InputError
+
+        raise InputError(f"QA_DOCUMENT_PRECISION must be one of {', '.join(PRECISIONS)}, got {wanted!r}",
+                         f"QA_DOCUMENT_PRECISION doit valoir {', '.join(PRECISIONS)} (reçu : {wanted!r}).")
+    if wanted != "auto":
+        return wanted
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if native else "fp32"
+
+
+def _document_autocast():
+    """torch.autocast to bfloat16 on the CPU when document_precision() says so, else a no-op context."""
+    import contextlib
+
+    if document_precision() != "bf16":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 def embed_query(model: SentenceTransformer, text: str) -> np.ndarray:
@@ -129,6 +167,7 @@ def embed_query(model: SentenceTransformer, text: str) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
+QUERY_ENCODERS = ("", "auto", "q8", "fp32", "torch")  # QA_QUERY_ENCODER values; "", auto and q8 mean the default
 _question_encoders: dict[str, object] = {}  # model id -> QueryEncoder, or None when ONNX is not usable
 _question_encoder_ids: dict[str | None, str] = {}  # name asked for -> model id, resolved once per process
 
@@ -136,8 +175,9 @@ _question_encoder_ids: dict[str | None, str] = {}  # name asked for -> model id,
 def encode_question(name: str | None, text: str) -> np.ndarray:
     """A question's vector, through ONNX Runtime when it can (~3x faster on a small CPU), else torch.
 
-    Both give the same vector (cosine >= 0.9999, checked when the ONNX export is made). Set
-    QA_QUERY_ENCODER=torch to force torch.
+    ONNX with 8-bit weights by default (cosine >= 0.999 to float32), else ONNX float32 (cosine >= 0.9999
+    to torch), else torch; each fidelity is checked when the file is made. QA_QUERY_ENCODER=fp32 skips
+    the 8-bit weights, QA_QUERY_ENCODER=torch skips ONNX.
     """
     model_id = _question_encoder_ids.get(name)
     if model_id is None:  # resolving looks for the bundled package and files: ~0.3 ms, once, not per question
@@ -156,15 +196,26 @@ def _onnx_encoder(model_id: str, location: str) -> object | None:
     """The ONNX query encoder of a model (exported once into the cache), or None: fall back to torch."""
     from qa.query_encoder import QueryEncoderUnavailable, load_query_encoder, query_prompt
 
-    if os.environ.get("QA_QUERY_ENCODER", "").lower() == "torch":
+    choice = os.environ.get("QA_QUERY_ENCODER", "").strip().lower()
+    if choice not in QUERY_ENCODERS:
+        logger.warning("QA_QUERY_ENCODER=%r is not one of %s; using the default.", choice, ", ".join(QUERY_ENCODERS))
+        choice = ""
+    if choice == "torch":
         return None
     try:
         directory = Path(location) if Path(location).is_dir() else Path(_hub_snapshot(location))
         prompt = query_prompt(directory) or (E5_PROMPTS["query"] if _is_e5(model_id) else "")
-        return load_query_encoder(directory, prompt=prompt)
     except (QueryEncoderUnavailable, ModelUnavailableError) as exc:
         logger.warning("Fast ONNX question encoder unavailable (%s); using torch.", exc)
         return None
+    for quantized in (True, False) if choice != "fp32" else (False,):
+        try:
+            return load_query_encoder(directory, prompt=prompt, quantized=quantized)
+        except QueryEncoderUnavailable as exc:
+            fallback = "ONNX float32" if quantized else "torch"
+            logger.warning("ONNX question encoder (%s) unavailable (%s); using %s.",
+                           "8-bit" if quantized else "float32", exc, fallback)
+    return None
 
 
 def _load(model_id: str, location: str) -> SentenceTransformer:

@@ -2,8 +2,8 @@
 
 The exported graph holds the model's whole pipeline (transformer, mean pooling over the attention
 mask, L2 normalisation). It lives in `cache_root()/onnx/<model dir name>-<hash of its path>/`, never
-in the (checksummed) model directory: `model.onnx` (float32), optionally `model-int8.onnx` (dynamic
-int8: smaller and faster, but only cosine ~0.99 to torch, so not the default), and `export.json`,
+in the (checksummed) model directory: `model.onnx` (float32), `model-q8.onnx` (8-bit weights, made
+and checked by qa.onnx_quantize: what questions use by default), and `export.json`,
 which records the sha256 of the model's weights, so a changed model is exported again. Files are
 written atomically (temporary file + os.replace) under a file lock. Every export is checked against
 torch before it is kept. `qa.query_encoder` runs it.
@@ -21,18 +21,14 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 EXPORT_VERSION = "1"  # bump when the exported graph changes: every cached export is redone
 RECORD = "export.json"
 FP32_FILE = "model.onnx"
-INT8_FILE = "model-int8.onnx"
+Q8_FILE = "model-q8.onnx"
 OPSET = 17
 DEFAULT_MAX_LENGTH = 512
 EXPORT_MIN_COSINE = 0.9999  # an export whose vectors stray further from torch's is refused
@@ -69,7 +65,7 @@ def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool =
         raise QueryEncoderUnavailable(f"{model_dir} is not a local transformers model directory (no config.json).")
     source_sha = source_sha256(model_dir)
     folder = onnx_cache_dir(model_dir)
-    name = INT8_FILE if quantized else FP32_FILE
+    name = Q8_FILE if quantized else FP32_FILE
     if not force and _valid_file(_read_record(folder), source_sha, name, folder):
         return folder / name
     try:
@@ -98,12 +94,14 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
             record.update(info)
             record["files"] = {FP32_FILE: (folder / FP32_FILE).stat().st_size}
             _write_record(folder, record)
-        if quantized and not _valid_file(record, source_sha, INT8_FILE, folder):
-            logger.info("Quantising the ONNX model of %s to int8 (once).", model_dir)
-            quantize_onnx(folder / FP32_FILE, folder / INT8_FILE)
-            record["files"][INT8_FILE] = (folder / INT8_FILE).stat().st_size
+        if quantized and not _valid_file(record, source_sha, Q8_FILE, folder):
+            from qa.onnx_quantize import quantize_weights
+
+            logger.info("Quantising the ONNX model of %s to 8-bit weights (once; about 5 s).", model_dir)
+            record["min_cosine_q8_to_fp32"] = round(quantize_weights(model_dir, folder / FP32_FILE, folder / Q8_FILE), 7)
+            record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
             _write_record(folder, record)
-    return folder / (INT8_FILE if quantized else FP32_FILE)
+    return folder / (Q8_FILE if quantized else FP32_FILE)
 
 
 def export_onnx(model_dir: Path | str, out_path: Path | str) -> None:
@@ -114,34 +112,6 @@ def export_onnx(model_dir: Path | str, out_path: Path | str) -> None:
     Written atomically. Raises QueryEncoderUnavailable.
     """
     _export_into(Path(model_dir).expanduser().resolve(), Path(out_path))
-
-
-def quantize_onnx(fp32_path: Path | str, out_path: Path | str) -> None:
-    """Dynamic int8 quantisation of an exported model (weights QInt8 per channel), written atomically."""
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise QueryEncoderUnavailable(f"onnxruntime (with onnx) is needed to quantise: {exc}") from exc
-    out_path = Path(out_path)
-    root = logging.getLogger()
-    quiet = _QuantizerChatter()
-    with _temporary_sibling(out_path) as tmp:
-        root.addFilter(quiet)  # the quantiser logs a line per tensor on the root logger
-        try:
-            quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-        except Exception as exc:  # noqa: BLE001 - any quantiser failure means "no int8 model"
-            raise QueryEncoderUnavailable(f"Quantising {fp32_path} to int8 failed: {exc}") from exc
-        finally:
-            root.removeFilter(quiet)
-        os.replace(tmp, out_path)
-
-
-class _QuantizerChatter(logging.Filter):
-    """Drops the records onnxruntime.quantization sends to the root logger below ERROR."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        path = record.pathname.replace("\\", "/")
-        return record.levelno >= logging.ERROR or "onnxruntime/quantization" not in path
 
 
 def source_sha256(model_dir: Path) -> str:
@@ -157,11 +127,6 @@ def source_sha256(model_dir: Path) -> str:
         raise QueryEncoderUnavailable(f"No weight file (*.safetensors, *.bin) found in {model_dir}.")
     lines = "".join(f"{p.relative_to(model_dir).as_posix()} {_file_sha256_cached(p)}\n" for p in files)
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
-
-
-# ------------------------------------------------------------------------------ loading
-
-
 
 
 def _export_into(model_dir: Path, out_path: Path) -> dict[str, Any]:

@@ -113,12 +113,15 @@ def _rows(index):
 
 
 def assert_same_index(ours, plain):
-    """Same documents, passages (doc, start, end, sentences, page), vectors within 1e-5, and answers."""
+    """Same documents, passages (doc, start, end, sentences, page), vectors and answers.
+
+    Vectors agree to cosine 0.9999: with bfloat16 products (qa.model.document_precision) a text's
+    vector moves by up to ~4e-4 per component with the texts that share its batch (1e-7 in float32)."""
     assert _rows(ours) == _rows(plain)
     assert (current_build(ours) / "documents.jsonl").read_text() == (current_build(plain) / "documents.jsonl").read_text()
     for name in ("vectors.npy", "sentences.npy"):
         a, b = (np.load(current_build(i) / name) for i in (ours, plain))
-        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5
+        assert a.shape == b.shape and float(np.sum(a * b, axis=1).min()) >= 0.9999
     import faiss
 
     a, b = (faiss.read_index(str(current_build(i) / "dense.faiss")) for i in (ours, plain))

@@ -93,10 +93,64 @@ def test_embed_documents_keeps_order_and_normalises(bundled):
     texts = ["Un texte nettement plus long que les deux autres, sur la région de Kayes.", "Bamako", "Le JNIM"]
     vectors = models.embed_documents(bundled, texts, batch_size=2)
     assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
-    for text, vector in zip(texts, vectors, strict=True):
-        np.testing.assert_allclose(vector, models.embed_documents(bundled, [text])[0], atol=1e-5)
+    for text, vector in zip(texts, vectors, strict=True):  # alone = batched (bfloat16 rounding aside)
+        assert float(vector @ models.embed_documents(bundled, [text])[0]) >= 0.9999
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert models.embed_documents(bundled, []).shape == (0, 384)
+
+
+def test_bfloat16_document_vectors_match_float32(bundled, monkeypatch):
+    texts = ["Un texte nettement plus long que les deux autres, sur la région de Kayes et ses frontières.",
+             "Bamako", "Qu’a revendiqué le JNIM le 1er juillet 2025 ?", "Œuvre naïve — «guillemets»"]
+    monkeypatch.setenv("QA_DOCUMENT_PRECISION", "fp32")
+    assert models.document_precision() == "fp32"
+    full = models.embed_documents(bundled, texts)
+    monkeypatch.setenv("QA_DOCUMENT_PRECISION", "bf16")  # forced: emulated, slower, on CPUs without bfloat16
+    assert models.document_precision() == "bf16"
+    half = models.embed_documents(bundled, texts)
+    assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-4)
+    assert float(np.sum(full * half, axis=1).min()) >= 0.9999
+    assert not np.array_equal(full, half)  # bfloat16 products really ran
+    alone = models.embed_documents(bundled, texts[1:2])[0]
+    assert float(alone @ half[1]) >= 0.9999  # batch neighbours move a bfloat16 vector by ~1e-4 per component
+
+
+def test_each_distinct_text_is_embedded_once(bundled, monkeypatch):
+    from qa.build import embed_passages
+    from qa.chunking import IndexedPassage
+
+    one = "Le JNIM a revendiqué les attaques du 1er juillet 2025."
+    two = "Les assaillants ont ciblé sept localités. Kayes a été touchée."
+    passages = [IndexedPassage("a.txt", "Mali", "Attaques", 0, len(one), one, ((0, len(one)),)),
+                IndexedPassage("a.txt", "Mali", "Attaques", 60, 60 + len(two), two, ((60, 101), (102, 60 + len(two))))]
+    seen: list[list[str]] = []
+    real = models.embed_documents
+
+    def spy(model, texts, **kwargs):
+        seen.append(list(texts))
+        return real(model, texts, **kwargs)
+
+    monkeypatch.setattr(models, "embed_documents", spy)
+    vectors, sentence_vectors = embed_passages(bundled, passages)
+    assert vectors.shape == (2, 384) and sentence_vectors.shape == (3, 384)
+    assert len(seen) == 1 and len(seen[0]) == 4 == len(set(seen[0]))  # 2 passages + 3 sentences, one shared
+    np.testing.assert_array_equal(sentence_vectors[0], vectors[0])  # the one-sentence passage is its sentence
+    assert float(sentence_vectors[1] @ vectors[1]) < 0.999  # a sentence of a longer passage is embedded apart
+    expected = real(bundled, ["Mali — Attaques\nKayes a été touchée."])[0]
+    assert float(sentence_vectors[2] @ expected) >= 0.9999
+
+
+def test_document_precision_setting_is_checked(monkeypatch):
+    from qa.errors import InputError, french_message
+
+    monkeypatch.delenv("QA_DOCUMENT_PRECISION", raising=False)
+    assert models.document_precision() in ("bf16", "fp32")
+    monkeypatch.setenv("QA_DOCUMENT_PRECISION", " FP32 ")
+    assert models.document_precision() == "fp32"
+    monkeypatch.setenv("QA_DOCUMENT_PRECISION", "fp16")
+    with pytest.raises(InputError, match="QA_DOCUMENT_PRECISION") as caught:
+        models.document_precision()
+    assert "doit valoir" in french_message(caught.value)
 
 
 def test_embed_query_is_a_normalised_vector(bundled):

@@ -16,8 +16,10 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from qa import bundled  # noqa: E402
-from qa import onnx_export  # noqa: E402
+from qa import (
+    bundled,  # noqa: E402
+    onnx_export,  # noqa: E402
+)
 from qa import query_encoder as qe  # noqa: E402
 from qa.model import embed_query, load_model  # noqa: E402
 
@@ -52,7 +54,8 @@ def torch_model(model_dir):
 
 @pytest.fixture(scope="module")
 def encoder(model_dir) -> qe.QueryEncoder:
-    return qe.load_query_encoder(model_dir)
+    """The float32 export, held to torch's vectors (the 8-bit default is held to it in turn)."""
+    return qe.load_query_encoder(model_dir, quantized=False)
 
 
 @pytest.fixture()
@@ -135,16 +138,77 @@ def test_batches_of_different_lengths_and_a_long_text(encoder, torch_model):
         encoder.encode_batch("a string, not a list")
 
 
-def test_int8_option_is_separate_and_not_the_default(tiny_model, exports):
-    # On the real model int8 gives cosine ~0.99 to torch (see the benchmark), below the 0.999 required.
-    assert qe.DEFAULT_QUANTIZED is False and qe.load_query_encoder(tiny_model).path.name == qe.FP32_FILE
-    int8 = qe.load_query_encoder(tiny_model, quantized=True)
-    assert int8.quantized and int8.path.name == qe.INT8_FILE and int8.path.parent == qe.onnx_cache_dir(tiny_model)
+def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder, torch_model):
+    q8 = qe.load_query_encoder(model_dir)
+    assert qe.DEFAULT_QUANTIZED is True and q8.quantized and q8.path.name == qe.Q8_FILE
+    assert q8.path.parent == encoder.path.parent == qe.onnx_cache_dir(model_dir)
+    assert q8.path.stat().st_size < encoder.path.stat().st_size  # the big embedding table stays float32
+    record = json.loads((q8.path.parent / qe.RECORD).read_text(encoding="utf-8"))
+    assert record["files"][qe.Q8_FILE] == q8.path.stat().st_size and record["min_cosine_q8_to_fp32"] >= 0.999
+    for text in TEXTS:
+        assert cosine(q8.encode(text), embed_query(torch_model, text)) >= 0.999
+    batch = q8.encode_batch(["Qui ?", LONG, FRENCH[0]])
+    assert batch.shape == (3, 384) and np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
+    assert cosine(batch[2], embed_query(torch_model, FRENCH[0])) >= 0.999
+
+
+def test_8bit_model_is_made_from_the_float32_export_once(tiny_model, exports):
+    q8 = qe.load_query_encoder(tiny_model)
+    fp32 = qe.load_query_encoder(tiny_model, quantized=False)
+    assert q8.path.name == qe.Q8_FILE and fp32.path.name == qe.FP32_FILE and q8.path.parent == fp32.path.parent
     assert exports == [tiny_model.resolve()]  # quantised from the float32 export, not exported twice
-    batch = int8.encode_batch(TEXTS[:4] + [LONG])
-    assert batch.shape == (5, 32) and np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
-    reference = torch_vectors(tiny_model, TEXTS[:4] + [LONG])
-    assert min(cosine(a, b) for a, b in zip(batch, reference, strict=True)) >= 0.9
+    mtime = q8.path.stat().st_mtime_ns
+    qe._encoders.clear()
+    assert qe.load_query_encoder(tiny_model).path.stat().st_mtime_ns == mtime and len(exports) == 1
+
+
+def test_8bit_weights_that_stray_are_refused(tiny_model, exports, monkeypatch):
+    from qa import onnx_quantize
+
+    monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 1.5)  # no quantised model can reach it
+    with pytest.raises(qe.QueryEncoderUnavailable, match="stray from the float32 export"):
+        qe.load_query_encoder(tiny_model)
+    folder = qe.onnx_cache_dir(tiny_model)
+    assert not (folder / qe.Q8_FILE).exists() and not list(folder.glob(".*.tmp-*"))  # nothing installed
+    assert qe.load_query_encoder(tiny_model, quantized=False).path.name == qe.FP32_FILE
+
+
+def test_question_encoder_falls_back_from_8bit_to_float32_then_torch(tiny_model, exports, monkeypatch, caplog):
+    from qa import model as models
+    from qa import onnx_quantize
+
+    def broken(*args, **kwargs):
+        raise qe.QueryEncoderUnavailable("no MatMulNBits here")
+
+    monkeypatch.setattr(onnx_quantize, "quantize_weights", broken)
+    monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
+    with caplog.at_level("WARNING", logger="qa.model"):
+        chosen = models._onnx_encoder(str(tiny_model), str(tiny_model))
+    assert chosen.path.name == qe.FP32_FILE and "no MatMulNBits here" in caplog.text
+    monkeypatch.setenv("QA_QUERY_ENCODER", "torch")
+    assert models._onnx_encoder(str(tiny_model), str(tiny_model)) is None
+    monkeypatch.setenv("QA_QUERY_ENCODER", "FP32")
+    caplog.clear()
+    assert models._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
+    assert caplog.text == ""  # asked for float32: the 8-bit model is not even tried
+
+
+def test_unknown_query_encoder_setting_warns_and_uses_the_default(tiny_model, exports, monkeypatch, caplog):
+    from qa import model as models
+
+    monkeypatch.setenv("QA_QUERY_ENCODER", "int4")
+    with caplog.at_level("WARNING", logger="qa.model"):
+        chosen = models._onnx_encoder(str(tiny_model), str(tiny_model))
+    assert chosen.path.name == qe.Q8_FILE and "QA_QUERY_ENCODER='int4'" in caplog.text
+
+
+def test_quantiser_import_leaves_logging_alone():
+    # onnxruntime's quantiser calls logging.basicConfig(level=INFO) when imported.
+    code = ("import logging; from qa.onnx_quantize import _quantizer_classes; _quantizer_classes(); "
+            "root = logging.getLogger(); print(len(root.handlers), root.level)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["0", str(30)]  # no handler added, level still WARNING
 
 
 # ------------------------------------------------------------------------------ caching
@@ -162,7 +226,7 @@ def test_export_lives_in_the_cache_not_the_model_dir(encoder, model_dir):
 
 def test_second_load_reuses_the_export(encoder, model_dir, exports):
     mtime = encoder.path.stat().st_mtime_ns
-    again = qe.load_query_encoder(model_dir)
+    again = qe.load_query_encoder(model_dir, quantized=False)
     assert again is not encoder  # really loaded again (the per-process cache was cleared)
     assert exports == [] and again.path.stat().st_mtime_ns == mtime
     assert cosine(again.encode(TEXTS[0]), encoder.encode(TEXTS[0])) >= 0.99999
