@@ -106,8 +106,10 @@ def build_index(
         9
     """
     from qa import dense as dense_index
+    from qa import model as models
 
     dense_index.plan(0, dense)  # a bad kind fails before any work
+    models.precision_setting()  # so does a bad QA_DOCUMENT_PRECISION (and here, not inside a Ray actor)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers must be a positive integer, got {workers!r}",
                          "Le nombre de workers (--workers) doit être un entier positif.")

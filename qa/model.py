@@ -131,21 +131,29 @@ def document_precision() -> str:
     bfloat16 matrix products with float32 accumulation (torch autocast) embed PIAF passages 1.6x faster
     than float32 on a CPU with AVX512-BF16 or AMX, at cosine >= 0.9999 to the float32 vectors
     (benchmarks/build_speed.py); elsewhere bfloat16 is emulated and slower, so "auto" keeps float32.
-    QA_DOCUMENT_PRECISION=fp32 (or bf16) overrides the choice. Vectors do not depend on the batch a text
-    is in (no activation scale is shared across a batch, unlike dynamic int8).
+    QA_DOCUMENT_PRECISION=fp32 (or bf16) overrides the choice. A text's vector moves by up to ~4e-4
+    per component with the texts that share its batch (1e-7 in float32): incremental and full builds
+    agree to cosine 0.9999, not bit for bit. Raises InputError for another value.
     """
+    wanted = precision_setting()
+    if wanted != "auto":
+        return wanted
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch 2.x: absent means no
+    native = any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return "bf16" if native else "fp32"
+
+
+def precision_setting() -> str:
+    """QA_DOCUMENT_PRECISION, checked without importing torch: "auto", "bf16" or "fp32"; raises InputError."""
     wanted = os.environ.get("QA_DOCUMENT_PRECISION", "auto").strip().lower() or "auto"
     if wanted not in PRECISIONS:
         from qa.errors import InputError
 
         raise InputError(f"QA_DOCUMENT_PRECISION must be one of {', '.join(PRECISIONS)}, got {wanted!r}",
                          f"QA_DOCUMENT_PRECISION doit valoir {', '.join(PRECISIONS)} (reçu : {wanted!r}).")
-    if wanted != "auto":
-        return wanted
-    import torch
-
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if native else "fp32"
+    return wanted
 
 
 def _document_autocast():
@@ -208,13 +216,17 @@ def _onnx_encoder(model_id: str, location: str) -> object | None:
     except (QueryEncoderUnavailable, ModelUnavailableError) as exc:
         logger.warning("Fast ONNX question encoder unavailable (%s); using torch.", exc)
         return None
+    from qa.onnx_quantize import QuantizationFailed, QuantizationRefused
+
     for quantized in (True, False) if choice != "fp32" else (False,):
         try:
             return load_query_encoder(directory, prompt=prompt, quantized=quantized)
-        except QueryEncoderUnavailable as exc:
-            fallback = "ONNX float32" if quantized else "torch"
-            logger.warning("ONNX question encoder (%s) unavailable (%s); using %s.",
-                           "8-bit" if quantized else "float32", exc, fallback)
+        except QuantizationFailed as exc:  # the float32 export is there: use it
+            level = logging.INFO if isinstance(exc, QuantizationRefused) else logging.WARNING  # known, recorded
+            logger.log(level, "8-bit ONNX question encoder unavailable (%s); using ONNX float32.", exc)
+        except QueryEncoderUnavailable as exc:  # no export at all: trying float32 again would redo it
+            logger.warning("Fast ONNX question encoder unavailable (%s); using torch.", exc)
+            return None
     return None
 
 

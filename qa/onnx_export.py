@@ -29,6 +29,7 @@ EXPORT_VERSION = "1"  # bump when the exported graph changes: every cached expor
 RECORD = "export.json"
 FP32_FILE = "model.onnx"
 Q8_FILE = "model-q8.onnx"
+LEGACY_INT8_FILE = "model-int8.onnx"
 OPSET = 17
 DEFAULT_MAX_LENGTH = 512
 EXPORT_MIN_COSINE = 0.9999  # an export whose vectors stray further from torch's is refused
@@ -59,15 +60,19 @@ def onnx_cache_dir(model_dir: Path | str) -> Path:
 
 
 def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool = False) -> Path:
-    """Path of the cached ONNX model of `model_dir`, exporting (and quantising) it first if needed."""
+    """Path of the cached ONNX model of `model_dir`, exporting (and quantising) it first if needed.
+
+    force: make the requested file again (the float32 export, or only the 8-bit file).
+    Raises QueryEncoderUnavailable; qa.onnx_quantize.QuantizationFailed when only the 8-bit file
+    cannot be had (QuantizationRefused, remembered in the record, when its vectors strayed).
+    """
     model_dir = Path(model_dir).expanduser().resolve()
     if not (model_dir / "config.json").is_file():
         raise QueryEncoderUnavailable(f"{model_dir} is not a local transformers model directory (no config.json).")
     source_sha = source_sha256(model_dir)
     folder = onnx_cache_dir(model_dir)
-    name = Q8_FILE if quantized else FP32_FILE
-    if not force and _valid_file(_read_record(folder), source_sha, name, folder):
-        return folder / name
+    if not force and _usable(_read_record(folder), source_sha, quantized, folder):
+        return folder / (Q8_FILE if quantized else FP32_FILE)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return _export_locked(model_dir, folder, source_sha, quantized=quantized, force=force)
@@ -75,33 +80,63 @@ def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool =
         raise QueryEncoderUnavailable(f"Cannot write the ONNX export into {folder}: {exc}") from exc
 
 
+def _usable(record: dict[str, Any] | None, source_sha: str, quantized: bool, folder: Path) -> bool:
+    """True when the requested file is in the cache for these weights (and, for 8-bit, these settings).
+
+    Raises QuantizationRefused when the record says these settings gave stray vectors for these weights."""
+    if not quantized:
+        return _valid_file(record, source_sha, FP32_FILE, folder)
+    if record is None or record.get("source_sha256") != source_sha:
+        return False
+    from qa.onnx_quantize import QuantizationRefused, settings
+
+    q8 = record.get("q8") or {}
+    if q8.get("settings") != settings():
+        return False
+    if "refused" in q8:
+        raise QuantizationRefused(q8["refused"])
+    return _valid_file(record, source_sha, Q8_FILE, folder)
+
+
 def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized: bool, force: bool) -> Path:
     """ensure_onnx's slow path, under the folder's file lock."""
     with _file_lock(folder / ".lock"):
         record = _read_record(folder)  # another process may have exported while we waited
-        if force or record is None or record.get("source_sha256") != source_sha:
+        if (force and not quantized) or not _valid_file(record, source_sha, FP32_FILE, folder):
             if record is not None:
                 logger.info("The ONNX export in %s is stale or unwanted; exporting %s again.", folder, model_dir)
-            record = {
+            logger.info("Exporting %s to ONNX in %s (once; about 10 s).", model_dir, folder)
+            info = _export_into(model_dir, folder / FP32_FILE)
+            record = {  # a fresh record: nothing said about an earlier export survives
                 "export_version": EXPORT_VERSION,
                 "source": str(model_dir),
                 "source_sha256": source_sha,
-                "files": {},
+                **info,
+                "files": {FP32_FILE: (folder / FP32_FILE).stat().st_size},
             }
-        if force or not _valid_file(record, source_sha, FP32_FILE, folder):
-            logger.info("Exporting %s to ONNX in %s (once; about 10 s).", model_dir, folder)
-            info = _export_into(model_dir, folder / FP32_FILE)
-            record.update(info)
-            record["files"] = {FP32_FILE: (folder / FP32_FILE).stat().st_size}
             _write_record(folder, record)
-        if quantized and not _valid_file(record, source_sha, Q8_FILE, folder):
-            from qa.onnx_quantize import quantize_weights
-
-            logger.info("Quantising the ONNX model of %s to 8-bit weights (once; about 5 s).", model_dir)
-            record["min_cosine_q8_to_fp32"] = round(quantize_weights(model_dir, folder / FP32_FILE, folder / Q8_FILE), 7)
-            record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
-            _write_record(folder, record)
+        (folder / LEGACY_INT8_FILE).unlink(missing_ok=True)  # dynamic int8, written by earlier versions
+        if quantized and (force or not _usable(record, source_sha, True, folder)):
+            _quantize_locked(model_dir, folder, record)
     return folder / (Q8_FILE if quantized else FP32_FILE)
+
+
+def _quantize_locked(model_dir: Path, folder: Path, record: dict[str, Any]) -> None:
+    """Make the 8-bit file from the float32 export and record it, or record why its vectors were refused."""
+    from qa.onnx_quantize import QuantizationRefused, quantize_weights, settings
+
+    logger.info("Quantising the ONNX model of %s to 8-bit weights (once; about 5 s).", model_dir)
+    record["files"].pop(Q8_FILE, None)
+    try:
+        worst = quantize_weights(model_dir, folder / FP32_FILE, folder / Q8_FILE,
+                                 max_length=int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH))
+    except QuantizationRefused as exc:  # deterministic for these weights and settings: not tried again
+        record["q8"] = {"settings": settings(), "refused": str(exc)}
+        _write_record(folder, record)
+        raise
+    record["q8"] = {"settings": settings(), "min_cosine_to_fp32": round(worst, 7)}
+    record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
+    _write_record(folder, record)
 
 
 def export_onnx(model_dir: Path | str, out_path: Path | str) -> None:

@@ -44,9 +44,10 @@ from qa.onnx_export import (  # noqa: F401 - FP32_FILE ... source_sha256 are par
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUANTIZED = True  # 8-bit weights: PIAF p50 8.1 vs 10.8 ms, same R@1/R@5/MRR (README, Performance)
-# Spinning intra-op threads save ~0.8 ms per question on an idle 2-core CPU (4.1 vs 4.9 ms) but double
-# the time when another process holds a core (15 vs 7 ms), and burn CPU the retrieval step needs next.
+DEFAULT_QUANTIZED = True  # 8-bit weights: PIAF retrieve p50 9.3 vs 11.4 ms, same R@1/R@5/MRR (README, Performance)
+# Spinning intra-op threads save ~1.7 ms per question on an idle 2-core CPU (4.6 vs 6.3 ms with 8-bit
+# weights, benchmarks/query_encoder.py) but double the time when another process holds a core, and
+# burn CPU the retrieval step needs next.
 ALLOW_SPINNING = False
 ST_CONFIG = "config_sentence_transformers.json"
 

@@ -153,6 +153,18 @@ def test_document_precision_setting_is_checked(monkeypatch):
     assert "doit valoir" in french_message(caught.value)
 
 
+def test_bad_precision_setting_stops_a_build_before_any_work(tmp_path, monkeypatch):
+    from qa import build_index
+    from qa.errors import InputError
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "note.txt").write_text("Note\n\nLe JNIM a revendiqué les attaques.\n", encoding="utf-8")
+    monkeypatch.setenv("QA_DOCUMENT_PRECISION", "int8")
+    with pytest.raises(InputError, match="QA_DOCUMENT_PRECISION"):
+        build_index(tmp_path / "corpus", tmp_path / "index")
+    assert not (tmp_path / "index").exists()
+
+
 def test_embed_query_is_a_normalised_vector(bundled):
     vector = models.embed_query(bundled, "Quel groupe armé est à l'origine des attaques ?")
     assert vector.dtype == np.float32 and vector.shape == (384,)

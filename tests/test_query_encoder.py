@@ -144,7 +144,7 @@ def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder
     assert q8.path.parent == encoder.path.parent == qe.onnx_cache_dir(model_dir)
     assert q8.path.stat().st_size < encoder.path.stat().st_size  # the big embedding table stays float32
     record = json.loads((q8.path.parent / qe.RECORD).read_text(encoding="utf-8"))
-    assert record["files"][qe.Q8_FILE] == q8.path.stat().st_size and record["min_cosine_q8_to_fp32"] >= 0.999
+    assert record["files"][qe.Q8_FILE] == q8.path.stat().st_size and record["q8"]["min_cosine_to_fp32"] >= 0.999
     for text in TEXTS:
         assert cosine(q8.encode(text), embed_query(torch_model, text)) >= 0.999
     batch = q8.encode_batch(["Qui ?", LONG, FRENCH[0]])
@@ -166,19 +166,19 @@ def test_8bit_weights_that_stray_are_refused(tiny_model, exports, monkeypatch):
     from qa import onnx_quantize
 
     monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 1.5)  # no quantised model can reach it
-    with pytest.raises(qe.QueryEncoderUnavailable, match="stray from the float32 export"):
+    with pytest.raises(onnx_quantize.QuantizationRefused, match="stray from the float32 export"):
         qe.load_query_encoder(tiny_model)
     folder = qe.onnx_cache_dir(tiny_model)
     assert not (folder / qe.Q8_FILE).exists() and not list(folder.glob(".*.tmp-*"))  # nothing installed
     assert qe.load_query_encoder(tiny_model, quantized=False).path.name == qe.FP32_FILE
 
 
-def test_question_encoder_falls_back_from_8bit_to_float32_then_torch(tiny_model, exports, monkeypatch, caplog):
+def test_question_encoder_falls_back_from_8bit_to_float32(tiny_model, exports, monkeypatch, caplog):
     from qa import model as models
     from qa import onnx_quantize
 
     def broken(*args, **kwargs):
-        raise qe.QueryEncoderUnavailable("no MatMulNBits here")
+        raise onnx_quantize.QuantizationFailed("no MatMulNBits here")
 
     monkeypatch.setattr(onnx_quantize, "quantize_weights", broken)
     monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
@@ -191,6 +191,64 @@ def test_question_encoder_falls_back_from_8bit_to_float32_then_torch(tiny_model,
     caplog.clear()
     assert models._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
     assert caplog.text == ""  # asked for float32: the 8-bit model is not even tried
+
+
+def test_failed_export_falls_back_to_torch_after_one_attempt(tiny_model, exports, monkeypatch, caplog):
+    import torch
+
+    from qa import model as models
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
+    with caplog.at_level("WARNING", logger="qa.model"):
+        assert models._onnx_encoder(str(tiny_model), str(tiny_model)) is None
+    assert exports == [tiny_model.resolve()]  # not exported again for the float32 attempt
+    assert "exporter exploded" in caplog.text and "using torch" in caplog.text
+
+
+def test_refused_8bit_weights_are_remembered_until_forced(tiny_model, exports, monkeypatch, caplog):
+    from qa import model as models
+    from qa import onnx_quantize
+
+    made: list[Path] = []
+    real = onnx_quantize.quantize_weights
+
+    def counting(model_dir, fp32_path, out_path, **kwargs):
+        made.append(out_path)
+        return real(model_dir, fp32_path, out_path, **kwargs)
+
+    monkeypatch.setattr(onnx_quantize, "quantize_weights", counting)
+    monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 1.5)
+    with pytest.raises(onnx_quantize.QuantizationRefused):
+        qe.load_query_encoder(tiny_model)
+    record = json.loads((qe.onnx_cache_dir(tiny_model) / qe.RECORD).read_text(encoding="utf-8"))
+    assert "stray" in record["q8"]["refused"] and record["q8"]["settings"] == onnx_quantize.settings()
+    qe._encoders.clear()
+    with caplog.at_level("INFO", logger="qa.model"):
+        assert models._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
+    assert len(made) == 1 and "using ONNX float32" in caplog.text  # the refusal was read, not redone
+    monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 0.999)
+    assert qe.ensure_onnx(tiny_model, quantized=True, force=True).name == qe.Q8_FILE
+    assert len(made) == 2 and len(exports) == 1  # forcing the 8-bit file leaves the float32 export alone
+
+
+def test_8bit_file_is_made_again_for_other_settings_and_old_int8_files_go(tiny_model, exports):
+    fp32 = qe.ensure_onnx(tiny_model)
+    legacy = fp32.parent / "model-int8.onnx"  # written by versions before 8-bit weights
+    legacy.write_bytes(b"old")
+    q8 = qe.load_query_encoder(tiny_model).path
+    assert not legacy.exists()
+    record_path = q8.parent / qe.RECORD
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    record["q8"]["settings"] = "bits=4 block=32"  # as if made by another version or onnxruntime
+    record_path.write_text(json.dumps(record), encoding="utf-8")
+    mtime = q8.stat().st_mtime_ns
+    qe._encoders.clear()
+    assert qe.load_query_encoder(tiny_model).path == q8 and q8.stat().st_mtime_ns != mtime
+    assert len(exports) == 1
 
 
 def test_unknown_query_encoder_setting_warns_and_uses_the_default(tiny_model, exports, monkeypatch, caplog):
@@ -277,15 +335,17 @@ def test_changed_weights_are_exported_again(tiny_model, exports):
     assert cosine(after.encode(TEXTS[0]), torch_vectors(tiny_model, [TEXTS[0]])[0]) >= 0.9999
 
 
-def test_damaged_cache_file_is_exported_again(tiny_model, exports):
-    path = qe.load_query_encoder(tiny_model).path
+@pytest.mark.parametrize("quantized", [False, True], ids=["float32", "8-bit"])
+def test_damaged_cache_file_is_made_again(tiny_model, exports, quantized):
+    path = qe.load_query_encoder(tiny_model, quantized=quantized).path
     size = path.stat().st_size
     with open(path, "r+b") as f:  # same size, so only onnxruntime notices
         f.write(b"\0" * 4096)
     assert path.stat().st_size == size
     qe._encoders.clear()
-    assert qe.load_query_encoder(tiny_model).encode("Qui ?").shape == (32,)
-    assert len(exports) == 2
+    again = qe.load_query_encoder(tiny_model, quantized=quantized)
+    assert again.path == path and again.encode("Qui ?").shape == (32,)
+    assert len(exports) == (1 if quantized else 2)  # a damaged 8-bit file is quantised again, not re-exported
 
 
 # ------------------------------------------------------------------------------ errors and imports
