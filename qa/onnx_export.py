@@ -81,21 +81,14 @@ def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool =
 
 
 def _usable(record: dict[str, Any] | None, source_sha: str, quantized: bool, folder: Path) -> bool:
-    """True when the requested file is in the cache for these weights (and, for 8-bit, these settings).
-
-    Raises QuantizationRefused when the record says these settings gave stray vectors for these weights."""
+    """True when the requested file is in the cache for these weights (8-bit: and for these settings)."""
     if not quantized:
         return _valid_file(record, source_sha, FP32_FILE, folder)
     if record is None or record.get("source_sha256") != source_sha:
         return False
-    from qa.onnx_quantize import QuantizationRefused, settings
+    from qa.onnx_quantize import recorded_usable
 
-    q8 = record.get("q8") or {}
-    if q8.get("settings") != settings():
-        return False
-    if "refused" in q8:
-        raise QuantizationRefused(q8["refused"])
-    return _valid_file(record, source_sha, Q8_FILE, folder)
+    return recorded_usable(record) and _valid_file(record, source_sha, Q8_FILE, folder)  # a refusal raises first
 
 
 def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized: bool, force: bool) -> Path:
@@ -117,26 +110,10 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
             _write_record(folder, record)
         (folder / LEGACY_INT8_FILE).unlink(missing_ok=True)  # dynamic int8, written by earlier versions
         if quantized and (force or not _usable(record, source_sha, True, folder)):
-            _quantize_locked(model_dir, folder, record)
+            from qa.onnx_quantize import quantize_into_record
+
+            quantize_into_record(model_dir, folder, record)
     return folder / (Q8_FILE if quantized else FP32_FILE)
-
-
-def _quantize_locked(model_dir: Path, folder: Path, record: dict[str, Any]) -> None:
-    """Make the 8-bit file from the float32 export and record it, or record why its vectors were refused."""
-    from qa.onnx_quantize import QuantizationRefused, quantize_weights, settings
-
-    logger.info("Quantising the ONNX model of %s to 8-bit weights (once; about 5 s).", model_dir)
-    record["files"].pop(Q8_FILE, None)
-    try:
-        worst = quantize_weights(model_dir, folder / FP32_FILE, folder / Q8_FILE,
-                                 max_length=int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH))
-    except QuantizationRefused as exc:  # deterministic for these weights and settings: not tried again
-        record["q8"] = {"settings": settings(), "refused": str(exc)}
-        _write_record(folder, record)
-        raise
-    record["q8"] = {"settings": settings(), "min_cosine_to_fp32": round(worst, 7)}
-    record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
-    _write_record(folder, record)
 
 
 def export_onnx(model_dir: Path | str, out_path: Path | str) -> None:

@@ -19,7 +19,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from qa.onnx_export import PROBES, QueryEncoderUnavailable, _temporary_sibling
+from qa.onnx_export import (
+    DEFAULT_MAX_LENGTH,
+    FP32_FILE,
+    PROBES,
+    Q8_FILE,
+    QueryEncoderUnavailable,
+    _temporary_sibling,
+    _write_record,
+)
+
+logger = logging.getLogger(__name__)
 
 BITS = 8
 BLOCK_SIZE = 128
@@ -40,6 +50,34 @@ def settings() -> str:
     import onnxruntime
 
     return f"bits={BITS} block={BLOCK_SIZE} accuracy_level={ACCURACY_LEVEL} onnxruntime={onnxruntime.__version__}"
+
+
+def recorded_usable(record: dict[str, Any]) -> bool:
+    """Whether the export record's 8-bit entry was made with today's settings; raises the refusal it records."""
+    q8 = record.get("q8") or {}
+    if q8.get("settings") != settings():
+        return False
+    if "refused" in q8:
+        raise QuantizationRefused(q8["refused"])
+    return True
+
+
+def quantize_into_record(model_dir: Path, folder: Path, record: dict[str, Any]) -> None:
+    """Make the 8-bit file from the folder's float32 export and record it, or record why it was refused.
+
+    Called by qa.onnx_export under the folder's lock."""
+    logger.info("Quantising the ONNX model of %s to 8-bit weights (once; about 5 s).", model_dir)
+    record["files"].pop(Q8_FILE, None)
+    max_length = int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH)
+    try:
+        worst = quantize_weights(model_dir, folder / FP32_FILE, folder / Q8_FILE, max_length=max_length)
+    except QuantizationRefused as exc:  # deterministic for these weights and settings: not tried again
+        record["q8"] = {"settings": settings(), "refused": str(exc)}
+        _write_record(folder, record)
+        raise
+    record["q8"] = {"settings": settings(), "min_cosine_to_fp32": round(worst, 7)}
+    record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
+    _write_record(folder, record)
 
 
 def quantize_weights(model_dir: Path, fp32_path: Path, out_path: Path, *, max_length: int = 512) -> float:
