@@ -8,8 +8,8 @@ Usage:
 Prints figures for README "Scale"; asserts nothing. Run on an idle machine: timings are wall clock.
 PIAF v1.0 (etalab-ia/piaf-code, MIT licence, (c) 2020 DINUM/Etalab): real French Wikipedia paragraphs.
 
-- throughput: PIAF's articles copied k times (~--passages passages; identical copies cost the same to
-  embed) are built with `build_index(full=True)` in a fresh process, plain and with --workers. Each
+- throughput: PIAF's articles copied k times (~--passages passages; each copy's titles are marked, so
+  its headed texts are new to the encoder and cost the same to embed as the originals) are built with `build_index(full=True)` in a fresh process, plain and with --workers. Each
   row gives passages/s (a passage is embedded with its sentences, as every build does), the peak of
   the summed RSS of the build's process tree (driver, Ray daemons and actors; shared pages count
   more than once), and the largest vector difference between the two builds. Ray's fixed cost is
@@ -138,8 +138,11 @@ def throughput(args: argparse.Namespace) -> None:
     corpus, small = work / "corpus", work / "small"
     for folder in (corpus, small):
         shutil.rmtree(folder, ignore_errors=True)
-    for c in range(copies):
-        shutil.copytree(articles, corpus / f"copie-{c:02d}")
+    for c in range(copies):  # a distinct title per copy: every passage and sentence is new to the encoder,
+        (corpus / f"copie-{c:02d}").mkdir(parents=True)  # which embeds each distinct text once
+        for f in files:
+            title, rest = f.read_text(encoding="utf-8").split("\n", 1)
+            (corpus / f"copie-{c:02d}" / f.name).write_text(f"{title} (copie {c})\n{rest}", encoding="utf-8")
     small.mkdir()
     shutil.copy(files[0], small)
     print(f"{copies} copies of PIAF's {len(files)} articles: {copies * per_copy} passages; "

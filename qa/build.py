@@ -73,8 +73,9 @@ def embed_passages(encoder, passages: list[IndexedPassage], *,
 
     texts = [embedding_input(indexed_text(p)) for p in passages]
     sentences = [embedding_input(t) for p in passages for t in indexed_sentences(p)]
-    # A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages): each
-    # distinct text is embedded once, in one call so that batches sort all of them by length.
+    # A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages), and
+    # boilerplate repeats under the same header: each distinct text is embedded once, in one call
+    # so that batches sort all of them by length.
     unique = list(dict.fromkeys(texts + sentences))
     row = {text: i for i, text in enumerate(unique)}
     vectors = models.embed_documents(encoder, unique, show_progress=show_progress)

@@ -122,7 +122,8 @@ def test_each_distinct_text_is_embedded_once(bundled, monkeypatch):
     one = "Le JNIM a revendiqué les attaques du 1er juillet 2025."
     two = "Les assaillants ont ciblé sept localités. Kayes a été touchée."
     passages = [IndexedPassage("a.txt", "Mali", "Attaques", 0, len(one), one, ((0, len(one)),)),
-                IndexedPassage("a.txt", "Mali", "Attaques", 60, 60 + len(two), two, ((60, 101), (102, 60 + len(two))))]
+                IndexedPassage("a.txt", "Mali", "Attaques", 60, 60 + len(two), two, ((60, 101), (102, 60 + len(two)))),
+                IndexedPassage("b.txt", "Mali", "Attaques", 9, 9 + len(one), one, ((9, 9 + len(one)),))]  # boilerplate
     seen: list[list[str]] = []
     real = models.embed_documents
 
@@ -132,9 +133,11 @@ def test_each_distinct_text_is_embedded_once(bundled, monkeypatch):
 
     monkeypatch.setattr(models, "embed_documents", spy)
     vectors, sentence_vectors = embed_passages(bundled, passages)
-    assert vectors.shape == (2, 384) and sentence_vectors.shape == (3, 384)
-    assert len(seen) == 1 and len(seen[0]) == 4 == len(set(seen[0]))  # 2 passages + 3 sentences, one shared
+    assert vectors.shape == (3, 384) and sentence_vectors.shape == (4, 384)
+    assert len(seen) == 1 and len(seen[0]) == 4 == len(set(seen[0]))  # 3 passages + 4 sentences, 4 distinct
     np.testing.assert_array_equal(sentence_vectors[0], vectors[0])  # the one-sentence passage is its sentence
+    np.testing.assert_array_equal(vectors[2], vectors[0])  # the same text under the same header, elsewhere
+    np.testing.assert_array_equal(sentence_vectors[3], vectors[0])
     assert float(sentence_vectors[1] @ vectors[1]) < 0.999  # a sentence of a longer passage is embedded apart
     expected = real(bundled, ["Mali — Attaques\nKayes a été touchée."])[0]
     assert float(sentence_vectors[2] @ expected) >= 0.9999
