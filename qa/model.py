@@ -131,7 +131,7 @@ def document_precision() -> str:
     bfloat16 matrix products with float32 accumulation (torch autocast) embed PIAF passages 1.6x faster
     than float32 on a CPU with AVX512-BF16 or AMX, at cosine >= 0.9999 to the float32 vectors
     (benchmarks/build_speed.py); elsewhere bfloat16 is emulated and slower, so "auto" keeps float32.
-    QA_DOCUMENT_PRECISION=fp32 (or bf16) overrides the choice. A text's vector moves by up to ~4e-4
+    QA_DOCUMENT_PRECISION=fp32 (or bf16) overrides the choice. A text's vector moves by up to ~1e-3
     per component with the texts that share its batch (1e-7 in float32): incremental and full builds
     agree to cosine 0.9999, not bit for bit. Raises InputError for another value.
     """
