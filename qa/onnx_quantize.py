@@ -80,7 +80,8 @@ def quantize_into_record(model_dir: Path, folder: Path, record: dict[str, Any]) 
     _write_record(folder, record)
 
 
-def quantize_weights(model_dir: Path, fp32_path: Path, out_path: Path, *, max_length: int = 512) -> float:
+def quantize_weights(model_dir: Path, fp32_path: Path, out_path: Path, *,
+                     max_length: int = DEFAULT_MAX_LENGTH) -> float:
     """Write the 8-bit-weight model of `fp32_path` to `out_path` atomically; returns its worst cosine to float32.
 
     Raises QuantizationRefused when the vectors stray, QuantizationFailed for any other failure.
@@ -145,6 +146,5 @@ def _quantizer_classes() -> tuple[Any, Any]:
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
-    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)  # its per-tensor lines inherit it
     return MatMulNBitsQuantizer, DefaultWeightOnlyQuantConfig

@@ -39,7 +39,10 @@ def _vectors(index):
     return np.load(build / "vectors.npy"), np.load(build / "sentences.npy")
 
 
-def test_add_edit_delete_reembed_only_what_changed(tmp_path, embedded):
+def test_add_edit_delete_reembed_only_what_changed(tmp_path, embedded, monkeypatch):
+    # float32 products: bfloat16 rounding moves with the batch (~1e-3, tests/test_model.py), and the
+    # full rebuild below must give the incremental build's vectors to 1e-5
+    monkeypatch.setenv("QA_DOCUMENT_PRECISION", "fp32")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "cedeao.md").write_text(samples.MARKDOWN, encoding="utf-8")
@@ -79,8 +82,7 @@ def test_add_edit_delete_reembed_only_what_changed(tmp_path, embedded):
     assert full.embedded_passages == full.passages
     assert _passages(index) == _passages(tmp_path / "full")
     for mine, theirs in zip(_vectors(index), _vectors(tmp_path / "full")):
-        # the same vectors, up to bfloat16 rounding that depends on the batch (qa.model.document_precision)
-        assert mine.shape == theirs.shape and float(np.sum(mine * theirs, axis=1).min()) >= 0.9999
+        assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=1e-5)
     for question in ("Combien de temps durent les sanctions de la CEDEAO ?", "Vers quel pays les réfugiés ont-ils fui ?",
                      "Quelle mesure le gouverneur de Ségou a-t-il prise ?"):
         ours = [(p.doc, p.start, p.end, p.sentence.start) for p in retrieve(question, k=4, index=index)]
