@@ -150,13 +150,13 @@ def measure(index: str, spec_file: str) -> None:
     import bm25s  # noqa: F401 - libraries imported before the baseline: their code is not index memory
     import faiss
 
-    from qa import model as models
     from qa import retrieve
     from qa.index import load_index
+    from qa.query_encoder import encode_question
 
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     questions, prefixes = spec["questions"], spec["prefixes"]
-    qvecs = np.stack([models.encode_question(None, q) for q in questions])  # also loads the encoder
+    qvecs = np.stack([encode_question(None, q) for q in questions])  # also loads the encoder
     before, anon = rss_mb(), rss_mb("RssAnon")
     t0 = time.perf_counter()
     idx = load_index(index)

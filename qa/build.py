@@ -131,6 +131,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     from qa import dense as dense_index
     from qa import model as models
     from qa.index import write_build
+    from qa.query_encoder import encode_question
 
     t0 = time.perf_counter()
     model_id, _ = models.resolve_model(model)
@@ -211,7 +212,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         pool_map=_distributed().ray_map if on_ray else map,
     )
     if new_passages:
-        models.encode_question(model, "query")  # export the fast question encoder now, not at the first question
+        encode_question(model, "query")  # export the fast question encoder now, not at the first question
     now = {part.doc["doc"]: part.doc["sha256"] for part in parts}
     return BuildSummary(
         index=final,

@@ -122,9 +122,9 @@ def score_questions(name: str, gold: list[GoldQuestion], run: Callable[[str], li
 
 def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
     """Share of questions whose chosen sentence, among the gold paragraph's, holds the answer."""
-    from qa import model as models
     from qa.french import analyze
     from qa.index import load_index
+    from qa.query_encoder import encode_question
     from qa.search import DEFAULT_CONFIG, sentence_scores
 
     idx = load_index(index)
@@ -133,7 +133,7 @@ def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
         by_doc.setdefault(p.doc, []).append(i)
     ok = 0
     for g in gold:
-        qv = models.encode_question(idx.model_id, normalize_apostrophes(g.question))
+        qv = encode_question(idx.model_id, normalize_apostrophes(g.question))
         terms = set(analyze(g.question, question=True))
         best = (-1e9, "")
         for i in by_doc[g.doc]:

@@ -175,61 +175,6 @@ def embed_query(model: SentenceTransformer, text: str) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
-QUERY_ENCODERS = ("", "auto", "q8", "fp32", "torch")  # QA_QUERY_ENCODER values; "", auto and q8 mean the default
-_question_encoders: dict[str, object] = {}  # model id -> QueryEncoder, or None when ONNX is not usable
-_question_encoder_ids: dict[str | None, str] = {}  # name asked for -> model id, resolved once per process
-
-
-def encode_question(name: str | None, text: str) -> np.ndarray:
-    """A question's vector, through ONNX Runtime when it can (~3x faster on a small CPU), else torch.
-
-    ONNX with 8-bit weights by default (cosine >= 0.999 to float32), else ONNX float32 (cosine >= 0.9999
-    to torch), else torch; each fidelity is checked when the file is made. QA_QUERY_ENCODER=fp32 skips
-    the 8-bit weights, QA_QUERY_ENCODER=torch skips ONNX.
-    """
-    model_id = _question_encoder_ids.get(name)
-    if model_id is None:  # resolving looks for the bundled package and files: ~0.3 ms, once, not per question
-        model_id, location = resolve_model(name)
-        with _lock:
-            if model_id not in _question_encoders:
-                _question_encoders[model_id] = _onnx_encoder(model_id, location)
-            _question_encoder_ids[name] = model_id
-    encoder = _question_encoders[model_id]
-    if encoder is None:
-        return embed_query(load_model(name), text)
-    return encoder.encode(text)  # type: ignore[attr-defined]
-
-
-def _onnx_encoder(model_id: str, location: str) -> object | None:
-    """The ONNX query encoder of a model (exported once into the cache), or None: fall back to torch."""
-    from qa.query_encoder import QueryEncoderUnavailable, load_query_encoder, query_prompt
-
-    choice = os.environ.get("QA_QUERY_ENCODER", "").strip().lower()
-    if choice not in QUERY_ENCODERS:
-        logger.warning("QA_QUERY_ENCODER=%r is not one of %s; using the default.", choice, ", ".join(QUERY_ENCODERS))
-        choice = ""
-    if choice == "torch":
-        return None
-    try:
-        directory = Path(location) if Path(location).is_dir() else Path(_hub_snapshot(location))
-        prompt = query_prompt(directory) or (E5_PROMPTS["query"] if _is_e5(model_id) else "")
-    except (QueryEncoderUnavailable, ModelUnavailableError) as exc:
-        logger.warning("Fast ONNX question encoder unavailable (%s); using torch.", exc)
-        return None
-    from qa.onnx_quantize import QuantizationFailed, QuantizationRefused
-
-    for quantized in (True, False) if choice != "fp32" else (False,):
-        try:
-            return load_query_encoder(directory, prompt=prompt, quantized=quantized)
-        except QuantizationFailed as exc:  # the float32 export is there: use it
-            level = logging.INFO if isinstance(exc, QuantizationRefused) else logging.WARNING  # known, recorded
-            logger.log(level, "8-bit ONNX question encoder unavailable (%s); using ONNX float32.", exc)
-        except QueryEncoderUnavailable as exc:  # no export at all: trying float32 again would redo it
-            logger.warning("Fast ONNX question encoder unavailable (%s); using torch.", exc)
-            return None
-    return None
-
-
 def _load(model_id: str, location: str) -> SentenceTransformer:
     """Build the SentenceTransformer; e5 models get the query/document prompts if their config lacks them."""
     from sentence_transformers import SentenceTransformer

@@ -137,11 +137,11 @@ def search(
     config: SearchConfig = DEFAULT_CONFIG,
 ) -> list[Passage]:
     """Rank the passages of a loaded index (no input checks: `retrieve` does them)."""
-    from qa import model as models
+    from qa.query_encoder import encode_question
 
     n = len(idx.passages)
     allowed = _doc_mask(idx, docs)
-    query_vec = models.encode_question(idx.model_id, normalize_apostrophes(question))
+    query_vec = encode_question(idx.model_id, normalize_apostrophes(question))
     dense = _dense_scores(idx, query_vec, None if docs is None else allowed)
     keyword = _keyword_scores(idx, question) if mode != "dense" else np.zeros(n, dtype=np.float32)
     if mode == "dense":

@@ -174,7 +174,6 @@ def test_8bit_weights_that_stray_are_refused(tiny_model, exports, monkeypatch):
 
 
 def test_question_encoder_falls_back_from_8bit_to_float32(tiny_model, exports, monkeypatch, caplog):
-    from qa import model as models
     from qa import onnx_quantize
 
     def broken(*args, **kwargs):
@@ -182,35 +181,32 @@ def test_question_encoder_falls_back_from_8bit_to_float32(tiny_model, exports, m
 
     monkeypatch.setattr(onnx_quantize, "quantize_weights", broken)
     monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
-    with caplog.at_level("WARNING", logger="qa.model"):
-        chosen = models._onnx_encoder(str(tiny_model), str(tiny_model))
+    with caplog.at_level("WARNING", logger="qa.query_encoder"):
+        chosen = qe._onnx_encoder(str(tiny_model), str(tiny_model))
     assert chosen.path.name == qe.FP32_FILE and "no MatMulNBits here" in caplog.text
     monkeypatch.setenv("QA_QUERY_ENCODER", "torch")
-    assert models._onnx_encoder(str(tiny_model), str(tiny_model)) is None
+    assert qe._onnx_encoder(str(tiny_model), str(tiny_model)) is None
     monkeypatch.setenv("QA_QUERY_ENCODER", "FP32")
     caplog.clear()
-    assert models._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
+    assert qe._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
     assert caplog.text == ""  # asked for float32: the 8-bit model is not even tried
 
 
 def test_failed_export_falls_back_to_torch_after_one_attempt(tiny_model, exports, monkeypatch, caplog):
     import torch
 
-    from qa import model as models
-
     def broken(*args, **kwargs):
         raise RuntimeError("exporter exploded")
 
     monkeypatch.setattr(torch.onnx, "export", broken)
     monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
-    with caplog.at_level("WARNING", logger="qa.model"):
-        assert models._onnx_encoder(str(tiny_model), str(tiny_model)) is None
+    with caplog.at_level("WARNING", logger="qa.query_encoder"):
+        assert qe._onnx_encoder(str(tiny_model), str(tiny_model)) is None
     assert exports == [tiny_model.resolve()]  # not exported again for the float32 attempt
     assert "exporter exploded" in caplog.text and "using torch" in caplog.text
 
 
 def test_refused_8bit_weights_are_remembered_until_forced(tiny_model, exports, monkeypatch, caplog):
-    from qa import model as models
     from qa import onnx_quantize
 
     made: list[Path] = []
@@ -227,8 +223,8 @@ def test_refused_8bit_weights_are_remembered_until_forced(tiny_model, exports, m
     record = json.loads((qe.onnx_cache_dir(tiny_model) / qe.RECORD).read_text(encoding="utf-8"))
     assert "stray" in record["q8"]["refused"] and record["q8"]["settings"] == onnx_quantize.settings()
     qe._encoders.clear()
-    with caplog.at_level("INFO", logger="qa.model"):
-        assert models._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
+    with caplog.at_level("INFO", logger="qa.query_encoder"):
+        assert qe._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
     assert len(made) == 1 and "using ONNX float32" in caplog.text  # the refusal was read, not redone
     monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 0.999)
     assert qe.ensure_onnx(tiny_model, quantized=True, force=True).name == qe.Q8_FILE
@@ -252,11 +248,9 @@ def test_8bit_file_is_made_again_for_other_settings_and_old_int8_files_go(tiny_m
 
 
 def test_unknown_query_encoder_setting_warns_and_uses_the_default(tiny_model, exports, monkeypatch, caplog):
-    from qa import model as models
-
     monkeypatch.setenv("QA_QUERY_ENCODER", "int4")
-    with caplog.at_level("WARNING", logger="qa.model"):
-        chosen = models._onnx_encoder(str(tiny_model), str(tiny_model))
+    with caplog.at_level("WARNING", logger="qa.query_encoder"):
+        chosen = qe._onnx_encoder(str(tiny_model), str(tiny_model))
     assert chosen.path.name == qe.Q8_FILE and "QA_QUERY_ENCODER='int4'" in caplog.text
 
 
