@@ -20,8 +20,8 @@ import numpy as np
 
 from qa import build_index
 from qa import model as models
-from qa.build import embedding_input as _embedding_input
-from qa.chunking import _header, indexed_sentences, indexed_text
+from qa.build import embedded_texts
+from qa.chunking import _header
 from qa.evaluate import format_table, score_mode, sentence_given_paragraph, write_piaf_corpus
 from qa.index import load_index
 from qa.query_encoder import QueryEncoder, _session, load_query_encoder
@@ -73,8 +73,7 @@ def main(piaf: str, workdir: str | None = None) -> None:
     idx = load_index(root / "index")
     st = models.load_model(None)
     _, location = models.resolve_model(None)
-    texts = [_embedding_input(indexed_text(p)) for p in idx.passages]
-    sentences = [_embedding_input(t) for p in idx.passages for t in indexed_sentences(p)]
+    texts, sentences, _ = embedded_texts(idx.passages)
     shipped = (idx.dense.reconstruct_n(0, idx.dense.ntotal), idx.sentence_vectors.copy())
 
     def timed(fn):

@@ -65,18 +65,25 @@ def embedding_input(text: str) -> str:
     return normalize_apostrophes(text)
 
 
+def embedded_texts(passages: list[IndexedPassage]) -> tuple[list[str], list[str], list[str]]:
+    """What a build embeds: (passage texts, sentence texts in passage order, the distinct texts of both).
+
+    A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages), and
+    boilerplate repeats under the same header: each distinct text is embedded once, in one call so
+    that batches group all of them by token count.
+    """
+    texts = [embedding_input(indexed_text(p)) for p in passages]
+    sentences = [embedding_input(t) for p in passages for t in indexed_sentences(p)]
+    return texts, sentences, list(dict.fromkeys(texts + sentences))
+
+
 def embed_passages(encoder, passages: list[IndexedPassage], *,
                    show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The one way passages become vectors: each passage under its header, and each of its sentences
     under the same header. Returns (passage vectors, sentence vectors in passage order)."""
     from qa import model as models
 
-    texts = [embedding_input(indexed_text(p)) for p in passages]
-    sentences = [embedding_input(t) for p in passages for t in indexed_sentences(p)]
-    # A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages), and
-    # boilerplate repeats under the same header: each distinct text is embedded once, in one call
-    # so that batches sort all of them by length.
-    unique = list(dict.fromkeys(texts + sentences))
+    texts, sentences, unique = embedded_texts(passages)
     row = {text: i for i, text in enumerate(unique)}
     vectors = models.embed_documents(encoder, unique, show_progress=show_progress)
     return vectors[[row[t] for t in texts]], vectors[[row[t] for t in sentences]]

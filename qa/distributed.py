@@ -34,7 +34,7 @@ from qa.errors import ClusterStorageError, InputError
 if TYPE_CHECKING:
     from qa.ingest import ReadResult
 
-BATCH = 128  # passages per actor call: sorted by length inside it, as the plain build sorts them all
+BATCH = 128  # passages per actor call: grouped by token count inside it, as the plain build groups them all
 ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "QA_", "SENTENCE_TRANSFORMERS_")  # offline settings the workers need
 
 class PoolTooLargeError(InputError):

@@ -99,6 +99,18 @@ def test_embed_documents_keeps_order_and_normalises(bundled):
     assert models.embed_documents(bundled, []).shape == (0, 384)
 
 
+def test_document_batches_group_texts_by_token_count(bundled):
+    # Characters and tokens disagree here: digits and initials cost a token each, a long word few.
+    texts = ["anticonstitutionnellement", "1 2 3 4 5 6 7 8 9 10 11 12", "Bamako", "J. N. I. M. à K. a.",
+             "Le Mali", "Kayes, Nioro du Sahel et Diboli"]
+    batches = models.document_batches(bundled, texts, batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(texts))) and [len(b) for b in batches] == [2, 2, 2]
+    # 13, 12, 11 and 6 tokens; by characters the first batch would be "Kayes…" (31) and the digits (26).
+    assert batches[:2] == [[3, 1], [5, 0]]
+    tokens = [len(bundled.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert [tokens[i] for b in batches for i in b] == sorted(tokens, reverse=True)
+
+
 def test_bfloat16_document_vectors_match_float32(bundled, monkeypatch):
     texts = ["Un texte nettement plus long que les deux autres, sur la région de Kayes et ses frontières.",
              "Bamako", "Qu’a revendiqué le JNIM le 1er juillet 2025 ?", "Œuvre naïve — «guillemets»"]
