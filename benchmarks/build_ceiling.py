@@ -123,7 +123,9 @@ def main(piaf: str, workdir: str | None = None) -> None:
         r_square, r_wide = rate(dtype, rows_per_batch, d, d), rate(dtype, rows_per_batch, d, f)
         r_narrow = rate(dtype, rows_per_batch, f, d)
         for grouping, (square, wide, attention, _) in work.items():
-            bounds[dtype, grouping] = (square / r_square + wide / ((r_wide + r_narrow) / 2) + attention / r_square) / 1e9
+            # The feed-forward pair: two products of equal work, one at each rate.
+            bounds[dtype, grouping] = (square / r_square + wide / 2 / r_wide + wide / 2 / r_narrow
+                                       + attention / r_square) / 1e9
         print(f"- {dtype}: {r_square:.0f} (d x d), {r_wide:.0f} (d x ffn), {r_narrow:.0f} (ffn x d) GFLOP/s")
 
     # Median of 3 interleaved rounds: this machine's timings drift by 10-20 % from one minute to the next.

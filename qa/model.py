@@ -132,8 +132,12 @@ def document_batches(model: SentenceTransformer, texts: list[str], batch_size: i
     tokens for 146k real ones, against 171k grouped by characters, as sentence-transformers does
     (benchmarks/build_ceiling.py); hence one encode call per batch, since encode would re-sort.
     """
-    encoded = model.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=model.max_seq_length)
-    lengths = [len(ids) for ids in encoded["input_ids"]]
+    lengths: list[int] = []
+    for start in range(0, len(texts), 2048):  # in slices: a build of 10^6 texts keeps only their lengths
+        encoded = model.tokenizer(texts[start : start + 2048], add_special_tokens=False, truncation=True,
+                                  max_length=model.max_seq_length, return_attention_mask=False,
+                                  return_token_type_ids=False)
+        lengths += [len(ids) for ids in encoded["input_ids"]]
     order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
     return [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
 

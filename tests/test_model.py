@@ -109,6 +109,9 @@ def test_document_batches_group_texts_by_token_count(bundled):
     assert batches[:2] == [[3, 1], [5, 0]]
     tokens = [len(bundled.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert [tokens[i] for b in batches for i in b] == sorted(tokens, reverse=True)
+    many = [" ".join(["Kayes"] * (i % 9 + 1)) for i in range(5000)]  # counted in slices of 2048
+    flat = [i for b in models.document_batches(bundled, many, batch_size=16) for i in b]
+    assert sorted(flat) == list(range(5000)) and [i % 9 for i in flat[:555]] == [8] * 555  # 18 tokens each
 
 
 def test_bfloat16_document_vectors_match_float32(bundled, monkeypatch):
