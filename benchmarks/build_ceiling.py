@@ -20,6 +20,7 @@ PIAF v1.0 (etalab-ia/piaf-code, MIT licence, (c) 2020 DINUM/Etalab).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from qa import model as models
 from qa.build import embedded_texts
@@ -130,17 +132,13 @@ def main(piaf: str, workdir: str | None = None) -> None:
 
     # Median of 3 interleaved rounds: this machine's timings drift by 10-20 % from one minute to the next.
     runs = {("fp32", "tokens"): [], ("bf16", "tokens"): [], ("bf16", "characters"): []}
-    setting, grouped = os.environ.get("QA_DOCUMENT_PRECISION"), models.document_batches
     models.embed_documents(st, ["passage de chauffe"])
     for _ in range(3):
         for (precision, grouping), seconds in runs.items():
-            os.environ["QA_DOCUMENT_PRECISION"] = precision
-            models.document_batches = grouped if grouping == "tokens" else lambda _m, texts, _b: by_characters(texts)
-            seconds.append(_seconds(lambda: models.embed_documents(st, unique)))
-    models.document_batches = grouped
-    os.environ.pop("QA_DOCUMENT_PRECISION")
-    if setting is not None:
-        os.environ["QA_DOCUMENT_PRECISION"] = setting
+            as_before = mock.patch.object(models, "document_batches", lambda _m, texts, _b: by_characters(texts))
+            with mock.patch.dict(os.environ, {"QA_DOCUMENT_PRECISION": precision}), \
+                    (as_before if grouping == "characters" else contextlib.nullcontext()):
+                seconds.append(_seconds(lambda: models.embed_documents(st, unique)))
     load = load_seconds()
 
     print(f"\nmodel loading in a fresh process (imports included): {load:.1f} s. "

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -82,15 +83,11 @@ def main(piaf: str, workdir: str | None = None) -> None:
         return out, time.perf_counter() - t0
 
     variants = {}
-    setting = os.environ.get("QA_DOCUMENT_PRECISION")
     for precision in ("fp32", "bf16"):
-        os.environ["QA_DOCUMENT_PRECISION"] = precision
-        pv, tp = timed(lambda: models.embed_documents(st, texts, batch_size=BATCH))
-        sv, ts = timed(lambda: models.embed_documents(st, sentences, batch_size=BATCH))
+        with mock.patch.dict(os.environ, {"QA_DOCUMENT_PRECISION": precision}):
+            pv, tp = timed(lambda: models.embed_documents(st, texts, batch_size=BATCH))
+            sv, ts = timed(lambda: models.embed_documents(st, sentences, batch_size=BATCH))
         variants[f"torch {precision}"] = (pv, sv, tp, ts)
-    os.environ.pop("QA_DOCUMENT_PRECISION")
-    if setting is not None:
-        os.environ["QA_DOCUMENT_PRECISION"] = setting
     encoders = {q: load_query_encoder(location, prompt=st.prompts["document"], quantized=q) for q in (False, True)}
     for quantized, enc in encoders.items():
         pv, tp = timed(lambda: enc.encode_batch(texts, batch_size=BATCH))
