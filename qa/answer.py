@@ -1,17 +1,27 @@
-"""`ask()`: an answer to a question, or an honest "not in the report", with follow-ups resolved.
+"""`ask()`: an answer to a question, how sure it is, or an honest "not in the report"; follow-ups resolved.
 
 No text is generated. The answer is the best answering sentence of the first passages (usually
-the first), quoted verbatim; abstaining is an answer too (the closest passages are still offered,
-marked as such).
+the first), quoted verbatim, with a calibrated confidence (`qa.confidence`) that decides how it is
+given: «Réponse», «Réponse possible — à vérifier», or no answer at all (the closest passages are
+still offered, marked as such).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from qa.confidence import (
+    Outcome,
+    answer_signals,
+    calibration_for,
+    outcome,
+    passage_signals,
+    question_signals,
+    rule_outcome,
+)
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
 from qa.search import (
@@ -26,14 +36,8 @@ from qa.search import (
 )
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
-
-# Abstention rule for multilingual-e5-small, calibrated with `qa eval answers` (see README) on half
-# of the PIAF questions (positives: against PIAF; negatives: against the report) and checked on the
-# other half: answer when the best passage is close to the question, or fairly close and holding
-# some of its keywords. Another --model needs its own thresholds.
-DENSE_MIN = 0.82
-DENSE_WITH_KEYWORDS_MIN = 0.78
-KEYWORD_COVERAGE_MIN = 0.3
+OUTCOME_LABELS = {"answer": "Réponse", "possible": "Réponse possible — à vérifier", "none": "Pas de réponse"}
+SIGNAL_DEPTH = 5  # passages the confidence signals look at, whatever k the caller shows
 
 # A follow-up leans on the previous turn: it opens with "et", or points back with a pronoun.
 _FOLLOW_UP_START = re.compile(r"^\s*(et|mais|alors|puis|ensuite|donc|aussi)\b", re.I)
@@ -51,7 +55,15 @@ ALONE_WEIGHT = 0.75  # the follow-up alone lacks its subject but carries its new
 
 @dataclass(frozen=True)
 class Answer:
-    """What `ask` returns: the answering sentence and its passage, or an abstention."""
+    """What `ask` returns: the quoted sentence and its passage, how sure the engine is, or an abstention.
+
+    `outcome` is "answer" (likely right: shown as «Réponse»), "possible" (shown, hedged: «à vérifier»)
+    or "none" (no answer: `sentence` is None, the passages are only the closest ones); `abstained` is
+    `outcome == "none"`. `confidence` is the calibrated probability that the quoted sentence (or,
+    for "none", the sentence that would have been quoted) answers; `relevance` holds, for each
+    passage, the calibrated probability that it holds the answer. Both are None when the model has
+    no calibration file (`calibration == "rule"`: see `qa.confidence.rule_outcome`).
+    """
 
     question: str
     abstained: bool
@@ -61,6 +73,39 @@ class Answer:
     message: str  # French text for the user: the sentence, or NO_ANSWER
     query: str  # what was searched: the question, or it after the questions it leans on
     follow_up: bool
+    outcome: Outcome | None = None  # derived from `abstained` when not given
+    confidence: float | None = None
+    relevance: tuple[float | None, ...] = ()
+    calibration: str = "rule"  # the model whose calibration file was used, or "rule"
+    signals: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)  # the answer model's inputs
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", "none" if self.abstained else "answer")
+        if self.outcome not in ("answer", "possible", "none") or self.abstained != (self.outcome == "none"):
+            raise ValueError(f"outcome {self.outcome!r} does not fit abstained={self.abstained}")
+
+    @property
+    def label(self) -> str:
+        """The outcome in French: «Réponse», «Réponse possible — à vérifier» or «Pas de réponse»."""
+        return OUTCOME_LABELS[self.outcome]
+
+    def to_dict(self) -> dict:
+        """The JSON face shared by `qa ask --json` and the HTTP API's /ask."""
+        return {
+            "question": self.question,
+            "outcome": self.outcome,
+            "label": self.label,
+            "confidence": self.confidence,
+            "message": self.message,
+            "sentence": None if self.sentence is None else asdict(self.sentence),
+            "answer_rank": None if self.passage is None else self.passage.rank,
+            "calibration": self.calibration,
+            "query": self.query,
+            "follow_up": self.follow_up,
+            "passages": [{**p.to_dict(), "relevance": r} for p, r in zip(self.passages, self.relevance, strict=False)]
+            if self.relevance else [p.to_dict() for p in self.passages],
+        }
 
 
 def ask(
@@ -91,26 +136,42 @@ def ask(
     previous = user_questions(history)
     follow_up = bool(previous) and is_follow_up(question)
     query = " ".join([*context_questions(previous), question]) if follow_up else question
+    depth = max(k, SIGNAL_DEPTH)
     if follow_up:
-        depth = max(k, FOLLOW_UP_DEPTH)
-        passages = _fuse(search(idx, query, depth, docs=docs), search(idx, question, depth, docs=docs), k)
+        wide = max(depth, FOLLOW_UP_DEPTH)
+        ranked = _fuse(search(idx, query, wide, docs=docs), search(idx, question, wide, docs=docs), depth)
     else:
-        passages = search(idx, query, k, docs=docs)
+        ranked = search(idx, query, depth, docs=docs)
+    passages = ranked[:k]
     if not passages:
-        return Answer(question, True, (), None, None, NO_ANSWER, query, follow_up)
-    abstained = should_abstain(passages[0], query)  # calibrated on the first passage
+        return Answer(question, True, (), None, None, NO_ANSWER, query, follow_up, "none", 0.0)
     # The answering sentence may sit in a passage just below the first. A follow-up's passages come
     # from two searches whose sentence scores are not comparable: its first passage answers.
     chosen = passages[0] if follow_up else answer_passage(passages)
+    q = question_signals(idx, query)
+    signals = answer_signals(q, chosen, ranked)
+    calibration = calibration_for(idx.model_id)
+    if calibration is None:
+        confidence, relevance, result = None, (None,) * len(passages), rule_outcome(passages[0], set(q.terms))
+    else:
+        confidence = calibration.answer(signals)
+        relevance = tuple(calibration.passage(passage_signals(q, p, ranked)) for p in passages)
+        result = outcome(calibration, confidence, calibration.answerable(signals))
+    none = result == "none"
     return Answer(
         question=question,
-        abstained=abstained,
+        abstained=none,
         passages=tuple(passages),
-        sentence=None if abstained else chosen.sentence,
-        passage=None if abstained else chosen,
-        message=NO_ANSWER if abstained else chosen.sentence.text,
+        sentence=None if none else chosen.sentence,
+        passage=None if none else chosen,
+        message=NO_ANSWER if none else chosen.sentence.text,
         query=query,
         follow_up=follow_up,
+        outcome=result,
+        confidence=confidence,
+        relevance=relevance,
+        calibration="rule" if calibration is None else calibration.model,
+        signals=signals,
     )
 
 
@@ -163,22 +224,6 @@ def is_follow_up(question: str) -> bool:
     if any(t in _BACK_REFERENCES for t in words(_INVERTED.sub(" ", text))):
         return True
     return _INVERTED.search(text) is not None and len(topic) <= 2
-
-
-def keyword_coverage(passage: Passage, query: str) -> float:
-    """Share of the question's keywords found in the passage (comparable across corpora, unlike BM25)."""
-    terms = set(analyze(query, question=True))
-    if not terms:
-        return 0.0
-    found = terms & set(analyze(f"{passage.title} {passage.section} {passage.text}"))
-    return len(found) / len(terms)
-
-
-def should_abstain(top: Passage, query: str) -> bool:
-    """The calibrated rule: is the best passage too far from the question to be its answer?"""
-    if top.dense_score >= DENSE_MIN:
-        return False
-    return not (top.dense_score >= DENSE_WITH_KEYWORDS_MIN and keyword_coverage(top, query) >= KEYWORD_COVERAGE_MIN)
 
 
 def _fuse(with_history: list[Passage], alone: list[Passage], k: int) -> list[Passage]:

@@ -1,55 +1,197 @@
-"""Benchmark of `ask()`: abstention on answerable and unanswerable questions, and follow-ups.
+"""`qa eval answers`: how often `ask()` answers, how often its answer is right, how honest its confidence is.
 
-Positives: the report's dev questions (against the report) and PIAF questions (against a PIAF
-index). Negatives: the dev set's out-of-scope questions and the same PIAF questions asked of the
-report, which is about Mali and answers none of them. Prints figures; asserts nothing.
+Question sets, each asked of the index it belongs to:
+- PIAF questions over a PIAF index (PIAF v1.0, etalab-ia/piaf-code, MIT): a quote is right when
+  its sentence holds a gold answer text, as `qa eval piaf` judges the answer sentence;
+- the report's in-scope questions (`tests/data/mali-answers.json`, and the dev set `mali-dev.json`):
+  right when the sentence holds a gold excerpt;
+- questions nothing answers: near-miss questions on the report's subject, far out-of-scope ones,
+  and the PIAF questions asked of the report.
+
+Every set is split in two halves: PIAF by article (even articles tune, odd check), the others by
+position. `benchmarks/fit_confidence.py` fits on "tune"; figures to trust come from "check".
+The same collected cases feed both, so the fit and the benchmark judge exactly what `ask` does.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from qa.evaluate import _contains, write_piaf_corpus
 
+if TYPE_CHECKING:
+    from qa.answer import Answer
 
-def evaluate_answers(dev_path: str | Path, piaf_path: str | Path, *, corpus: str | Path = "corpus",
-                     workdir: str | Path | None = None, follow_ups: str | Path | None = None) -> str:
-    """A Markdown report: share answered / abstained per question set, follow-up accuracy."""
-    from qa import ask, build_index
+Half = Literal["tune", "check", "all"]
+ASK_K = 5  # passages asked for: the answer is chosen among the first three either way
+ECE_BINS = 10
 
-    dev = json.loads(Path(dev_path).read_text(encoding="utf-8"))
+
+@dataclass(frozen=True)
+class Case:
+    """One question asked of one index, and what a right quote would hold."""
+
+    set: str  # "piaf", "report", "near_miss", "out_of_scope", "piaf_on_report"
+    question: str
+    index: Path
+    half: str  # "tune" or "check"
+    answers: tuple[str, ...] = ()  # texts a right sentence holds; () when nothing in the index answers
+    doc: str = ""  # PIAF: the gold paragraph, in document offsets
+    start: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A case, what `ask` said, and whether its quote (the one it would give) is right."""
+
+    case: Case
+    answer: Answer
+    right: bool  # the sentence `ask` quotes, or would quote when it abstains, holds a gold answer
+    passage_right: tuple[bool, ...]  # each returned passage holds the answer
+
+
+def _half(n: int) -> str:
+    return "tune" if n % 2 == 0 else "check"
+
+
+def build_cases(piaf_path: str | Path, root: Path, *, sets: str | Path | None = None,
+                dev: str | Path | None = None, corpus: str | Path = "corpus") -> list[Case]:
+    """Write and index the PIAF corpus and the report under `root` (reused when present) and list the cases."""
+    from qa import build_index
+
+    gold = write_piaf_corpus(piaf_path, root / "piaf-corpus")
+    piaf, report = root / "piaf-index", root / "report-index"
+    if not (piaf / "CURRENT").exists():
+        build_index(root / "piaf-corpus", piaf)
+    build_index(corpus, report)  # incremental: nothing re-encoded when the report is unchanged
+    articles = {doc: n for n, doc in enumerate(dict.fromkeys(g.doc for g in gold))}
+    cases = [Case("piaf", g.question, piaf, _half(articles[g.doc]), g.answers, g.doc, g.start, g.end) for g in gold]
+    cases += [Case("piaf_on_report", g.question, report, _half(articles[g.doc])) for g in gold]
+    for path in (sets, dev):
+        if path is None:
+            continue
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        for n, item in enumerate(data.get("in_scope", data.get("questions", []))):
+            cases.append(Case("report", item["q"], report, _half(n), tuple(item["gold"])))
+        for name in ("near_miss", "out_of_scope"):
+            cases += [Case(name, q, report, _half(n)) for n, q in enumerate(data.get(name, []))]
+    return cases
+
+
+def judge(cases: Iterable[Case]) -> list[Judged]:
+    """Ask every case of its index and judge the quote and each passage."""
+    from qa import ask
+    from qa.search import answer_passage
+
+    out = []
+    for c in cases:
+        a = ask(c.question, index=c.index, k=ASK_K)
+        quoted = answer_passage(list(a.passages)) if a.passages else None  # what ask quotes, or would
+        right = quoted is not None and bool(c.answers) and _contains(quoted.sentence.text, c.answers)
+        if c.doc:
+            passages = tuple(p.doc == c.doc and c.start <= p.start and p.end <= c.end for p in a.passages)
+        else:
+            passages = tuple(bool(c.answers) and _contains(p.text, c.answers) for p in a.passages)
+        out.append(Judged(c, a, right, passages))
+    return out
+
+
+def calibration_error(judged: list[Judged], bins: int = ECE_BINS) -> float:
+    """Expected calibration error of `confidence`: |accuracy - mean confidence| per equal-width bin,
+    weighted by the bin's share of the questions."""
+    scored = [(j.answer.confidence, j.right) for j in judged if j.answer.confidence is not None]
+    if not scored:
+        return float("nan")
+    total = 0.0
+    for b in range(bins):
+        inside = [(p, r) for p, r in scored if b / bins <= p < (b + 1) / bins or (b == bins - 1 and p == 1.0)]
+        if inside:
+            accuracy = sum(r for _, r in inside) / len(inside)
+            total += abs(accuracy - sum(p for p, _ in inside) / len(inside)) * len(inside)
+    return total / len(scored)
+
+
+@dataclass(frozen=True)
+class SetFigures:
+    """One line of the table."""
+
+    name: str
+    questions: int
+    answer: float  # share given as "answer"
+    precision: float | None  # share of those whose quote is right (None: nothing to be right about)
+    answer_or_possible: float
+    none: float
+    ece: float | None  # over the questions answered or hedged
+
+
+def figures(name: str, judged: list[Judged]) -> SetFigures:
+    n = len(judged)
+    answered = [j for j in judged if j.answer.outcome == "answer"]
+    shown = [j for j in judged if j.answer.outcome != "none"]
+    has_gold = any(j.case.answers for j in judged)
+    return SetFigures(
+        name, n, len(answered) / n,
+        (sum(j.right for j in answered) / len(answered) if answered else float("nan")) if has_gold else None,
+        len(shown) / n, 1 - len(shown) / n,
+        calibration_error(shown) if has_gold and shown else None,
+    )
+
+
+SET_NAMES = {
+    "piaf": "PIAF questions, PIAF index",
+    "report": "report questions, in scope",
+    "near_miss": "near-miss questions, report",
+    "out_of_scope": "far out-of-scope questions, report",
+    "piaf_on_report": "PIAF questions, report index",
+}
+
+
+def table(judged: list[Judged], half: Half = "check") -> str:
+    """The Markdown table `qa eval answers` prints."""
+    chosen = [j for j in judged if half == "all" or j.case.half == half]
+    lines = [
+        f"Half: {half}.",
+        "",
+        "| question set | questions | `answer` | precision of `answer` | `answer`+`possible` | `none` | ECE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label in SET_NAMES.items():
+        part = [j for j in chosen if j.case.set == key]
+        if not part:
+            continue
+        f = figures(label, part)
+        precision = "–" if f.precision is None else f"{f.precision:.3f}"
+        ece = "–" if f.ece is None else f"{f.ece:.3f}"
+        lines.append(f"| {label} | {f.questions} | {f.answer:.3f} | {precision} | {f.answer_or_possible:.3f} | "
+                     f"{f.none:.3f} | {ece} |")
+    return "\n".join(lines)
+
+
+def follow_up_accuracy(follow_ups: str | Path, index: Path) -> tuple[int, int]:
+    """Follow-up questions whose first passage holds a gold excerpt: (right, total)."""
+    from qa import ask
+
+    data = json.loads(Path(follow_ups).read_text(encoding="utf-8"))
+    cases = data.get("cases", data.get("follow_ups", []))  # tests/data/follow-ups.json, or mali-dev.json
+    right = sum(_contains(ask(c["q"], c["history"], index=index).passages[0].text, tuple(c["gold"])) for c in cases)
+    return right, len(cases)
+
+
+def evaluate_answers(piaf_path: str | Path, *, sets: str | Path | None = None, dev: str | Path | None = None,
+                     corpus: str | Path = "corpus", workdir: str | Path | None = None,
+                     follow_ups: str | Path | None = None, half: Half = "check") -> str:
+    """The Markdown report of `qa eval answers`."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(workdir) if workdir else Path(tmp)
-        gold = write_piaf_corpus(piaf_path, root / "piaf-corpus")
-        if not (root / "piaf-index" / "CURRENT").exists():
-            build_index(root / "piaf-corpus", root / "piaf-index")
-        build_index(corpus, root / "report-index")
-        report, piaf = root / "report-index", root / "piaf-index"
-
-        def answered(questions: list[str], index: Path) -> float:
-            return sum(not ask(q, index=index).abstained for q in questions) / len(questions)
-
-        rows = [
-            ("positives: report dev questions", len(dev["questions"]),
-             answered([q["q"] for q in dev["questions"]], report)),
-            ("positives: PIAF questions, PIAF index", len(gold), answered([g.question for g in gold], piaf)),
-            ("negatives: out-of-scope questions, report", len(dev["out_of_scope"]),
-             answered(dev["out_of_scope"], report)),
-            ("negatives: PIAF questions, report index", len(gold), answered([g.question for g in gold], report)),
-        ]
-        cases = list(dev.get("follow_ups", []))
+        judged = judge(build_cases(piaf_path, root, sets=sets, dev=dev, corpus=corpus))
+        out = table(judged, half)
         if follow_ups:
-            cases += json.loads(Path(follow_ups).read_text(encoding="utf-8"))["cases"]
-        right = sum(_contains(ask(c["q"], c["history"], index=report).passages[0].text, tuple(c["gold"]))
-                    for c in cases)
-    lines = ["| question set | questions | answered | abstained |", "|---|---|---|---|"]
-    lines += [f"| {name} | {n} | {a:.1%} | {1 - a:.1%} |" for name, n, a in rows]
-    for label, part in (("all positives", rows[:2]), ("all negatives", rows[2:])):
-        n = sum(r[1] for r in part)
-        a = sum(r[1] * r[2] for r in part) / n
-        lines.append(f"| **{label}** | {n} | {a:.1%} | {1 - a:.1%} |")
-    lines.append("")
-    lines.append(f"Follow-ups: {right}/{len(cases)} with the gold excerpt in the top passage.")
-    return "\n".join(lines)
+            right, total = follow_up_accuracy(follow_ups, root / "report-index")
+            out += f"\n\nFollow-ups: {right}/{total} with the gold excerpt in the top passage."
+    return out

@@ -70,6 +70,7 @@ class Passage:
     dense_score: float = 0.0
     keyword_score: float = 0.0
     sentence_score: float = 0.0  # how well `sentence` answers: cosine plus a share of the question's keywords
+    sentence_margin: float = 0.0  # `sentence_score` minus the passage's next best sentence (0 for one sentence)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -249,11 +250,13 @@ def _passage(idx, i, rank, score, dense, keyword, query_vec, terms, config) -> P
     p = idx.passages[i]
     scores = sentence_scores(idx, i, query_vec, terms, config.sentence_lexical_weight)
     best = int(np.argmax(scores))
+    runner_up = float(np.partition(scores, -2)[-2]) if len(scores) > 1 else float(scores[best])
     start, end = p.sentences[best]
     return Passage(
         rank=rank, score=score, doc=p.doc, title=p.title, section=p.section, start=p.start, end=p.end,
         text=p.text, sentence=Sentence(start, end, p.text[start - p.start : end - p.start]),
         page=p.page, dense_score=dense, keyword_score=keyword, sentence_score=float(scores[best]),
+        sentence_margin=float(scores[best]) - runner_up,
     )
 
 
