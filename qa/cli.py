@@ -11,6 +11,10 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qa.index import Index
 
 USAGE_ERROR = 2
 
@@ -62,9 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     piaf.add_argument("path", help="chemin de piaf-dev.json")
     piaf.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
     piaf.add_argument("--limit", type=int, default=None, help="n'utiliser que les N premiers articles")
-    answers = esub.add_parser("answers", help="abstention et questions de suivi (qa.ask)")
-    answers.add_argument("dev", help="chemin de mali-dev.json")
+    answers = esub.add_parser("answers", help="réponses de qa.ask : couverture, précision, calibration")
     answers.add_argument("piaf", help="chemin de piaf-dev.json")
+    answers.add_argument("--sets", default=None,
+                         help="questions sur le rapport : dans le sujet, voisines, hors sujet (mali-answers.json)")
+    answers.add_argument("--dev", default=None, help="questions du rapport au format mali-dev.json (facultatif)")
+    answers.add_argument("--half", choices=["tune", "check", "all"], default="check",
+                         help="moitié des questions : réglage (tune), contrôle (check, défaut) ou toutes (all)")
     answers.add_argument("--follow-ups", default=None, help="questions de suivi supplémentaires (JSON)")
     answers.add_argument("--corpus", default="corpus", help="dossier du rapport (défaut : corpus)")
     answers.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
@@ -182,13 +190,57 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    """`qa ask`: the outcome, the confidence, the quoted sentence (or the no-answer message), then the
+    passages, through `qa.ask` like the app and the API, so every face gives the same answer."""
+    from qa import ask
+    from qa.index import load_index
+
+    if args.mode != "hybrid":
+        return _ask_retrieval_only(args)
+    answer = ask(args.question, k=args.k, index=args.index, docs=args.doc)
+    idx = load_index(args.index)
+    _warn_if_stale(idx)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    from ui.render import RELEVANCE, percent, quoted, relevance
+
+    print(answer.label)
+    if answer.confidence is None:
+        print(f"Confiance : non calibrée (règle par défaut du modèle {idx.model_id})")
+    else:
+        print(f"Confiance : {percent(answer.confidence)}")
+    print(answer.message if answer.sentence is None else quoted(answer.sentence.text))
+    print()
+    if not answer.passages:
+        print("Aucun passage trouvé.")
+        return 0
+    print("Passages les plus proches (sans réponse certaine) :" if answer.abstained else "Sources :")
+    tty = sys.stdout.isatty()
+    quote_rank = None if answer.passage is None else answer.passage.rank
+    for i, p in enumerate(answer.passages):
+        level = RELEVANCE[relevance(answer, i)][0]
+        value = answer.relevance[i] if i < len(answer.relevance) else None
+        level += f" ({percent(value)})" if value is not None else ""
+        where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
+        print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
+        print(f"    {where} · score {p.score:.3f} · {level}")
+        if p.rank == quote_rank and answer.sentence is not None:
+            s = answer.sentence
+            print("    " + _highlight(p.text, s.start - p.start, s.end - p.start, tty))
+        else:
+            print("    " + p.text)  # only the quoted sentence is highlighted: nothing else claims to answer
+        print()
+    return 0
+
+
+def _ask_retrieval_only(args: argparse.Namespace) -> int:
+    """The hidden `--mode dense|bm25` debug path: one retrieval arm's ranking, no answer decided."""
     from qa import retrieve
     from qa.index import load_index
 
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode, docs=args.doc)
-    if load_index(args.index).freshness.stale:
-        print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : qa index build",
-              file=sys.stderr)
+    _warn_if_stale(load_index(args.index))
     if args.json:
         print(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2))
         return 0
@@ -202,6 +254,13 @@ def _ask(args: argparse.Namespace) -> int:
         print("    " + _highlight(p.text, p.sentence.start - p.start, p.sentence.end - p.start, tty))
         print()
     return 0
+
+
+def _warn_if_stale(idx: Index) -> None:
+    """Answers come from the index as built: say so on stderr when the corpus has moved on since."""
+    if idx.freshness.stale:
+        print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : qa index build",
+              file=sys.stderr)
 
 
 def _highlight(text: str, start: int, end: int, tty: bool) -> str:
@@ -230,7 +289,8 @@ def _eval_piaf(args: argparse.Namespace) -> int:
 def _eval_answers(args: argparse.Namespace) -> int:
     from qa.evaluate_answers import evaluate_answers
 
-    print(evaluate_answers(args.dev, args.piaf, corpus=args.corpus, workdir=args.workdir, follow_ups=args.follow_ups))
+    print(evaluate_answers(args.piaf, sets=args.sets, dev=args.dev, corpus=args.corpus, workdir=args.workdir,
+                           follow_ups=args.follow_ups, half=args.half))
     return 0
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,8 +23,11 @@ def test_build_then_ask_json(tmp_path, report_corpus):
 
     asked = qa("ask", "Qui a revendiqué les attaques ?", "-k", "2", "--json", "--index", "idx", cwd=tmp_path)
     assert asked.returncode == 0, asked.stderr
-    passages = json.loads(asked.stdout)
-    assert len(passages) == 2
+    answer = json.loads(asked.stdout)
+    assert answer["outcome"] in ("answer", "possible") and answer["answer_rank"] == 1
+    assert "JNIM" in answer["sentence"]["text"] and answer["message"] == answer["sentence"]["text"]
+    passages = answer["passages"]
+    assert len(passages) == 2 and all("relevance" in p for p in passages)
     top = passages[0]
     assert set(top) >= {"rank", "score", "doc", "title", "section", "start", "end", "text", "sentence"}
     assert top["doc"] == "mali-attaques-juillet-2025.txt"
@@ -35,6 +39,7 @@ def test_build_then_ask_json(tmp_path, report_corpus):
     assert human.returncode == 0
     assert "[1] Mali attaques juillet 2025 — Introduction" in human.stdout
     assert "**Ces attaques, revendiquées par" in human.stdout  # the sentence is highlighted
+    assert human.stdout.count("**") == 2  # …and nothing else
 
     status = qa("index", "status", "--index", "idx", cwd=tmp_path)
     assert status.returncode == 0 and "à jour" in status.stdout
@@ -69,9 +74,37 @@ def test_ask_filters_by_document(tmp_path, report_corpus):
     only = qa("ask", "Qui a revendiqué les attaques ?", "--doc", "notes/budget.md", "--json", "--index", "idx",
               cwd=tmp_path)
     assert only.returncode == 0
-    assert {p["doc"] for p in json.loads(only.stdout)} == {"notes/budget.md"}
+    assert {p["doc"] for p in json.loads(only.stdout)["passages"]} == {"notes/budget.md"}
     unknown = qa("ask", "drones ?", "--doc", "absent.pdf", "--index", "idx", cwd=tmp_path)
     assert unknown.returncode != 0 and "Document inconnu : absent.pdf" in unknown.stderr
+
+
+def test_ask_leads_with_the_outcome_and_the_confidence(tmp_path, report_index):
+    answered = qa("ask", "Qui a revendiqué les attaques ?", "--index", str(report_index), cwd=tmp_path)
+    assert answered.returncode == 0, answered.stderr
+    label, confidence, sentence = answered.stdout.splitlines()[:3]
+    assert label in ("Réponse", "Réponse possible — à vérifier")
+    assert re.fullmatch(r"Confiance : (?:[<>]\u00a0)?\d{1,3}\u202f%|Confiance : non calibrée \(règle par défaut du "
+                        r"modèle .+\)", confidence), confidence
+    assert sentence.startswith("«\u00a0Ces attaques, revendiquées par") and sentence.endswith("\u00a0»")
+    assert "Sources :" in answered.stdout and "pertinence " in answered.stdout
+
+
+def test_out_of_scope_question_says_so_and_highlights_nothing(tmp_path, report_index):
+    out = qa("ask", "Quelle est la hauteur de la tour Eiffel ?", "--index", str(report_index), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr  # an abstention is an answer, not an error
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Pas de réponse" and lines[1].startswith("Confiance : ")
+    assert lines[2] == "Je n'ai pas trouvé de réponse à cette question dans le rapport."
+    assert "Passages les plus proches (sans réponse certaine) :" in out.stdout
+    assert out.stdout.count("[") == 3  # the closest passages are still offered…
+    assert "**" not in out.stdout and "«" not in out.stdout  # …but no sentence is shown as the answer
+
+
+def test_hidden_retrieval_modes_still_rank_passages(tmp_path, report_index):
+    out = qa("ask", "drones ?", "--mode", "bm25", "-k", "2", "--json", "--index", str(report_index), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [p["rank"] for p in json.loads(out.stdout)] == [1, 2]
 
 
 def test_missing_index_says_what_to_run(tmp_path):

@@ -71,7 +71,7 @@ def call_http(base: str, data: list) -> tuple[str, object]:
 
 def test_retrieve_with_gradio_client(app_url, report_index):
     client = Client(app_url + "/", verbose=False)
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/retrieve", "/status"}
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/retrieve", "/ask", "/status"}
     check_passages(client.predict(QUESTION, 3, api_name="/retrieve"), report_index, 3)
     status = client.predict(api_name="/status")
     assert status["stale"] is False and status["documents"] == 1 and status["passages"] == 9

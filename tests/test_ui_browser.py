@@ -99,12 +99,14 @@ def test_answer_card_and_source_viewer(page, report_index, capsys, tmp_path):
     expected = qa.ask(question, k=3, index=report_index)
     seconds = ask(page, question)
     answer = page.locator("#chat .qa-answer").last
-    assert answer.locator(".reponse-label").inner_text().strip().lower() == "réponse"
+    assert answer.locator(".reponse-label").inner_text().strip().lower() == expected.label.lower()
+    assert answer.locator(".confiance").inner_text().startswith("confiance ")
     assert expected.sentence.text in answer.locator(".reponse-text").inner_text()
     card = answer.locator(".card").first
     assert card.locator(".card-section").inner_text() == expected.passages[0].section
     assert card.locator("mark").count() == 1
     assert card.locator("mark").inner_text() == expected.sentence.text
+    check_highlights(answer, quote=expected.sentence.text)
     assert f"caractères {expected.passages[0].start}–{expected.passages[0].end}" in card.inner_text()
 
     open_citation(page, answer, 1)
@@ -136,6 +138,29 @@ def test_answer_card_and_source_viewer(page, report_index, capsys, tmp_path):
     assert page.locator("#viewer .src-body").evaluate("e => e.scrollTop") > 0
 
 
+YELLOW = "rgb(253, 230, 138)"
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def check_highlights(answer, quote: str | None) -> None:
+    """As rendered: yellow only on the quoted sentence (none when `quote` is None); every other card's
+    closest sentence in a neutral tint whose text keeps a contrast of at least 4.5:1."""
+    styles = answer.locator(".card mark").evaluate_all(
+        "ms => ms.map(m => [m.innerText, getComputedStyle(m).backgroundColor, getComputedStyle(m).color])"
+    )
+    assert len(styles) == answer.locator(".card").count()
+    yellow = [text for text, background, _ in styles if background == YELLOW]
+    assert yellow == ([] if quote is None else [quote])
+    for _, background, colour in styles:
+        hi, lo = sorted((_luminance(background), _luminance(colour)), reverse=True)
+        assert (hi + 0.05) / (lo + 0.05) >= 4.5, (background, colour)
+
+
 def test_follow_up_in_the_chat(page):
     ask(page, "Quel groupe a mené les attaques ?")
     ask(page, "Quelle est son idéologie ?")
@@ -149,6 +174,7 @@ def test_out_of_scope_question_abstains(page):
     assert answer.locator(".sources-title").text_content() == "Passages les plus proches (sans réponse certaine)"
     assert answer.locator(".card").count() == 3
     assert answer.locator(".reponse").count() == 0
+    check_highlights(answer, quote=None)  # an abstention highlights nothing as an answer
 
 
 def test_html_question_is_shown_as_text(page):

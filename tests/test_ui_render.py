@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
 import re
 import shutil
 from pathlib import Path
@@ -11,6 +13,8 @@ import gradio as gr
 import pytest
 
 import qa
+from qa import confidence
+from qa.confidence import Calibration, Logistic, Thresholds, calibration_for, relevance_label
 from qa.index import load_index, read_documents
 from qa.search import Passage, Sentence
 from ui import render
@@ -42,7 +46,59 @@ def _cards(page: str) -> list[str]:
 
 
 def _marks(fragment: str) -> list[str]:
+    """The yellow highlights: the answer's quoted sentence, and nothing else."""
     return re.findall(r"<mark>(.*?)</mark>", fragment)
+
+
+def _near_marks(fragment: str) -> list[str]:
+    """The neutral highlights: a passage's closest sentence, not claimed as an answer."""
+    return re.findall(r'<mark class="near">(.*?)</mark>', fragment)
+
+
+def _badges(page: str) -> list[str]:
+    return re.findall(r'<span class="rel rel-(\w+)"', page)
+
+
+CALIBRATED = "essai-calibre"  # a model id of the tests' own, calibrated in a temporary folder
+
+
+@pytest.fixture
+def calibration(tmp_path, monkeypatch) -> Calibration:
+    """A calibration file for CALIBRATED with round thresholds, read the way the engine reads its own
+    (qa/calibration/ is refitted separately: the rendering must follow whatever thresholds it holds)."""
+    # Built field by field: the engine's set of fitted models may grow; only the thresholds matter here.
+    chosen = {"relevance_high": 0.6, "relevance_medium": 0.25}
+    thresholds = Thresholds(**{f.name: chosen.get(f.name, 0.5) for f in dataclasses.fields(Thresholds)})
+    logistic = Logistic(("dense",), (1.0,), 0.0)
+    values = {"model": CALIBRATED, "thresholds": thresholds}
+    cal = Calibration(**{f.name: values.get(f.name, logistic) for f in dataclasses.fields(Calibration)
+                         if f.name in values or f.type in ("Logistic", Logistic)})
+    monkeypatch.setattr(confidence, "CALIBRATION_DIR", tmp_path)
+    confidence.calibration_file(CALIBRATED).write_text(json.dumps(cal.to_dict()), encoding="utf-8")
+    confidence.calibration_for.cache_clear()
+    yield cal
+    confidence.calibration_for.cache_clear()
+
+
+def _three_passages() -> tuple[Passage, Passage, Passage]:
+    texts = [
+        ("Le JNIM a revendiqué les attaques. Il est affilié à Al-Qaïda.", "Le JNIM a revendiqué les attaques."),
+        ("Sept localités ont été visées. Kayes en fait partie.", "Kayes en fait partie."),
+        ("La MINUSMA s'est retirée. Wagner la remplace.", "Wagner la remplace."),
+    ]
+    return tuple(_passage(t, s, rank=n) for n, (t, s) in enumerate(texts, start=1))
+
+
+def _made_answer(outcome: str, *, quote_rank: int = 1, confidence_value: float | None = 0.87,
+                 relevance: tuple = (0.9, 0.4, 0.1), calibration: str = CALIBRATED) -> qa.Answer:
+    """An Answer as `qa.ask` builds it, for an outcome chosen by the test."""
+    passages = _three_passages()
+    chosen = None if outcome == "none" else passages[quote_rank - 1]
+    return qa.Answer(
+        "Qui a revendiqué les attaques ?", outcome == "none", passages, chosen and chosen.sentence, chosen,
+        qa.NO_ANSWER if chosen is None else chosen.sentence.text, "Qui a revendiqué les attaques ?", False,
+        outcome, confidence_value, relevance, calibration,
+    )
 
 
 def test_user_question_is_escaped():
@@ -78,9 +134,11 @@ def test_answer_block_and_cards_from_the_report(report_index):
     _, _, turns = respond("Qui a revendiqué les attaques ?", [], 3, None, index=report_index)
     expected = qa.ask("Qui a revendiqué les attaques ?", k=3, index=report_index)
     page = turns[-1]["html"]
-    assert not expected.abstained and expected.passage.rank == 1
+    assert expected.outcome in ("answer", "possible") and expected.passage.rank == 1
     head = page.split('<div class="sources-title">Sources</div>')[0]
-    assert '<div class="reponse-label">Réponse</div>' in head
+    assert f'<span class="reponse-label">{html.escape(expected.label)}</span>' in head
+    shown = "non calibrée" if expected.confidence is None else render.percent(expected.confidence)
+    assert f"confiance {shown}</span>" in head
     assert html.escape(render.quoted(expected.sentence.text)) in head
     assert ">[1]</button>" in head
     assert "Jama’at Nusrat al-Islam wal-Muslimeen (JNIM)" in head
@@ -91,23 +149,113 @@ def test_answer_block_and_cards_from_the_report(report_index):
         assert html.escape(p.title) in card and html.escape(p.section) in card
         assert f"caractères {p.start}–{p.end}" in card
         assert "pertinence" in card
-        assert _marks(card) == [html.escape(p.sentence.text)]  # the answering sentence, highlighted once
-    first = cards[0]
+    first, others = cards[0], cards[1:]
     assert "Introduction : une escalade djihadiste dans plusieurs régions maliennes" in first
-    assert _marks(first) == [html.escape(expected.sentence.text)]
-    assert 'class="rel rel-high"' in first
+    assert _marks(first) == [html.escape(expected.sentence.text)] and _near_marks(first) == []
+    for card, p in zip(others, expected.passages[1:], strict=True):  # marked, but not as the answer
+        assert _marks(card) == [] and _near_marks(card) == [html.escape(p.sentence.text)]
 
 
-def test_abstention_shows_message_and_closest_passages(report_index):
-    _, chat, turns = respond("Quelle est la hauteur de la tour Eiffel ?", [], 3, None, index=report_index)
-    page = turns[-1]["html"]
-    assert html.escape(qa.NO_ANSWER) in page
-    assert "Passages les plus proches (sans réponse certaine)" in page
-    assert "Réponse</div>" not in page
-    assert len(_cards(page)) == 3
-    assert 'class="rel rel-high"' not in page  # no passage claims to clear the answering bar
-    assert chat[-1] == {"role": "assistant", "content": page}
-    assert chat[-2] == {"role": "user", "content": "Quelle est la hauteur de la tour Eiffel ?"}
+def test_card_labels_come_from_each_passage_relevance(report_index):
+    """On a real answer the labels follow the calibrated relevance of each passage, so they differ
+    between the passage that answers and those that do not."""
+    answer = qa.ask("Qui a revendiqué les attaques ?", k=3, index=report_index)
+    page = render.render_answer(answer, 0)
+    cal = None if answer.calibration == "rule" else calibration_for(answer.calibration)
+    expected = [relevance_label(cal, r) or "none" for r in answer.relevance]
+    assert _badges(page) == expected == [render.relevance(answer, i) or "none" for i in range(3)]
+    if cal is not None:
+        assert expected[0] == "high" and len(set(expected)) > 1, answer.relevance
+        for card, r in zip(_cards(page), answer.relevance, strict=True):
+            assert f"probabilité estimée que le passage contienne la réponse : {render.percent(r)}" in card.lower()
+    else:  # no calibration file for the model: no card claims a level
+        assert set(expected) == {"none"} and page.count("pertinence non calibrée") == 3
+
+
+def test_a_firm_answer_shows_its_confidence_in_french(calibration):
+    page = render.render_answer(_made_answer("answer", confidence_value=0.8666), 2)
+    assert '<div class="reponse"><div class="reponse-head"><span class="reponse-label">Réponse</span>' in page
+    assert "confiance 87\u202f%</span>" in page
+    assert "reponse-possible" not in page
+    assert _marks(page) == ["Le JNIM a revendiqué les attaques."]
+
+
+def test_a_possible_answer_is_hedged(calibration):
+    answer = _made_answer("possible", quote_rank=2, confidence_value=0.42)
+    page = render.render_answer(answer, 0)
+    head, cards = page.split("Sources</div>")[0], _cards(page)
+    assert '<div class="reponse reponse-possible">' in head and '<div class="reponse">' not in head
+    assert '<span class="reponse-label">Réponse possible — à vérifier</span>' in head
+    assert "confiance 42\u202f%" in head and html.escape(render.quoted("Kayes en fait partie.")) in head
+    assert "[2]</button>" in head
+    # Yellow only on the quoted sentence, in the card of the passage that holds it (the second).
+    assert _marks(page) == ["Kayes en fait partie."] and _marks(cards[1]) == ["Kayes en fait partie."]
+    assert _near_marks(cards[0]) == ["Le JNIM a revendiqué les attaques."] and _marks(cards[0]) == []
+    assert _near_marks(cards[2]) == ["Wagner la remplace."]
+
+
+def test_an_abstention_highlights_nothing_as_an_answer(calibration):
+    page = render.render_answer(_made_answer("none", confidence_value=0.01, relevance=(0.2, 0.1, 0.05)), 0)
+    assert html.escape(qa.NO_ANSWER) in page and "Passages les plus proches (sans réponse certaine)" in page
+    assert "reponse" not in page and "confiance" not in page
+    assert _marks(page) == [] and len(_near_marks(page)) == 3
+    assert _badges(page) == ["low", "low", "low"]
+
+
+def test_relevance_labels_follow_the_calibration_thresholds(calibration):
+    # thresholds: high from 0.6, medium from 0.25
+    page = render.render_answer(_made_answer("answer", relevance=(0.6, 0.25, 0.2499)), 0)
+    assert _badges(page) == ["high", "medium", "low"]
+    cards = _cards(page)
+    assert "pertinence élevée" in cards[0] and "pertinence moyenne" in cards[1] and "pertinence faible" in cards[2]
+    assert ('title="Probabilité estimée que le passage contienne la réponse : 60\u202f% '
+            '(élevée à partir de 60\u202f%, moyenne à partir de 25\u202f%)."') in cards[0]
+
+
+def test_an_uncalibrated_model_claims_no_probability():
+    answer = _made_answer("possible", confidence_value=None, relevance=(None, None, None), calibration="rule")
+    page = render.render_answer(answer, 0)
+    assert "confiance non calibrée" in page and "%" not in page.split("Sources</div>")[0]
+    assert _badges(page) == ["none"] * 3 and page.count("pertinence non calibrée") == 3
+    assert "n&#x27;a pas de fichier de calibration" in page
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.87, "87\u202f%"), (0.8666, "87\u202f%"), (0.004, "<\u00a01\u202f%"), (0.0, "0\u202f%"),
+     (0.996, ">\u00a099\u202f%"), (1.0, "100\u202f%"), (0.5, "50\u202f%")],
+)
+def test_percent_is_written_the_french_way(p, text):
+    assert render.percent(p) == text
+
+
+def _hex_luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours."""
+    hi, lo = sorted((_hex_luminance(a), _hex_luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_highlight_colours_keep_text_readable():
+    from ui.assets import CSS
+
+    def rule(selector: str) -> dict[str, str]:
+        body = re.search(re.escape(selector) + r"[^{]*\{([^}]*)\}", CSS)[1]
+        return dict((k.strip(), v.strip()) for k, v in (d.split(":", 1) for d in body.split(";") if ":" in d))
+
+    near, quote = rule(".qa-answer mark.near"), rule(".qa-answer mark, ")
+    assert near["background"] != quote["background"]  # grey for the closest sentence, yellow for the answer
+    assert contrast(near["color"], near["background"]) >= 4.5
+    assert contrast(quote["color"], quote["background"]) >= 4.5
+    hedged = rule(".qa-answer .reponse-possible .reponse-text")
+    assert "dashed" in hedged["border-left"] and "#1d4ed8" not in hedged["border-left"]
+    assert contrast(hedged["color"], hedged["background"]) >= 4.5
+    assert contrast(rule(".qa-answer .reponse-possible .reponse-label")["color"], "#ffffff") >= 4.5
 
 
 def test_follow_up_uses_the_history(report_index):
@@ -115,7 +263,7 @@ def test_follow_up_uses_the_history(report_index):
     box, chat, turns = respond("Quelle est son idéologie ?", turns, 3, None, index=report_index)
     assert box == "" and len(chat) == 4 and [t["id"] for t in turns] == [0, 1]
     head = turns[-1]["html"].split("Sources</div>")[0]
-    assert "Réponse" in head and "base idéologique" in head
+    assert "reponse-label" in head and "base idéologique" in head
     assert "Question comprise avec la précédente" in head
     alone = respond("Quelle est son idéologie ?", [], 3, None, index=report_index)[2][-1]["html"]
     assert "Question comprise" not in alone
@@ -133,12 +281,17 @@ def test_source_viewer_highlights_the_passage(report_index):
     text = read_documents(report_index)["mali-attaques-juillet-2025.txt"]["text"]
     layout = re.compile(
         r'<div class="src-body">([^<]*)<mark id="hl" class="hl-passage">([^<]*)'
-        r'<mark class="hl-sentence">([^<]*)</mark>([^<]*)</mark>([^<]*)</div></div>'
+        r'<mark class="(hl-sentence|hl-near)">([^<]*)</mark>([^<]*)</mark>([^<]*)</div></div>'
     )
+    answer = qa.ask("Combien de localités ont été ciblées ?", k=3, index=report_index)
     assert len(turns[-1]["citations"]) == 3
     for rank, c in turns[-1]["citations"].items():
         out = show_source(f"{turns[-1]['id']}:{rank}", turns, index=report_index)
-        parts = [html.unescape(g) for g in layout.search(out).groups()]
+        groups = layout.search(out).groups()
+        # Yellow (hl-sentence) only for the quoted sentence; other passages' sentences are neutral.
+        is_quote = answer.passage is not None and rank == answer.passage.rank
+        assert groups[2] == ("hl-sentence" if is_quote else "hl-near") and c.quote is is_quote
+        parts = [html.unescape(g) for g in groups[:2] + groups[3:]]
         assert parts == [
             text[: c.start],
             text[c.start : c.sentence_start],
@@ -152,10 +305,12 @@ def test_source_viewer_highlights_the_passage(report_index):
 
 def test_source_viewer_escapes_the_document():
     text = "Début <script>alert(1)</script> & <b>passage</b> fin."
-    c = render.Citation("d.txt", "T <i>", 6, 33, 6, 14)
+    c = render.Citation("d.txt", "T <i>", 6, 33, 6, 14, quote=True)
     out = render.render_source(text, c)
     assert "<script>" not in out and "<b>" not in out and "<i>" not in out
     assert '<mark id="hl" class="hl-passage"><mark class="hl-sentence">&lt;script&gt;</mark>' in out
+    near = render.render_source(text, render.Citation("d.txt", "T", 6, 33, 6, 14))
+    assert '<mark class="hl-near">&lt;script&gt;</mark>' in near and "hl-sentence" not in near
     with pytest.raises(ValueError):
         render.render_source(text, render.Citation("d.txt", "T", 10, 999, 10, 20))
 
@@ -238,6 +393,26 @@ def test_retrieve_endpoint_function(report_index):
             retrieve_passages(bad, k, index=report_index)
 
 
+def test_ask_endpoint_function(report_index):
+    from ui.app import ask_answer
+
+    first, follow_up = "Quel groupe a mené les attaques ?", "Quelle est son idéologie ?"
+    expected = qa.ask(follow_up, [first], k=2, index=report_index).to_dict()
+    parts = [{"role": "user", "content": [{"type": "text", "text": first}]}, {"role": "assistant", "content": "…"}]
+    for history in ([first], [{"role": "user", "content": first}], parts):
+        got = ask_answer(follow_up, history, 2, index=report_index)
+        assert got["follow_up"] and got["sentence"] == expected["sentence"] and got["outcome"] == expected["outcome"]
+        assert len(got["passages"]) == 2
+    assert ask_answer(follow_up, None, index=report_index)["follow_up"] is False
+    for bad in ("texte", {"role": "user"}, [None], [["liste"]], ["x" * 2001], ["q"] * 101,
+                [{"role": "user", "content": 3}], [{"content": "sans rôle"}]):
+        with pytest.raises(gr.Error, match="istorique"):
+            ask_answer(follow_up, bad, 3, index=report_index)
+    for question, k in (("", 3), (None, 3), ("Qui ?", 0), ("Qui ?", 51)):
+        with pytest.raises(gr.Error):
+            ask_answer(question, [], k, index=report_index)
+
+
 def test_missing_index_is_a_french_error(tmp_path):
     with pytest.raises(gr.Error) as err:
         respond("Qui ?", [], 3, None, index=tmp_path / "nothing")
@@ -265,13 +440,6 @@ def test_every_example_question_is_answered(report_index):
     assert 4 <= len(EXAMPLES) <= 6
     unanswered = [q for q in EXAMPLES if qa.ask(q, index=report_index).abstained]
     assert unanswered == []
-
-
-def test_relevance_follows_the_answering_rule(report_index):
-    answered = qa.ask("Qui a revendiqué les attaques ?", index=report_index)
-    abstained = qa.ask("Quelle est la hauteur de la tour Eiffel ?", index=report_index)
-    assert render.relevance(answered.passages[0], answered.query) == "high"
-    assert {render.relevance(p, abstained.query) for p in abstained.passages} <= {"medium", "low"}
 
 
 def test_ensure_index_builds_then_rebuilds_when_stale(tmp_path, capsys):
@@ -320,11 +488,11 @@ def test_card_cites_document_path_page_and_section():
     from dataclasses import replace
 
     p = replace(_passage("Une phrase sur Kayes.", "Une phrase sur Kayes."), doc="rapports/<a>.pdf", page=3)
-    card = render.render_card(p, 0, "Kayes ?")
+    card = render.render_card(p, 0)
     assert "rapports/&lt;a&gt;.pdf" in card
     assert "page 3, caractères 100–121" in card
     assert "Section" in card and "Titre" in card
-    assert "page " not in render.render_card(_passage("Sans numéro.", "Sans numéro."), 0, "q")
+    assert "page " not in render.render_card(_passage("Sans numéro.", "Sans numéro."), 0)
 
 
 def test_ensure_index_rebuilds_with_the_model_the_index_was_built_with(tmp_path, capsys):

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS
 from ui.assets import CSS, HEAD, SCROLL_TO_LAST_JS, VIEWER_JS
 from ui.guards import BlockUploads, check_docs, check_k, check_question, fail, french_error
-from ui.render import VIEWER_PLACEHOLDER, Citation, render_answer, render_source, render_summary, render_user
+from ui.render import VIEWER_PLACEHOLDER, citations, render_answer, render_source, render_summary, render_user
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by Gradio at each telemetry call: none, ever
 
@@ -38,10 +39,13 @@ EXAMPLES = [
 MAX_UI_K = 10  # the slider's range; the API accepts up to the engine's MAX_K
 DEFAULT_K = 3
 MAX_TURNS = 100  # turns kept per session (state memory is bounded)
+MAX_API_HISTORY = 100  # earlier turns an /ask call may send (the engine reads only the last few)
 CONCURRENCY = 2  # two CPU cores: more parallel questions would only slow each other down
 _CITE_REF = re.compile(r"(\d{1,6}):(\d{1,3})")
 
-Turn = dict[str, Any]  # {"id": int, "question": str, "html": str, "citations": {rank: Citation}}
+# {"id": int, "question": str, "html": str, "citations": {rank: Citation},
+#  "outcome": str, "confidence": float | None, "sentence": str | None}: what was shown, kept server-side
+Turn = dict[str, Any]
 
 
 def messages(turns: list[Turn]) -> list[dict[str, str]]:
@@ -86,7 +90,10 @@ def respond(
             "id": turn_id,
             "question": question,
             "html": render_answer(answer, turn_id),
-            "citations": {p.rank: Citation.of(p) for p in answer.passages},
+            "citations": citations(answer),
+            "outcome": answer.outcome,
+            "confidence": answer.confidence,
+            "sentence": None if answer.sentence is None else answer.sentence.text,
         }
     )
     turns = turns[-MAX_TURNS:]
@@ -123,6 +130,59 @@ def retrieve_passages(question: object, k: object = 5, *, index: str | Path = "i
         return [p.to_dict() for p in qa.retrieve(question, k, index=index)]
     except qa.QAError as exc:
         raise fail(french_error(exc)) from exc
+
+
+def check_history(history: object) -> list[str | dict]:
+    """The /ask history: earlier user questions (strings) or chat messages ({"role", "content"}), oldest
+    first; at most MAX_API_HISTORY turns of at most MAX_QUESTION_CHARS each, else a French gr.Error.
+
+    Bounded because it arrives over HTTP: an unbounded list would cost memory and analysis time.
+    """
+    if history in (None, ""):
+        return []
+    if not isinstance(history, list):
+        raise fail("L'historique doit être une liste de questions précédentes (textes) ou de messages.")
+    if len(history) > MAX_API_HISTORY:
+        raise fail(f"Historique trop long ({len(history)} tours ; maximum {MAX_API_HISTORY}).")
+    for n, turn in enumerate(history, start=1):
+        text = turn if isinstance(turn, str) else _message_text(turn)
+        if text is None:
+            raise fail(f"Historique invalide (tour {n}) : attendu un texte ou un message "
+                       '{"role": "user", "content": "…"}.')
+        if len(text) > MAX_QUESTION_CHARS:
+            raise fail(f"Historique invalide (tour {n}) : {len(text)} caractères ; maximum {MAX_QUESTION_CHARS}.")
+    return history
+
+
+def _message_text(turn: object) -> str | None:
+    """A chat message's text (a string, or Gradio's list of {"type": "text", "text": …} parts); None
+    when `turn` is not a message of that shape."""
+    if not (isinstance(turn, Mapping) and isinstance(turn.get("role"), str)):
+        return None
+    content = turn.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and len(content) <= MAX_API_HISTORY and all(
+        isinstance(part, Mapping) and isinstance(part.get("text", ""), str) for part in content
+    ):
+        return " ".join(part.get("text", "") for part in content)
+    return None
+
+
+def ask_answer(
+    question: object, history: object = None, k: object = DEFAULT_K, *, index: str | Path = "index"
+) -> dict:
+    """The API's /ask: the answer as `qa ask --json` prints it (Answer.to_dict), follow-ups resolved
+    with `history`, the same engine call as the chat's."""
+    question = check_question(question)
+    history = check_history(history)
+    k = check_k(k, MAX_K)
+    try:
+        return qa.ask(question, history, k=k, index=index).to_dict()
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
+    except ValueError as exc:
+        raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
 
 
 def index_status(index: str | Path, corpus: str | Path | None) -> dict:
@@ -168,6 +228,9 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
 
     def retrieve(question: str, k: int = 5) -> list[dict]:
         return retrieve_passages(question, k, index=index)
+
+    def ask(question: str, history: list | None = None, k: int = DEFAULT_K) -> dict:
+        return ask_answer(question, history, k, index=index)
 
     def status() -> dict:
         return index_status(index, corpus)
@@ -245,6 +308,15 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
             concurrency_id="ask",  # chat and API share the two search slots: two CPU cores in all
             api_description="Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
             "avec document, section, position en caractères et phrase réponse.",
+        )
+        gr.api(
+            ask,
+            api_name="ask",
+            concurrency_id="ask",
+            api_description="La réponse à la question, comme « qa ask --json » : issue (answer : réponse, "
+            "possible : réponse à vérifier, none : pas de réponse), confiance estimée, phrase citée mot pour mot "
+            "et passages avec leur pertinence. history : les questions précédentes (textes) ou les messages de "
+            "la conversation, pour les questions de suivi ; k : nombre de passages (3 par défaut).",
         )
         gr.api(
             status,

@@ -53,8 +53,13 @@ CSS = """
 .qa-answer .reponse { margin-bottom: 0.6em; }
 .qa-answer .reponse-label { font-weight: 700; font-size: 0.8em; text-transform: uppercase;
   letter-spacing: 0.06em; color: #1d4ed8; }
+.qa-answer .confiance { font-size: 0.8em; margin-left: 0.4em; color: var(--body-text-color-subdued); }
 .qa-answer .reponse-text { margin: 0.2em 0 0 0; padding: 0.3em 0 0.3em 0.8em; border-left: 3px solid #1d4ed8;
   font-size: 1.05em; }
+/* «Réponse possible — à vérifier»: hedged, never in the confident blue (amber #92400e on white: 7:1). */
+.qa-answer .reponse-possible .reponse-label { color: #92400e; }
+.qa-answer .reponse-possible .reponse-text { border-left: 3px dashed #d97706; background: #fffbeb;
+  color: #1f2937; border-radius: 0 4px 4px 0; }
 .qa-answer .noanswer { font-weight: 600; margin-bottom: 0.6em; }
 .qa-answer .sources-title { font-weight: 700; font-size: 0.8em; text-transform: uppercase;
   letter-spacing: 0.06em; margin: 0.5em 0 0.3em; color: var(--body-text-color-subdued); }
@@ -66,7 +71,10 @@ CSS = """
 .qa-answer .card-section { font-style: italic; font-size: 0.92em; }
 .qa-answer .card-meta { font-size: 0.82em; color: var(--body-text-color-subdued); margin: 0.15em 0 0.35em; }
 .qa-answer .card-text { font-size: 0.93em; }
-.qa-answer mark, .src mark.hl-sentence { background: #fde68a; color: inherit; padding: 0 0.1em; border-radius: 2px; }
+/* Yellow is the answer's quoted sentence only; a passage's closest sentence gets a neutral grey tint.
+   Text colours are set, not inherited, so both keep their contrast in a dark theme (#1f2937 on #e5e7eb: 12:1). */
+.qa-answer mark, .src mark.hl-sentence { background: #fde68a; color: #1f2937; padding: 0 0.1em; border-radius: 2px; }
+.qa-answer mark.near, .src mark.hl-near { background: #e5e7eb; color: #1f2937; padding: 0 0.1em; border-radius: 2px; }
 .qa-answer .card-actions { margin-top: 0.35em; }
 .rel { white-space: nowrap; }
 .rel-bar { display: inline-block; width: 0.45em; height: 0.7em; margin-right: 1px; border-radius: 1px;
@@ -74,6 +82,7 @@ CSS = """
 .rel-high .rel-bar.on { background: #16a34a; }
 .rel-medium .rel-bar.on { background: #ca8a04; }
 .rel-low .rel-bar.on { background: #9ca3af; }
+.rel-none { font-style: italic; }
 button.cite-btn { font-size: 0.82em; padding: 0.1em 0.6em; border-radius: 5px; cursor: pointer;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
   color: var(--body-text-color); }

@@ -1,6 +1,7 @@
 """HTML rendering of answers, citation cards, the source viewer and the corpus summary.
 
-Pure functions: no Gradio, no I/O. Every text that comes from the report or from the user goes
+Pure functions: no Gradio, no I/O but the calibration file (read once, cached) whose thresholds name
+the relevance levels. Every text that comes from the report or from the user goes
 through `esc` (html.escape with quote=True) before it is put in HTML.
 """
 
@@ -11,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from qa.answer import DENSE_WITH_KEYWORDS_MIN, Answer, should_abstain
-from qa.search import Passage
+from qa.answer import Answer
+from qa.confidence import Calibration, calibration_for, relevance_label
+from qa.search import Passage, Sentence
 
 NBSP = "\u00a0"
+NNBSP = "\u202f"  # French typography: a narrow no-break space before % (and before ; ! ?)
 NO_SECTION = "(sans titre de section)"
 NEAR_PASSAGES = "Passages les plus proches (sans réponse certaine)"
 VIEWER_PLACEHOLDER = (
@@ -25,10 +28,16 @@ RELEVANCE = {
     "high": ("pertinence élevée", 3),
     "medium": ("pertinence moyenne", 2),
     "low": ("pertinence faible", 1),
+    None: ("pertinence non calibrée", 0),
 }
-RELEVANCE_HELP = (
-    "élevée : le passage atteint le seuil de réponse de l'assistant ; moyenne : proche de la question "
-    "sans l'atteindre ; faible : éloigné de la question"
+UNCALIBRATED_HELP = (
+    "Pertinence non calibrée : le modèle de l'index n'a pas de fichier de calibration, l'assistant ne peut "
+    "pas estimer la probabilité que ce passage contienne la réponse"
+)
+CONFIDENCE_HELP = "Probabilité estimée que la phrase citée réponde à la question"
+UNCALIBRATED_CONFIDENCE_HELP = (
+    "Le modèle de l'index n'a pas de fichier de calibration : l'assistant applique une règle par défaut, "
+    "sans probabilité estimée, et ne donne jamais de réponse ferme"
 )
 
 
@@ -42,9 +51,25 @@ def quoted(text: str) -> str:
     return f"«{NBSP}{text}{NBSP}»"
 
 
+def percent(p: float) -> str:
+    """A probability in French style: «87 %» (narrow no-break space). A rounded «0 %» or «100 %»
+    would claim a certainty the model does not have, so the extremes read «< 1 %» and «> 99 %»."""
+    value = round(100 * p)
+    if value < 1 and p > 0:
+        return f"<{NBSP}1{NNBSP}%"
+    if value > 99 and p < 1:
+        return f">{NBSP}99{NNBSP}%"
+    return f"{value}{NNBSP}%"
+
+
 @dataclass(frozen=True)
 class Citation:
-    """What the source viewer needs to show one citation: where it is, in document offsets."""
+    """What the source viewer needs to show one citation: where it is, in document offsets.
+
+    `quote` says whether the sentence is the answer's quoted one: only that one is highlighted as
+    an answer (yellow); any other passage's closest sentence gets a neutral tint, so the viewer never
+    suggests an answer the engine did not give.
+    """
 
     doc: str
     title: str
@@ -54,28 +79,52 @@ class Citation:
     sentence_end: int
     text: str = ""  # the passage as cited: the viewer checks the document still has it at these offsets
     page: int | None = None
+    quote: bool = False
 
     @classmethod
-    def of(cls, p: Passage) -> Citation:
-        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, p.text, p.page)
+    def of(cls, p: Passage, *, quote: bool = False) -> Citation:
+        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, p.text, p.page, quote)
 
 
-def relevance(p: Passage, query: str) -> str:
-    """ "high" when the passage clears the engine's own answering bar, "medium" when it is close, else "low".
+def quoted_rank(answer: Answer) -> int | None:
+    """The rank of the passage holding the quoted sentence; None for an abstention."""
+    return None if answer.outcome == "none" or answer.passage is None else answer.passage.rank
 
-    The thresholds are the ones `qa.ask` uses to decide whether to answer, so the label says what
-    the engine itself concluded about this passage, not a cosmetic rescaling of its score.
+
+def citations(answer: Answer) -> dict[int, Citation]:
+    """The answer's passages as source-viewer citations by rank; only the quoted one counts as a quote."""
+    rank = quoted_rank(answer)
+    return {p.rank: Citation.of(p, quote=p.rank == rank) for p in answer.passages}
+
+
+def answer_calibration(answer: Answer) -> Calibration | None:
+    """The calibration the answer's numbers come from, for its thresholds; None under the fallback rule."""
+    return None if answer.calibration == "rule" else calibration_for(answer.calibration)
+
+
+def relevance(answer: Answer, i: int) -> str | None:
+    """The label key of the answer's i-th passage: "high", "medium", "low", or None when uncalibrated.
+
+    It comes from the calibrated probability that the passage holds the answer, with the thresholds
+    fitted alongside it, so «élevée» means the same thing on every card and for every question.
     """
-    if not should_abstain(p, query):
-        return "high"
-    return "medium" if p.dense_score >= DENSE_WITH_KEYWORDS_MIN else "low"
+    value = answer.relevance[i] if i < len(answer.relevance) else None
+    return relevance_label(answer_calibration(answer), value)
 
 
-def _relevance_badge(p: Passage, query: str) -> str:
-    label, filled = RELEVANCE[relevance(p, query)]
+def _relevance_badge(p: Passage, value: float | None, calibration: Calibration | None) -> str:
+    key = relevance_label(calibration, value)
+    label, filled = RELEVANCE[key]
     bars = "".join(f'<span class="rel-bar{" on" if i < filled else ""}"></span>' for i in range(3))
-    detail = f"{RELEVANCE_HELP}. Similarité {p.dense_score:.2f}, score de classement {p.score:.3f}."
-    return f'<span class="rel rel-{relevance(p, query)}" title="{esc(detail)}">{bars} {esc(label)}</span>'
+    if key is None or value is None or calibration is None:
+        detail = f"{UNCALIBRATED_HELP}. Similarité {p.dense_score:.2f}, score de classement {p.score:.3f}."
+    else:
+        t = calibration.thresholds
+        detail = (
+            f"Probabilité estimée que le passage contienne la réponse : {percent(value)} "
+            f"(élevée à partir de {percent(t.relevance_high)}, moyenne à partir de {percent(t.relevance_medium)})."
+        )
+    return f'<span class="rel rel-{key or "none"}" title="{esc(detail)}">{bars} {esc(label)}</span>'
 
 
 def span_label(p: Passage) -> str:
@@ -84,12 +133,18 @@ def span_label(p: Passage) -> str:
     return f"page {p.page}, {text}" if p.page is not None else text
 
 
-def highlighted_passage(p: Passage) -> str:
-    """The passage text escaped, with its answering sentence in <mark> (once), when the offsets fit."""
-    s, e = p.sentence.start - p.start, p.sentence.end - p.start
+def highlighted_passage(p: Passage, sentence: Sentence | None = None, *, quote: bool = False) -> str:
+    """The passage text escaped, with one sentence marked, when the offsets fit.
+
+    `quote`: the sentence is the answer's quoted one, in a plain (yellow) <mark>; otherwise it is
+    only the passage's closest sentence, in a neutral <mark class="near">, never read as an answer.
+    """
+    sentence = sentence or p.sentence
+    s, e = sentence.start - p.start, sentence.end - p.start
     if not (0 <= s < e <= len(p.text)):
         return esc(p.text)
-    return f"{esc(p.text[:s])}<mark>{esc(p.text[s:e])}</mark>{esc(p.text[e:])}"
+    tag = "<mark>" if quote else '<mark class="near">'
+    return f"{esc(p.text[:s])}{tag}{esc(p.text[s:e])}</mark>{esc(p.text[e:])}"
 
 
 def cite_button(turn: int, rank: int, label: str, css: str = "cite-btn") -> str:
@@ -100,9 +155,22 @@ def cite_button(turn: int, rank: int, label: str, css: str = "cite-btn") -> str:
     )
 
 
-def render_card(p: Passage, turn: int, query: str) -> str:
-    """One citation card: number, title, section, span, relevance, passage with its sentence marked."""
+def render_card(
+    p: Passage,
+    turn: int,
+    relevance: float | None = None,
+    calibration: Calibration | None = None,
+    *,
+    quote: Sentence | None = None,
+) -> str:
+    """One citation card: number, title, section, span, relevance, and the passage with a sentence marked.
+
+    `quote` is the answer's quoted sentence when this passage holds it (marked as the answer); without
+    it the passage's closest sentence is marked neutrally. `relevance` is the calibrated probability
+    that the passage holds the answer (None: «pertinence non calibrée»).
+    """
     section = p.section or NO_SECTION
+    text = highlighted_passage(p, quote, quote=True) if quote is not None else highlighted_passage(p)
     return (
         f'<div class="card">'
         f'<div class="card-head"><span class="card-num">[{p.rank}]</span> '
@@ -110,27 +178,51 @@ def render_card(p: Passage, turn: int, query: str) -> str:
         f'<div class="card-section">{esc(section)}</div>'
         f'<div class="card-meta"><span class="card-doc">{esc(p.doc)}</span> · '
         f'<span class="card-span">{esc(span_label(p))}</span> · '
-        f"{_relevance_badge(p, query)}</div>"
-        f'<div class="card-text">{highlighted_passage(p)}</div>'
+        f"{_relevance_badge(p, relevance, calibration)}</div>"
+        f'<div class="card-text">{text}</div>'
         f'<div class="card-actions">{cite_button(turn, p.rank, "Voir dans le document")}</div>'
         f"</div>"
     )
 
 
+def confidence_text(answer: Answer) -> str:
+    """«confiance 87 %», or «confiance non calibrée» when the model has no calibration file."""
+    return "confiance non calibrée" if answer.confidence is None else f"confiance {percent(answer.confidence)}"
+
+
 def render_answer(answer: Answer, turn: int) -> str:
-    """The assistant's message: «Réponse» with the quoted sentence and its [n], then citation cards."""
-    cards = "".join(render_card(p, turn, answer.query) for p in answer.passages)
+    """The assistant's message: the outcome, the quoted sentence and its [n], then citation cards.
+
+    «Réponse» quotes the sentence plainly; «Réponse possible — à vérifier» quotes it in a hedged
+    block (its own class: dashed amber, not the confident blue), so the reader checks it against its
+    passage; both show their confidence. An abstention says so and offers the closest passages,
+    with nothing highlighted as an answer.
+    """
+    rank = quoted_rank(answer)
+    calibration = answer_calibration(answer)
+    cards = "".join(
+        render_card(
+            p,
+            turn,
+            answer.relevance[i] if i < len(answer.relevance) else None,
+            calibration,
+            quote=answer.sentence if p.rank == rank else None,
+        )
+        for i, p in enumerate(answer.passages)
+    )
     parts = ['<div class="qa-answer">']
     if answer.follow_up:
         parts.append(f'<div class="followup">Question comprise avec la précédente : {esc(quoted(answer.query))}</div>')
-    if answer.abstained or answer.sentence is None or answer.passage is None:
+    if rank is None or answer.sentence is None:
         parts.append(f'<div class="noanswer">{esc(answer.message)}</div>')
         if cards:
             parts.append(f'<div class="sources-title near">{esc(NEAR_PASSAGES)}</div>{cards}')
     else:
-        rank = answer.passage.rank
+        css = "reponse" if answer.outcome == "answer" else "reponse reponse-possible"
+        help_text = CONFIDENCE_HELP if answer.confidence is not None else UNCALIBRATED_CONFIDENCE_HELP
         parts.append(
-            f'<div class="reponse"><div class="reponse-label">Réponse</div>'
+            f'<div class="{css}"><div class="reponse-head"><span class="reponse-label">{esc(answer.label)}</span> '
+            f'<span class="confiance" title="{esc(help_text)}">{esc(confidence_text(answer))}</span></div>'
             f'<blockquote class="reponse-text">{esc(quoted(answer.sentence.text))} '
             f"{cite_button(turn, rank, f'[{rank}]', 'cite-btn cite-num')}</blockquote></div>"
             f'<div class="sources-title">Sources</div>{cards}'
@@ -145,13 +237,15 @@ def render_user(question: str) -> str:
 
 
 def render_source(text: str, c: Citation) -> str:
-    """The whole document, escaped, with the passage in <mark id="hl"> and its sentence marked inside."""
+    """The whole document, escaped, with the passage in <mark id="hl"> and its sentence marked inside:
+    as the answer (class hl-sentence) when the citation is the quote, else neutrally (hl-near)."""
     if not (0 <= c.start <= c.sentence_start <= c.sentence_end <= c.end <= len(text)):
         raise ValueError(f"citation offsets {c.start}–{c.end} do not fit the document ({len(text)} characters)")
+    sentence_css = "hl-sentence" if c.quote else "hl-near"
     body = (
         f"{esc(text[: c.start])}"
         f'<mark id="hl" class="hl-passage">{esc(text[c.start : c.sentence_start])}'
-        f'<mark class="hl-sentence">{esc(text[c.sentence_start : c.sentence_end])}</mark>'
+        f'<mark class="{sentence_css}">{esc(text[c.sentence_start : c.sentence_end])}</mark>'
         f"{esc(text[c.sentence_end : c.end])}</mark>"
         f"{esc(text[c.end :])}"
     )
