@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from qa import build_index
-from qa.evaluate import _contains, write_piaf_corpus
+from qa.evaluate import holds_answer, write_piaf_corpus
 from qa.index import load_index
 from qa.search import DEFAULT_CONFIG, SearchConfig, answer_passage, search
 
@@ -46,7 +46,7 @@ def main() -> None:
             for n, g in enumerate(gold):
                 hits = search(idx, g.question, 10, config=config)
                 chosen = answer_passage(hits, config)
-                right[n % 2] += chosen is not None and _contains(chosen.sentence.text, g.answers)
+                right[n % 2] += chosen is not None and holds_answer(chosen.sentence.text, g.answers)
             even, odd = (len(gold) + 1) // 2, len(gold) // 2
             print(f"| {name} | {right[0] / even:.3f} | {right[1] / odd:.3f} | {sum(right) / len(gold):.3f} |",
                   flush=True)

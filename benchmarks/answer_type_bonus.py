@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.confidence import answer_type, holds_type  # noqa: E402
-from qa.evaluate import _contains, write_piaf_corpus  # noqa: E402
+from qa.evaluate import holds_answer, write_piaf_corpus  # noqa: E402
 from qa.french import analyze, normalize_apostrophes  # noqa: E402
 from qa.index import load_index  # noqa: E402
 from qa.query_encoder import encode_question  # noqa: E402
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 candidates.append((base, kind is not None and holds_type(text, kind), text))
         for bonus in BONUSES:
             best = max(candidates, key=lambda c: c[0] + bonus * c[1])
-            right[half][bonus] += _contains(best[2], g.answers)
+            right[half][bonus] += holds_answer(best[2], g.answers)
     print("| bonus | answer sentence, tune | answer sentence, check |")
     print("|---|---|---|")
     for bonus in BONUSES:

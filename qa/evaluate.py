@@ -85,7 +85,9 @@ def evaluate_piaf(path: str | Path, *, workdir: str | Path | None = None, limit:
                 for i, r in enumerate(rows)]
 
 
-def _contains(haystack: str, needles: tuple[str, ...]) -> bool:
+def holds_answer(haystack: str, needles: tuple[str, ...]) -> bool:
+    """Does `haystack` hold one of the gold answer texts? Case-insensitive, apostrophes alike: the one
+    judge of "right" for every benchmark, the answer calibration and its tests."""
     haystack = normalize_apostrophes(haystack).casefold()
     return any(normalize_apostrophes(n).casefold() in haystack for n in needles)
 
@@ -114,7 +116,7 @@ def score_questions(name: str, gold: list[GoldQuestion], run: Callable[[str], li
             r1 += ranks[0] == 1
             r5 += ranks[0] <= 5
             mrr += 1 / ranks[0]
-        sent += bool(hits) and _contains(answer_passage(hits).sentence.text, g.answers)
+        sent += bool(hits) and holds_answer(answer_passage(hits).sentence.text, g.answers)
     n = len(gold)
     q = statistics.quantiles(times, n=20)
     return Row(name, n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])
@@ -141,7 +143,7 @@ def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
             if g.start <= p.start and p.end <= g.end:
                 for (s, e), score in zip(p.sentences, sentence_scores(idx, i, qv, terms, DEFAULT_CONFIG.sentence_lexical_weight)):
                     best = max(best, (float(score), p.text[s - p.start : e - p.start]))
-        ok += _contains(best[1], g.answers)
+        ok += holds_answer(best[1], g.answers)
     return ok / len(gold)
 
 
@@ -160,12 +162,12 @@ def evaluate_report(path: str | Path, *, index: str | Path = "index") -> list[Ro
         hits = retrieve(item["q"], k=10, index=index)
         times.append((time.perf_counter() - t0) * 1000)
         gold = tuple(item["gold"])
-        ranks = [h.rank for h in hits if _contains(h.text, gold)]
+        ranks = [h.rank for h in hits if holds_answer(h.text, gold)]
         if ranks:
             r1 += ranks[0] == 1
             r5 += ranks[0] <= 5
             mrr += 1 / ranks[0]
-        sent += bool(hits) and _contains(answer_passage(hits).sentence.text, gold)
+        sent += bool(hits) and holds_answer(answer_passage(hits).sentence.text, gold)
     n = len(questions)
     q = statistics.quantiles(times, n=20)
     return [Row("report hybrid", n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from qa.evaluate import _contains, write_piaf_corpus
+from qa.evaluate import holds_answer, write_piaf_corpus
 
 if TYPE_CHECKING:
     from qa.answer import Answer
@@ -93,11 +93,11 @@ def judge(cases: Iterable[Case]) -> list[Judged]:
     for c in cases:
         a = ask(c.question, index=c.index, k=ASK_K)
         quoted = answer_passage(list(a.passages)) if a.passages else None  # what ask quotes, or would
-        right = quoted is not None and bool(c.answers) and _contains(quoted.sentence.text, c.answers)
+        right = quoted is not None and bool(c.answers) and holds_answer(quoted.sentence.text, c.answers)
         if c.doc:
             passages = tuple(p.doc == c.doc and c.start <= p.start and p.end <= c.end for p in a.passages)
         else:
-            passages = tuple(bool(c.answers) and _contains(p.text, c.answers) for p in a.passages)
+            passages = tuple(bool(c.answers) and holds_answer(p.text, c.answers) for p in a.passages)
         out.append(Judged(c, a, right, passages))
     return out
 
@@ -179,7 +179,7 @@ def follow_up_accuracy(follow_ups: str | Path, index: Path) -> tuple[int, int]:
 
     data = json.loads(Path(follow_ups).read_text(encoding="utf-8"))
     cases = data.get("cases", data.get("follow_ups", []))  # tests/data/follow-ups.json, or mali-dev.json
-    right = sum(_contains(ask(c["q"], c["history"], index=index).passages[0].text, tuple(c["gold"])) for c in cases)
+    right = sum(holds_answer(ask(c["q"], c["history"], index=index).passages[0].text, tuple(c["gold"])) for c in cases)
     return right, len(cases)
 
 

@@ -27,7 +27,7 @@ from qa.confidence import (
     relevance_label,
     rule_outcome,
 )
-from qa.evaluate import _contains, write_piaf_corpus
+from qa.evaluate import holds_answer, write_piaf_corpus
 from qa.evaluate_answers import Case, Judged, calibration_error
 from qa.model import DEFAULT_MODEL
 from qa.search import Passage, Sentence
@@ -57,7 +57,7 @@ def test_question_sets_are_the_size_the_issue_asks():
     assert len(SETS["in_scope"]) >= 40 and len(SETS["near_miss"]) >= 40
     report = (DATA.parent.parent / "corpus" / "mali-attaques-juillet-2025.txt").read_text(encoding="utf-8")
     for item in SETS["in_scope"]:  # every gold excerpt is the report's own text
-        assert any(_contains(report, (g,)) for g in item["gold"]), item
+        assert any(holds_answer(report, (g,)) for g in item["gold"]), item
 
 
 def test_near_miss_questions_mostly_end_without_an_answer(outcomes):
@@ -73,7 +73,7 @@ def test_in_scope_questions_get_an_answer_or_a_hedged_one(outcomes):
     assert share(outcomes["in_scope"], "answer", "possible") >= 0.75
     # what is given as «Réponse» is right
     firm = [(a, item) for a, item in zip(outcomes["in_scope"], SETS["in_scope"], strict=True) if a.outcome == "answer"]
-    assert firm and all(_contains(a.sentence.text, tuple(item["gold"])) for a, item in firm)
+    assert firm and all(holds_answer(a.sentence.text, tuple(item["gold"])) for a, item in firm)
 
 
 @pytest.mark.parametrize("question", [
@@ -124,7 +124,7 @@ def test_piaf_slice_answers_are_precise(tmp_path):
     answers = [(ask(g.question, index=tmp_path / "index"), g) for g in gold]
     firm = [(a, g) for a, g in answers if a.outcome == "answer"]
     assert len(firm) / len(answers) >= 0.2
-    assert sum(_contains(a.sentence.text, g.answers) for a, g in firm) / len(firm) >= 0.82
+    assert sum(holds_answer(a.sentence.text, g.answers) for a, g in firm) / len(firm) >= 0.82
     assert sum(a.outcome != "none" for a, _ in answers) / len(answers) >= 0.8
 
 
