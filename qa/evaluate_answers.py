@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from qa.answer import Answer
 
 Half = Literal["tune", "check", "all"]
-ASK_K = 5  # passages asked for: the answer is chosen among the first three either way
 ECE_BINS = 10
 
 
@@ -87,11 +86,14 @@ def build_cases(piaf_path: str | Path, root: Path, *, sets: str | Path | None = 
 def judge(cases: Iterable[Case]) -> list[Judged]:
     """Ask every case of its index and judge the quote and each passage."""
     from qa import ask
+    from qa.answer import SIGNAL_DEPTH
     from qa.search import answer_passage
 
     out = []
     for c in cases:
-        a = ask(c.question, index=c.index, k=ASK_K)
+        # k = the depth ask's signals see, so the passages returned are exactly the ones they saw (the
+        # fit computes each passage's signals from them); the answer is chosen among the first three either way
+        a = ask(c.question, index=c.index, k=SIGNAL_DEPTH)
         quoted = answer_passage(list(a.passages)) if a.passages else None  # what ask quotes, or would
         right = quoted is not None and bool(c.answers) and holds_answer(quoted.sentence.text, c.answers)
         if c.doc:
