@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from qa.confidence import (
+    Calibration,
     Outcome,
     answer_signals,
     calibration_for,
     outcome,
     passage_signals,
     question_signals,
+    relevance_label,
     rule_outcome,
 )
 from qa.french import analyze, normalize_apostrophes, words
@@ -84,6 +86,22 @@ class Answer:
             object.__setattr__(self, "outcome", "none" if self.abstained else "answer")
         if self.outcome not in ("answer", "possible", "none") or self.abstained != (self.outcome == "none"):
             raise ValueError(f"outcome {self.outcome!r} does not fit abstained={self.abstained}")
+        if not self.relevance:  # one entry per passage, always: faces index it alongside `passages`
+            object.__setattr__(self, "relevance", (None,) * len(self.passages))
+        if len(self.relevance) != len(self.passages):
+            raise ValueError(f"{len(self.relevance)} relevance values for {len(self.passages)} passages")
+
+    @property
+    def fitted(self) -> Calibration | None:
+        """The calibration this answer's numbers come from (its thresholds name the levels); None
+        under the fallback rule."""
+        return None if self.calibration == "rule" else calibration_for(self.calibration)
+
+    @property
+    def relevance_levels(self) -> tuple[str | None, ...]:
+        """Each passage's level, "high", "medium" or "low", from its calibrated relevance and the
+        thresholds fitted with it; None throughout under the fallback rule."""
+        return tuple(relevance_label(self.fitted, r) for r in self.relevance)
 
     @property
     def label(self) -> str:
@@ -103,8 +121,7 @@ class Answer:
             "calibration": self.calibration,
             "query": self.query,
             "follow_up": self.follow_up,
-            "passages": [{**p.to_dict(), "relevance": r} for p, r in zip(self.passages, self.relevance, strict=False)]
-            if self.relevance else [p.to_dict() for p in self.passages],
+            "passages": [{**p.to_dict(), "relevance": r} for p, r in zip(self.passages, self.relevance, strict=True)],
         }
 
 

@@ -203,7 +203,7 @@ def _ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    from ui.render import RELEVANCE, percent, quoted, relevance
+    from qa.wording import RELEVANCE_LABELS, percent, quoted
 
     print(answer.label)
     if answer.confidence is None:
@@ -218,10 +218,8 @@ def _ask(args: argparse.Namespace) -> int:
     print("Passages les plus proches (sans réponse certaine) :" if answer.abstained else "Sources :")
     tty = sys.stdout.isatty()
     quote_rank = None if answer.passage is None else answer.passage.rank
-    for i, p in enumerate(answer.passages):
-        level = RELEVANCE[relevance(answer, i)][0]
-        value = answer.relevance[i] if i < len(answer.relevance) else None
-        level += f" ({percent(value)})" if value is not None else ""
+    for p, value, key in zip(answer.passages, answer.relevance, answer.relevance_levels, strict=True):
+        level = RELEVANCE_LABELS[key] + (f" ({percent(value)})" if value is not None else "")
         where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
         print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
         print(f"    {where} · score {p.score:.3f} · {level}")

@@ -169,6 +169,16 @@ def test_answer_outcome_and_abstained_cannot_disagree():
         Answer(*args, outcome="answer")
 
 
+def test_answer_has_one_relevance_per_passage():
+    text = "Texte."
+    p = Passage(1, 1.0, "d.txt", "Titre", "", 0, len(text), text, Sentence(0, len(text), text))
+    args = ("Q ?", True, (p, p), None, None, NO_ANSWER, "Q ?", False)
+    assert Answer(*args).relevance == (None, None)  # not given: unknown for each passage
+    assert Answer(*args).relevance_levels == (None, None)
+    with pytest.raises(ValueError):
+        Answer(*args, relevance=(0.5,))
+
+
 @pytest.mark.parametrize(("question", "kind"), [
     ("Quand la série d'attaques a-t-elle eu lieu ?", "date"),
     ("À quelle date ces offensives se sont-elles produites ?", "date"),

@@ -13,23 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from qa.answer import Answer
-from qa.confidence import Calibration, calibration_for, relevance_label
+from qa.confidence import Calibration, relevance_label
 from qa.search import Passage, Sentence
+from qa.wording import RELEVANCE_LABELS, percent, quoted
 
-NBSP = "\u00a0"
-NNBSP = "\u202f"  # French typography: a narrow no-break space before % (and before ; ! ?)
 NO_SECTION = "(sans titre de section)"
 NEAR_PASSAGES = "Passages les plus proches (sans réponse certaine)"
 VIEWER_PLACEHOLDER = (
     '<div class="src-empty">Cliquez sur « Voir dans le document » sous une citation pour afficher '
     "ici le texte complet du rapport, passage surligné.</div>"
 )
-RELEVANCE = {
-    "high": ("pertinence élevée", 3),
-    "medium": ("pertinence moyenne", 2),
-    "low": ("pertinence faible", 1),
-    None: ("pertinence non calibrée", 0),
-}
+RELEVANCE = {key: (label, {"high": 3, "medium": 2, "low": 1}.get(key, 0)) for key, label in RELEVANCE_LABELS.items()}
 UNCALIBRATED_HELP = (
     "Pertinence non calibrée : le modèle de l'index n'a pas de fichier de calibration, l'assistant ne peut "
     "pas estimer la probabilité que ce passage contienne la réponse"
@@ -44,22 +38,6 @@ UNCALIBRATED_CONFIDENCE_HELP = (
 def esc(text: object) -> str:
     """HTML-escape any text (quotes included), for element content and attribute values alike."""
     return html.escape(str(text), quote=True)
-
-
-def quoted(text: str) -> str:
-    """French quotation marks with non-breaking spaces: « text »."""
-    return f"«{NBSP}{text}{NBSP}»"
-
-
-def percent(p: float) -> str:
-    """A probability in French style: «87 %» (narrow no-break space). A rounded «0 %» or «100 %»
-    would claim a certainty the model does not have, so the extremes read «< 1 %» and «> 99 %»."""
-    value = round(100 * p)
-    if value < 1 and p > 0:
-        return f"<{NBSP}1{NNBSP}%"
-    if value > 99 and p < 1:
-        return f">{NBSP}99{NNBSP}%"
-    return f"{value}{NNBSP}%"
 
 
 @dataclass(frozen=True)
@@ -95,21 +73,6 @@ def citations(answer: Answer) -> dict[int, Citation]:
     """The answer's passages as source-viewer citations by rank; only the quoted one counts as a quote."""
     rank = quoted_rank(answer)
     return {p.rank: Citation.of(p, quote=p.rank == rank) for p in answer.passages}
-
-
-def answer_calibration(answer: Answer) -> Calibration | None:
-    """The calibration the answer's numbers come from, for its thresholds; None under the fallback rule."""
-    return None if answer.calibration == "rule" else calibration_for(answer.calibration)
-
-
-def relevance(answer: Answer, i: int) -> str | None:
-    """The label key of the answer's i-th passage: "high", "medium", "low", or None when uncalibrated.
-
-    It comes from the calibrated probability that the passage holds the answer, with the thresholds
-    fitted alongside it, so «élevée» means the same thing on every card and for every question.
-    """
-    value = answer.relevance[i] if i < len(answer.relevance) else None
-    return relevance_label(answer_calibration(answer), value)
 
 
 def _relevance_badge(p: Passage, value: float | None, calibration: Calibration | None) -> str:
@@ -199,16 +162,9 @@ def render_answer(answer: Answer, turn: int) -> str:
     with nothing highlighted as an answer.
     """
     rank = quoted_rank(answer)
-    calibration = answer_calibration(answer)
     cards = "".join(
-        render_card(
-            p,
-            turn,
-            answer.relevance[i] if i < len(answer.relevance) else None,
-            calibration,
-            quote=answer.sentence if p.rank == rank else None,
-        )
-        for i, p in enumerate(answer.passages)
+        render_card(p, turn, relevance, answer.fitted, quote=answer.sentence if p.rank == rank else None)
+        for p, relevance in zip(answer.passages, answer.relevance, strict=True)
     )
     parts = ['<div class="qa-answer">']
     if answer.follow_up:

@@ -1,0 +1,33 @@
+"""French typography and labels that every face writes (CLI, app, API): one wording, not one per face.
+
+The CLI and the app both show quotes, probabilities and relevance levels; the engine defines them
+here so that `qa ask` and the chat say the same thing in the same way.
+"""
+
+from __future__ import annotations
+
+NBSP = "\u00a0"
+NNBSP = "\u202f"  # French typography: a narrow no-break space before % (and before ; ! ?)
+
+RELEVANCE_LABELS = {
+    "high": "pertinence élevée",
+    "medium": "pertinence moyenne",
+    "low": "pertinence faible",
+    None: "pertinence non calibrée",  # the model has no calibration file
+}
+
+
+def quoted(text: str) -> str:
+    """French quotation marks with non-breaking spaces: « text »."""
+    return f"«{NBSP}{text}{NBSP}»"
+
+
+def percent(p: float) -> str:
+    """A probability in French style: «87 %» (narrow no-break space). A rounded «0 %» or «100 %»
+    would claim a certainty the model does not have, so the extremes read «< 1 %» and «> 99 %»."""
+    value = round(100 * p)
+    if value < 1 and p > 0:
+        return f"<{NBSP}1{NNBSP}%"
+    if value > 99 and p < 1:
+        return f">{NBSP}99{NNBSP}%"
+    return f"{value}{NNBSP}%"
