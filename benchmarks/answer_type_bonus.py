@@ -4,7 +4,7 @@
 
 For each PIAF question, the candidate sentences are those `ask` weighs (the first three passages'),
 scored as `qa.search.answer_passage` scores them plus a bonus when the sentence holds the kind of
-thing the question asks for (`qa.confidence.answer_type` / `holds_type`: a date, a number, a name).
+thing the question asks for (`qa.signals.answer_type` / `holds_type`: a date, a number, a name).
 Prints the share of quoted sentences holding a gold answer per bonus, on each half (even articles:
 tune; odd: check). Prints figures; asserts nothing.
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.confidence import answer_type, holds_type  # noqa: E402
 from qa.evaluate import holds_answer, write_piaf_corpus  # noqa: E402
 from qa.french import analyze, normalize_apostrophes  # noqa: E402
 from qa.index import load_index  # noqa: E402
 from qa.query_encoder import encode_question  # noqa: E402
 from qa.search import DEFAULT_CONFIG, search, sentence_scores  # noqa: E402
+from qa.signals import answer_type, holds_type  # noqa: E402
 
 BONUSES = (0.0, 0.02, 0.05, 0.1, 0.2)
 

@@ -13,17 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from qa.confidence import (
-    Calibration,
-    Outcome,
-    answer_signals,
-    calibration_for,
-    outcome,
-    passage_signals,
-    question_signals,
-    relevance_label,
-    rule_outcome,
-)
+from qa.confidence import Calibration, Outcome, calibration_for, outcome, relevance_label, rule_outcome
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
 from qa.search import (
@@ -36,6 +26,7 @@ from qa.search import (
     check_question,
     search,
 )
+from qa.signals import answer_signals, passage_signals, question_signals
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
 OUTCOME_LABELS = {"answer": "Réponse", "possible": "Réponse possible — à vérifier", "none": "Pas de réponse"}

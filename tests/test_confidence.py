@@ -15,22 +15,12 @@ import pytest
 
 from qa import NO_ANSWER, ask, build_index
 from qa.answer import Answer
-from qa.confidence import (
-    ANSWER_FEATURES,
-    PASSAGE_FEATURES,
-    Logistic,
-    answer_type,
-    calibration_file,
-    calibration_for,
-    holds_type,
-    names,
-    relevance_label,
-    rule_outcome,
-)
+from qa.confidence import Logistic, calibration_file, calibration_for, relevance_label, rule_outcome
 from qa.evaluate import holds_answer, write_piaf_corpus
 from qa.evaluate_answers import Case, Judged, calibration_error
 from qa.model import DEFAULT_MODEL
 from qa.search import Passage, Sentence
+from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES, answer_type, holds_type, names
 
 from .conftest import DATA
 

@@ -1,0 +1,208 @@
+"""Signals of how likely an answer is right: cheap facts the engine already has about a question,
+its passages and the sentence it would quote.
+
+The ranking orders passages; it does not say whether the best one answers. These signals are what
+`qa.confidence` turns into probabilities: cosines, margins, keyword coverage, BM25, whether the
+question's terms, names and focus word exist in the index at all, and whether the sentence holds
+the kind of thing the question asks for (a date, a number, a name). `ANSWER_FEATURES` and
+`PASSAGE_FEATURES` name them, in the order the calibration files weigh them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from qa.french import analyze, fold_accents, normalize_apostrophes
+from qa.search import DEFAULT_CONFIG
+
+if TYPE_CHECKING:
+    from qa.index import Index
+    from qa.search import Passage
+
+ANSWER_DEPTH = DEFAULT_CONFIG.answer_depth  # the quoted sentence is chosen among the first passages
+
+ANSWER_FEATURES = (
+    "dense_top",  # cosine of the question and the first passage
+    "dense",  # cosine of the question and the quoted sentence's passage
+    "sentence",  # the quoted sentence's score (cosine plus a share of keywords)
+    "sentence_margin",  # …minus the next best sentence of its passage
+    "dense_margin",  # first passage's cosine minus the second's
+    "coverage",  # share of the question's keywords in the passage (title and section included)
+    "sentence_coverage",  # …in the sentence alone
+    "missing_index",  # share of the question's keywords found nowhere in the index
+    "names_missing",  # share of the question's names (capitalised words) absent from the passage
+    "lists_agree",  # the first passage is also the best by cosine and by BM25
+    "first",  # the quoted sentence comes from the first passage
+    "type_expected",  # the question asks for a date, a number or a name
+    "type_mismatch",  # …and the sentence holds none
+    "bm25_share",  # the passage's BM25 over the best BM25 of the list
+    "cross_margin",  # the quoted sentence's score minus the best sentence of the other candidate passages
+    "sentence_words",  # log(1 + words in the quoted sentence): a longer sentence holds more
+    "focus_missing",  # the question's focus word ("le président", "combien d'habitants") is nowhere in the index
+)
+PASSAGE_FEATURES = (
+    "dense",
+    "sentence",
+    "coverage",
+    "dense_gap",  # the first passage's cosine minus this one's
+    "inverse_rank",
+    "missing_index",
+    "names_missing",
+    "type_mismatch",  # the passage's best sentence lacks the date, number or name asked for
+    "bm25_share",
+    "focus_missing",
+)
+
+
+_DATE_QUESTION = re.compile(
+    r"^\s*(?:quand|depuis quand|jusqu'à quand)\b|\b(?:date|année|époque|période|siècle|jour|mois|heure)\b"
+    r"|\bdepuis quand\b|\bà partir de quand\b"
+)
+_NUMBER_QUESTION = re.compile(
+    r"\bcombien\b|\bquel(?:le)?s? (?:est |sont |était )?(?:le |la |l')?(?:nombre|pourcentage|âge|montant|prix|taux|"
+    r"poids|quantité|proportion|somme|superficie|taille|hauteur|longueur|distance|population|durée|surface|vitesse|"
+    r"température|budget|salaire|coût|chiffre|effectif|bilan)\b"
+)
+_NAME_QUESTION = re.compile(
+    r"^\s*(?:qui|par qui|à qui|de qui|avec qui|pour qui|contre qui|où|d'où|par où)\b"
+    r"|\b(?:dans|en|à|de|par|vers) quel(?:le)?s? (?:ville|pays|région|lieu|endroit|continent|département|province|"
+    r"quartier|organisation|groupe|entreprise|parti)\b"
+    r"|^\s*quel(?:le)?s? (?:est |sont |était )?(?:le |la |l')?(?:ville|pays|région|lieu|organisation|groupe|"
+    r"entreprise|parti|nom|auteur|fondateur|président|chef|dirigeant|capitale)\b"
+)
+_MONTHS = ("janvier février mars avril mai juin juillet août septembre octobre novembre décembre "
+           "lundi mardi mercredi jeudi vendredi samedi dimanche siècle siècles")
+_DATE_TEXT = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b|\b(?:" + "|".join(_MONTHS.split()) + r")\b"
+                        r"|\b\d{1,2}/\d{1,2}\b|\b(?:[IVXL]+e|\d+e)\b")
+_NUMBERS = ("deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt vingts "
+            "trente quarante cinquante soixante cent cents mille million millions milliard milliards dizaine "
+            "dizaines centaine centaines millier milliers douzaine douzaines moitié tiers quart premier première")
+_NUMBER_TEXT = re.compile(r"\d|%|\b(?:" + "|".join(_NUMBERS.split()) + r")\b")
+# The question's focus: the noun it asks about, right after its question word ("Qui est le président
+# …", "Quelle est la capitale …", "Combien d'habitants …"). A report that never names it cannot answer.
+_FOCUS = re.compile(
+    r"^\s*(?:qui|quel|quelle|quels|quelles|combien)\s+(?:(?:est|sont|était|étaient)\s+)?"
+    r"(?:(?:des|du|de)\b\s*|d')?(?:(?:les|le|la|un|une)\b\s*|l')?([\w-]+)"
+)
+_WORD = re.compile(r"[\w'’-]+")
+_ACRONYM = re.compile(r"^[A-ZÀ-Ý]{2,}$")
+
+
+def answer_type(question: str) -> str | None:
+    """What the question asks for: "date", "number", "name" (a person, group or place), or None."""
+    q = normalize_apostrophes(question).lower()
+    if _NUMBER_QUESTION.search(q):
+        return "number"
+    if _DATE_QUESTION.search(q):
+        return "date"
+    if _NAME_QUESTION.search(q):
+        return "name"
+    return None
+
+
+def holds_type(text: str, kind: str | None) -> bool:
+    """Does `text` hold something of the kind asked for? (True when nothing in particular is asked.)"""
+    if kind is None:
+        return True
+    if kind == "date":
+        return _DATE_TEXT.search(text) is not None
+    if kind == "number":
+        return _NUMBER_TEXT.search(text.lower()) is not None
+    return bool(names(text))
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words after the first, and acronyms: the names a text mentions, accent-folded."""
+    out = set()
+    for n, word in enumerate(_WORD.findall(normalize_apostrophes(text))):
+        word = word.strip("'-")
+        if not word:
+            continue
+        if _ACRONYM.match(word) or (n > 0 and word[0].isupper() and len(word) > 1):
+            out.add(_fold(word))
+    return out
+
+
+def _fold(text: str) -> str:
+    return fold_accents(normalize_apostrophes(text)).casefold()
+
+
+def coverage(terms: set[str], text: str) -> float:
+    """Share of the question's keywords found in `text` (comparable across corpora, unlike BM25)."""
+    return len(terms & set(analyze(text))) / len(terms) if terms else 0.0
+
+
+@dataclass(frozen=True)
+class QuestionSignals:
+    """What is known of the question alone, against the index."""
+
+    terms: frozenset[str]
+    names: frozenset[str]
+    kind: str | None
+    missing_index: float
+    focus_missing: float  # 1.0 when the question's focus word is found nowhere in the index
+
+
+def question_signals(idx: Index, query: str) -> QuestionSignals:
+    terms = frozenset(analyze(query, question=True))
+    known = idx.bm25.get_tokens_ids(sorted(terms)) if terms else []
+    missing = (len(terms) - len(known)) / len(terms) if terms else 1.0
+    focus = _FOCUS.match(normalize_apostrophes(query).lower())
+    focus_terms = analyze(focus.group(1)) if focus else []
+    focus_missing = float(bool(focus_terms) and not idx.bm25.get_tokens_ids(focus_terms))
+    return QuestionSignals(terms, frozenset(names(query)), answer_type(query), missing, focus_missing)
+
+
+def _names_missing(q: QuestionSignals, p: Passage) -> float:
+    if not q.names:
+        return 0.0
+    text = _fold(f"{p.title} {p.section} {p.text}")
+    return sum(name not in text for name in q.names) / len(q.names)
+
+
+def passage_signals(q: QuestionSignals, p: Passage, passages: Sequence[Passage]) -> dict[str, float]:
+    """The passage model's inputs for one passage of a ranked list."""
+    best_bm25 = max(x.keyword_score for x in passages)
+    return {
+        "dense": p.dense_score,
+        "sentence": p.sentence_score,
+        "coverage": coverage(set(q.terms), f"{p.title} {p.section} {p.text}"),
+        "dense_gap": passages[0].dense_score - p.dense_score,
+        "inverse_rank": 1.0 / p.rank,
+        "missing_index": q.missing_index,
+        "names_missing": _names_missing(q, p),
+        "type_mismatch": float(not holds_type(p.sentence.text, q.kind)),
+        "bm25_share": p.keyword_score / best_bm25 if best_bm25 > 0 else 0.0,
+        "focus_missing": q.focus_missing,
+    }
+
+
+def answer_signals(q: QuestionSignals, chosen: Passage, passages: Sequence[Passage]) -> dict[str, float]:
+    """The answer model's inputs: the quoted sentence, its passage, and the list around them."""
+    top = passages[0]
+    best_bm25 = max(x.keyword_score for x in passages)
+    agree = top.dense_score >= max(x.dense_score for x in passages) and top.keyword_score >= best_bm25
+    others = [x.sentence_score for x in passages[:ANSWER_DEPTH] if x is not chosen]
+    return {
+        "dense_top": top.dense_score,
+        "dense": chosen.dense_score,
+        "sentence": chosen.sentence_score,
+        "sentence_margin": chosen.sentence_margin,
+        "dense_margin": top.dense_score - passages[1].dense_score if len(passages) > 1 else 0.0,
+        "coverage": coverage(set(q.terms), f"{chosen.title} {chosen.section} {chosen.text}"),
+        "sentence_coverage": coverage(set(q.terms), chosen.sentence.text),
+        "missing_index": q.missing_index,
+        "names_missing": _names_missing(q, chosen),
+        "lists_agree": float(agree),
+        "first": float(chosen.rank == 1),
+        "type_expected": float(q.kind is not None),
+        "type_mismatch": float(not holds_type(chosen.sentence.text, q.kind)),
+        "bm25_share": chosen.keyword_score / best_bm25 if best_bm25 > 0 else 0.0,
+        "cross_margin": chosen.sentence_score - max(others) if others else 0.0,
+        "sentence_words": math.log1p(len(chosen.sentence.text.split())),
+        "focus_missing": q.focus_missing,
+    }
