@@ -128,21 +128,22 @@ class SetFigures:
     answer: float  # share given as "answer"
     precision: float | None  # share of those whose quote is right (None: nothing to be right about)
     answer_or_possible: float
-    none: float
     ece: float | None  # over the questions answered or hedged
+
+    @property
+    def none(self) -> float:
+        return 1 - self.answer_or_possible
 
 
 def figures(name: str, judged: list[Judged]) -> SetFigures:
     n = len(judged)
     answered = [j for j in judged if j.answer.outcome == "answer"]
     shown = [j for j in judged if j.answer.outcome != "none"]
-    has_gold = any(j.case.answers for j in judged)
-    return SetFigures(
-        name, n, len(answered) / n,
-        (sum(j.right for j in answered) / len(answered) if answered else float("nan")) if has_gold else None,
-        len(shown) / n, 1 - len(shown) / n,
-        calibration_error(shown) if has_gold and shown else None,
-    )
+    if not any(j.case.answers for j in judged):  # nothing in the index answers them: nothing to be right about
+        return SetFigures(name, n, len(answered) / n, None, len(shown) / n, None)
+    precision = sum(j.right for j in answered) / len(answered) if answered else float("nan")
+    ece = calibration_error(shown) if shown else None
+    return SetFigures(name, n, len(answered) / n, precision, len(shown) / n, ece)
 
 
 SET_NAMES = {
