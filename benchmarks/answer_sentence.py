@@ -13,19 +13,22 @@ import tempfile
 from pathlib import Path
 
 from qa import build_index
-from qa.evaluate import holds_answer, write_piaf_corpus
+from qa.citations import CitationConfig, answer_passage
+from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
 from qa.index import load_index
-from qa.search import DEFAULT_CONFIG, SearchConfig, answer_passage, search
+from qa.search import DEFAULT_CONFIG, SearchConfig, search
 
 VARIANTS = {
-    "first passage, cosine + 0.2 x keyword share (before)": SearchConfig(sentence_lexical_weight=0.2, answer_depth=1),
-    "first passage, cosine + 0.1 x keyword share": SearchConfig(answer_depth=1),
-    "first passage, cosine only": SearchConfig(sentence_lexical_weight=0.0, answer_depth=1),
-    "top 2 passages, + 0.1 x fused-score ratio": SearchConfig(answer_depth=2),
-    "top 3 passages, no fused-score ratio": SearchConfig(answer_passage_weight=0.0),
+    "first passage, cosine + 0.2 x keyword share (before)": SearchConfig(
+        citation=CitationConfig(sentence_lexical_weight=0.2, answer_depth=1)
+    ),
+    "first passage, cosine + 0.1 x keyword share": SearchConfig(citation=CitationConfig(answer_depth=1)),
+    "first passage, cosine only": SearchConfig(citation=CitationConfig(sentence_lexical_weight=0.0, answer_depth=1)),
+    "top 2 passages, + 0.1 x fused-score ratio": SearchConfig(citation=CitationConfig(answer_depth=2)),
+    "top 3 passages, no fused-score ratio": SearchConfig(citation=CitationConfig(answer_passage_weight=0.0)),
     "**top 3 passages, + 0.1 x fused-score ratio (kept)**": DEFAULT_CONFIG,
-    "top 3 passages, + 0.3 x fused-score ratio": SearchConfig(answer_passage_weight=0.3),
-    "top 5 passages, + 0.1 x fused-score ratio": SearchConfig(answer_depth=5),
+    "top 3 passages, + 0.3 x fused-score ratio": SearchConfig(citation=CitationConfig(answer_passage_weight=0.3)),
+    "top 5 passages, + 0.1 x fused-score ratio": SearchConfig(citation=CitationConfig(answer_depth=5)),
 }
 
 
@@ -45,7 +48,7 @@ def main() -> None:
             right = [0, 0]
             for n, g in enumerate(gold):
                 hits = search(idx, g.question, 10, config=config)
-                chosen = answer_passage(hits, config)
+                chosen = answer_passage(hits, config.citation)
                 right[n % 2] += chosen is not None and holds_answer(chosen.sentence.text, g.answers)
             even, odd = (len(gold) + 1) // 2, len(gold) // 2
             print(f"| {name} | {right[0] / even:.3f} | {right[1] / odd:.3f} | {sum(right) / len(gold):.3f} |",

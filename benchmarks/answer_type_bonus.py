@@ -3,7 +3,7 @@
     python benchmarks/answer_type_bonus.py PATH/piaf-dev.json --workdir DIR
 
 For each PIAF question, the candidate sentences are those `ask` weighs (the first three passages'),
-scored as `qa.search.answer_passage` scores them plus a bonus when the sentence holds the kind of
+scored as `qa.citations.answer_passage` scores them plus a bonus when the sentence holds the kind of
 thing the question asks for (`qa.signals.answer_type` / `holds_type`: a date, a number, a name).
 Prints the share of quoted sentences holding a gold answer per bonus, on each half (even articles:
 tune; odd: check). Prints figures; asserts nothing.
@@ -17,11 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.evaluate import holds_answer, write_piaf_corpus  # noqa: E402
+from qa.citations import DEFAULT_CITATION, sentence_scores  # noqa: E402
+from qa.evaluate.retrieval import holds_answer, write_piaf_corpus  # noqa: E402
 from qa.french import analyze, normalize_apostrophes  # noqa: E402
 from qa.index import load_index  # noqa: E402
-from qa.query_encoder import encode_question  # noqa: E402
-from qa.search import DEFAULT_CONFIG, search, sentence_scores  # noqa: E402
+from qa.model.query_encoder import encode_question  # noqa: E402
+from qa.search import search  # noqa: E402
 from qa.signals import answer_type, holds_type  # noqa: E402
 
 BONUSES = (0.0, 0.02, 0.05, 0.1, 0.2)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     articles = {doc: n for n, doc in enumerate(dict.fromkeys(g.doc for g in gold))}
     right = {h: dict.fromkeys(BONUSES, 0) for h in ("tune", "check")}
     count = {"tune": 0, "check": 0}
-    config = DEFAULT_CONFIG
+    config = DEFAULT_CITATION
     for g in gold:
         half = "tune" if articles[g.doc] % 2 == 0 else "check"
         count[half] += 1

@@ -1,15 +1,15 @@
 """How fast a PIAF build could possibly be on this machine: the arithmetic it needs against the
 fastest matrix products the CPU does.
 
-Reads and cuts the PIAF articles exactly as a build does (`qa.ingest.read_one`), takes the distinct
-texts a build embeds (`qa.build.embedded_texts`: every passage and every sentence under its header),
-tokenises them with the document prompt and pads them in batches the way `qa.model.embed_documents`
+Reads and cuts the PIAF articles exactly as a build does (`qa.index.ingest.read_one`), takes the distinct
+texts a build embeds (`qa.model.embedding.embedded_texts`: every passage and every sentence under its header),
+tokenises them with the document prompt and pads them in batches the way `qa.model.embedding.embed_documents`
 does. From the model's shape it counts the floating-point operations of the encoder's matrix
 products (the linear layers, and attention's two products over the padded length). It then times
 torch's matrix products at the encoder's own shapes in float32, bfloat16 and int8 (best of 5), and
 gives the shortest encoding time those rates allow: every other cost (layer norms, GELU, softmax,
 tokenising, reading, writing the index) counted as zero. It is a lower bound on time, so an upper
-bound on paragraphs/s. Last, it times the real encoding of those texts (`qa.model.embed_documents`,
+bound on paragraphs/s. Last, it times the real encoding of those texts (`qa.model.embedding.embed_documents`,
 median of 3 interleaved rounds) in float32, in bfloat16 (the shipped precision on this CPU), and in
 bfloat16 with batches grouped by characters as sentence-transformers groups them (builds before
 2026-11-25), and model loading in a fresh process.
@@ -31,11 +31,11 @@ from pathlib import Path
 from unittest import mock
 
 from qa import model as models
-from qa.build import embedded_texts
-from qa.evaluate import write_piaf_corpus
-from qa.ingest import read_one
+from qa.evaluate.retrieval import write_piaf_corpus
+from qa.index.ingest import read_one
+from qa.model.embedding import embedded_texts
 
-BATCH = 16  # qa.model.embed_documents' default, what builds use
+BATCH = 16  # qa.model.embedding.embed_documents' default, what builds use
 TARGET = 25.0  # paragraphs/s asked by issue 4
 
 

@@ -21,13 +21,14 @@ import numpy as np
 
 from qa import build_index
 from qa import model as models
-from qa.build import embedded_texts
 from qa.chunking import _header
-from qa.evaluate import format_table, score_mode, sentence_given_paragraph, write_piaf_corpus
+from qa.evaluate.retrieval import format_table, score_mode, sentence_given_paragraph, write_piaf_corpus
 from qa.index import load_index
-from qa.query_encoder import QueryEncoder, _session, load_query_encoder
+from qa.model.embedding import embedded_texts
+from qa.model.onnx_store import QueryEncoder, open_session
+from qa.model.query_encoder import load_query_encoder
 
-BATCH = 16  # what builds use (qa.model.embed_documents)
+BATCH = 16  # what builds use (qa.model.embedding.embed_documents)
 
 
 def late_chunked(st, idx, texts):
@@ -63,7 +64,7 @@ def dynamic_int8(fp32: QueryEncoder, root: Path) -> QueryEncoder:
 
     path = root / "model-int8-dynamic.onnx"
     quantize_dynamic(str(fp32.path), str(path), weight_type=QuantType.QInt8, per_channel=True)
-    return QueryEncoder(_session(path), fp32.tokenizer, fp32.prompt, path=path, quantized=True)
+    return QueryEncoder(open_session(path), fp32.tokenizer, fp32.prompt, path=path, quantized=True)
 
 
 def main(piaf: str, workdir: str | None = None) -> None:
@@ -75,7 +76,7 @@ def main(piaf: str, workdir: str | None = None) -> None:
     st = models.load_model(None)
     _, location = models.resolve_model(None)
     texts, sentences, _ = embedded_texts(idx.passages)
-    shipped = (idx.dense.reconstruct_n(0, idx.dense.ntotal), idx.sentence_vectors.copy())
+    shipped = (idx.faiss.reconstruct_n(0, idx.faiss.ntotal), idx.sentence_vectors.copy())
 
     def timed(fn):
         t0 = time.perf_counter()
@@ -90,8 +91,8 @@ def main(piaf: str, workdir: str | None = None) -> None:
         variants[f"torch {precision}"] = (pv, sv, tp, ts)
     encoders = {q: load_query_encoder(location, prompt=st.prompts["document"], quantized=q) for q in (False, True)}
     for quantized, enc in encoders.items():
-        pv, tp = timed(lambda: enc.encode_batch(texts, batch_size=BATCH))
-        sv, ts = timed(lambda: enc.encode_batch(sentences, batch_size=BATCH))
+        pv, tp = timed(lambda enc=enc: enc.encode_batch(texts, batch_size=BATCH))
+        sv, ts = timed(lambda enc=enc: enc.encode_batch(sentences, batch_size=BATCH))
         variants["onnx 8-bit weights" if quantized else "onnx fp32"] = (pv, sv, tp, ts)
     enc = dynamic_int8(encoders[False], root)
     pv, tp = timed(lambda: enc.encode_batch(texts, batch_size=BATCH))
@@ -103,7 +104,8 @@ def main(piaf: str, workdir: str | None = None) -> None:
     distinct = len(set(texts) | set(sentences))
     print(f"PIAF: {paragraphs} paragraphs, {len(texts)} passages, {len(sentences)} sentences "
           f"({distinct} distinct texts: a one-sentence passage is embedded once); shipped build "
-          f"{summary.seconds:.1f} s end to end, model loading included ({paragraphs / summary.seconds:.1f} paragraphs/s), "
+          f"{summary.seconds:.1f} s end to end, model loading included "
+          f"({paragraphs / summary.seconds:.1f} paragraphs/s), "
           f"document precision {models.document_precision()}\n")
     print("| variant | passages s | sentences s | paragraphs/s (encoding) | min cosine to shipped |")
     print("|---|---|---|---|---|")
@@ -114,8 +116,9 @@ def main(piaf: str, workdir: str | None = None) -> None:
         idx.flat_vectors = np.ascontiguousarray(pv)  # what search reads for a flat index
         idx.sentence_vectors = sv
         row = score_mode(gold, root / "index", "hybrid")
+        given = sentence_given_paragraph(gold, root / "index")
         rows.append(row.__class__(name, *list(row.__dict__.values())[1:-1],
-                                  f"{name}: answer sentence given gold paragraph {sentence_given_paragraph(gold, root / 'index'):.3f}"))
+                                  f"{name}: answer sentence given gold paragraph {given:.3f}"))
     print()
     print(format_table(rows))
 

@@ -5,18 +5,19 @@ Usage:
   python benchmarks/cluster.py ivf [--n 1000000] [--queries 200]
   python benchmarks/cluster.py bm25 PATH/piaf-dev.json [--n 1000000] [--workdir DIR]
 
-Prints figures for README "Scale"; asserts nothing. Run on an idle machine: timings are wall clock.
+Prints figures for docs/scale.md; asserts nothing. Run on an idle machine: timings are wall clock.
 PIAF v1.0 (etalab-ia/piaf-code, MIT licence, (c) 2020 DINUM/Etalab): real French Wikipedia paragraphs.
 
 - throughput: PIAF's articles copied k times (~--passages passages; each copy's titles are marked, so
-  its headed texts are new to the encoder and cost the same to embed as the originals) are built with `build_index(full=True)` in a fresh process, plain and with --workers. Each
+  its headed texts are new to the encoder and cost the same to embed as the originals) are built with
+  `build_index(full=True)` in a fresh process, plain and with --workers. Each
   row gives passages/s (a passage is embedded with its sentences, as every build does), the peak of
   the summed RSS of the build's process tree (driver, Ray daemons and actors; shared pages count
   more than once), and the largest vector difference between the two builds. Ray's fixed cost is
   the difference of the two paths on one small article. A projection to 10^6 and 10^7 passages on
   1, 4 and 16 nodes follows from the measured per-core rate and Ray's efficiency: on paper.
 - ivf: 10^6 synthetic 384-d vectors around 10^4 Gaussian centres (neighbours inside a cluster differ
-  by noise only: harsh on recall), the structure `qa.dense.plan` picks (IVF4096,SQ8, nprobe 32):
+  by noise only: harsh on recall), the structure `qa.index.dense.plan` picks (IVF4096,SQ8, nprobe 32):
   build time, size on disk, RSS after loading it in a fresh process, one-question p50/p95, and
   recall@10 against exact search. Memory in GiB (RSS) and GB (disk, 10^9 bytes).
 - bm25: 10^6 synthetic passages whose tokens are PIAF paragraphs' analysed tokens with 30 % replaced
@@ -125,8 +126,8 @@ def timed_build(corpus: Path, index: Path, workers: int) -> dict:
 def throughput(args: argparse.Namespace) -> None:
     from qa.chunking import chunk_document
     from qa.documents import read_document
-    from qa.evaluate import write_piaf_corpus
-    from qa.storage import current_build
+    from qa.evaluate.retrieval import write_piaf_corpus
+    from qa.index.layout import current_build
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qa-cluster-"))
     articles = work / "articles"
@@ -198,7 +199,8 @@ LOAD_FAISS = """
 import json, sys, time
 from pathlib import Path
 def rss():
-    return next(int(l.split()[1]) / 1024 for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return next(int(l.split()[1]) / 1024
+                for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
 import faiss
 before = rss(); t = time.perf_counter()
 index = faiss.read_index(sys.argv[1])
@@ -221,7 +223,7 @@ def clustered(n: int, dim: int, centres: int, seed: int = 0) -> np.ndarray:
 def ivf(args: argparse.Namespace) -> None:
     import faiss
 
-    from qa import dense
+    from qa.index import dense
 
     vectors = clustered(args.n, 384, 10_000)
     params = dense.plan(args.n, "ivf")  # what "auto" picks above qa.dense.FLAT_MAX
@@ -239,7 +241,8 @@ def ivf(args: argparse.Namespace) -> None:
         loaded = json.loads(subprocess.run([sys.executable, "-c", LOAD_FAISS, str(path)], capture_output=True,
                                            text=True, check=True).stdout)
     rng = np.random.default_rng(1)
-    queries = vectors[rng.choice(args.n, args.queries, replace=False)] + 0.01 * rng.standard_normal((args.queries, 384)).astype(np.float32)
+    queries = (vectors[rng.choice(args.n, args.queries, replace=False)]
+               + 0.01 * rng.standard_normal((args.queries, 384)).astype(np.float32))
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     faiss.omp_set_num_threads(os.cpu_count())
     times, found = [], []
@@ -251,7 +254,7 @@ def ivf(args: argparse.Namespace) -> None:
     exact.add(vectors)
     truth = exact.search(queries, 10)[1]
     recall = np.mean([len(set(f) & set(g)) / 10 for f, g in zip(found, truth, strict=True)])
-    from qa.dense import TRAIN_PER_LIST
+    from qa.index.dense import TRAIN_PER_LIST
 
     print(f"| {params['type']} nlist {params['nlist']} ({TRAIN_PER_LIST} training points per list), nprobe "
           f"{params['nprobe']} | {args.n:.0e} | {build_s:.0f} s | "
@@ -266,8 +269,9 @@ import json, sys, time
 from pathlib import Path
 import numpy as np
 def rss():
-    return next(int(l.split()[1]) / 1024 for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
-from qa.index import _bm25s
+    return next(int(l.split()[1]) / 1024
+                for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+from qa.index.layout import bm25s as _bm25s
 from qa.french import analyze
 from qa.search import CANDIDATES, _top
 bm25s = _bm25s()
@@ -291,7 +295,8 @@ print(json.dumps({"load_s": load_s, "load_mb": load_mb, "after_mb": rss() - befo
 
 def bm25(args: argparse.Namespace) -> None:
     from qa.french import analyze
-    from qa.index import BM25_PARAMS, _bm25s
+    from qa.index.layout import BM25_PARAMS
+    from qa.index.layout import bm25s as _bm25s
 
     data = json.loads(Path(args.piaf).read_text(encoding="utf-8"))["data"]
     paragraphs = [p["context"] for a in data for p in a["paragraphs"]]

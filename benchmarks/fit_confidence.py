@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.confidence import Calibration, Logistic, Thresholds, calibration_file  # noqa: E402
-from qa.evaluate_answers import Judged, build_cases, judge, table  # noqa: E402
+from qa.evaluate.answers import Judged, build_cases, judge, table  # noqa: E402
 from qa.model import DEFAULT_MODEL  # noqa: E402
 from qa.signals import ANSWER_DEPTH, ANSWER_FEATURES, PASSAGE_FEATURES, passage_signals, question_signals  # noqa: E402
 

@@ -11,7 +11,8 @@ import dataclasses
 from pathlib import Path
 
 from qa import build_index
-from qa.evaluate import score_questions, write_piaf_corpus
+from qa.citations import CitationConfig
+from qa.evaluate.retrieval import score_questions, write_piaf_corpus
 from qa.index import load_index
 from qa.search import DEFAULT_CONFIG, search
 
@@ -23,8 +24,12 @@ VARIANTS = {
     "rrf k=30": dataclasses.replace(DEFAULT_CONFIG, rrf_k=30),
     "bm25 x1.3": dataclasses.replace(DEFAULT_CONFIG, keyword_weight=1.3),
     "dense x1.3": dataclasses.replace(DEFAULT_CONFIG, dense_weight=1.3),
-    "answer sentence: lexical 0": dataclasses.replace(DEFAULT_CONFIG, sentence_lexical_weight=0.0),
-    "answer sentence: lexical 0.4": dataclasses.replace(DEFAULT_CONFIG, sentence_lexical_weight=0.4),
+    "answer sentence: lexical 0": dataclasses.replace(
+        DEFAULT_CONFIG, citation=CitationConfig(sentence_lexical_weight=0.0)
+    ),
+    "answer sentence: lexical 0.4": dataclasses.replace(
+        DEFAULT_CONFIG, citation=CitationConfig(sentence_lexical_weight=0.4)
+    ),
 }
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import bundled
-from qa.model import embed_query, load_model
-from qa.query_encoder import load_query_encoder
+from qa.model import bundled, embed_query, load_model
+from qa.model.query_encoder import load_query_encoder
 
 SUBJECTS = ["le JNIM", "l’armée malienne", "les autorités de transition", "la population de Kayes",
             "les partenaires étrangers", "l’État islamique au Sahel", "les pays voisins", "la MINUSMA",
@@ -34,14 +33,14 @@ rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
 md = bundled.ensure_bundled_model()
 model = load_model()
-import torch
+import torch  # noqa: E402
 
 fp32 = load_query_encoder(md, quantized=False)
 q8 = load_query_encoder(md)  # shipped
-from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: E402
 
-import qa.query_encoder as qe
-from qa import onnx_quantize
+import qa.model.onnx_store as store  # noqa: E402
+from qa.model import onnx_quantize  # noqa: E402
 
 scratch = Path(tempfile.mkdtemp(prefix="qa-query-encoder-"))
 quantize_dynamic(str(fp32.path), str(scratch / "int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
@@ -49,11 +48,11 @@ quantizer, config = onnx_quantize._quantizer_classes()
 job = quantizer(str(fp32.path), algo_config=config(block_size=128, is_symmetric=True, accuracy_level=4, bits=4))
 job.process()
 job.model.save_model_to_file(str(scratch / "q4.onnx"), use_external_data_format=False)
-made = {name: qe.QueryEncoder(qe._session(scratch / f"{name}.onnx"), fp32.tokenizer, fp32.prompt,
+made = {name: store.QueryEncoder(store.open_session(scratch / f"{name}.onnx"), fp32.tokenizer, fp32.prompt,
                               path=scratch / f"{name}.onnx", quantized=True) for name in ("q4", "int8")}
-qe.ALLOW_SPINNING = True
-spin = qe.QueryEncoder(qe._session(q8.path), q8.tokenizer, q8.prompt, path=q8.path, quantized=True)
-qe.ALLOW_SPINNING = False
+store.ALLOW_SPINNING = True
+spin = store.QueryEncoder(store.open_session(q8.path), q8.tokenizer, q8.prompt, path=q8.path, quantized=True)
+store.ALLOW_SPINNING = False
 encoders = {"onnx fp32": fp32, "onnx 8-bit weights (shipped)": q8, "onnx 4-bit weights": made["q4"],
             "onnx int8 dynamic": made["int8"]}
 runners = {"torch embed_query": lambda q: embed_query(model, q), **{k: e.encode for k, e in encoders.items()},
@@ -63,7 +62,10 @@ print(f"cpus={os.cpu_count()} torch threads={torch.get_num_threads()} ort intra_
       f"tokens {min(len(fp32.tokenizer.encode(fp32.prompt + q).ids) for q in QUESTIONS)}-"
       f"{max(len(fp32.tokenizer.encode(fp32.prompt + q).ids) for q in QUESTIONS)}")
 
-ref = json.loads((Path(__file__).resolve().parent.parent / "tests" / "data" / "e5-small-q4-reference.json").read_text(encoding="utf-8"))
+ref = json.loads(
+    (Path(__file__).resolve().parent.parent / "tests" / "data" / "e5-small-q4-reference.json")
+    .read_text(encoding="utf-8")
+)
 texts = [e["text"] for e in ref["queries"] + ref["passages"]] + QUESTIONS
 truth = np.stack([embed_query(model, t) for t in texts])
 for name, enc in encoders.items():
@@ -80,9 +82,12 @@ for r in range(rounds):
             run(q)  # warm-up
         times = []
         for q in QUESTIONS:
-            t = time.perf_counter(); run(q); times.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            run(q)
+            times.append((time.perf_counter() - t) * 1e3)
         p50, p95 = np.percentile(times, 50), np.percentile(times, 95)
-        print(f"round {r + 1} (load avg {load:.1f}): {name:30s} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  mean {np.mean(times):6.2f} ms")
+        print(f"round {r + 1} (load avg {load:.1f}): {name:30s} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  "
+              f"mean {np.mean(times):6.2f} ms")
         if name not in best or p50 < best[name][0]:
             best[name] = (p50, p95)
 print("best round per encoder:")

@@ -1,7 +1,7 @@
 """The index at scale: build time, disk, memory, latency and dense recall at 10^4 and 10^5 passages.
 
 Usage: python benchmarks/scale.py PATH/piaf-dev.json [--sizes 10000 100000] [--workdir DIR] [--questions 200]
-Prints figures for README "Scale"; asserts nothing. PIAF v1.0 (etalab-ia/piaf-code, MIT licence,
+Prints figures for docs/scale.md; asserts nothing. PIAF v1.0 (etalab-ia/piaf-code, MIT licence,
 (c) 2020 DINUM/Etalab): real French questions over French Wikipedia paragraphs.
 
 Method. PIAF's articles are indexed for real (`build_index`, 479 passages). An N-passage corpus is
@@ -10,7 +10,7 @@ other PIAF words (so BM25 sees distinct documents), written to files and read wi
 `chunk_document` as a build would. They are NOT embedded (multilingual-e5-small embeds a few passages/s
 with their sentences on 2 cores: 10^5 passages would take hours): each copied passage and sentence gets
 its original's real vector plus Gaussian noise (--noise per dimension, then L2-normalised); copy 0 keeps
-the real vectors. `qa.index.write_build` (the code every build uses) writes the index, with Flat and with
+the real vectors. `qa.index.writer.write_build` (the code every build uses) writes the index, with Flat and with
 IVF-SQ8. Embedding throughput is measured apart on real passages and projected to N. Each index is then
 measured in a fresh process: RSS around `load_index`, warm `retrieve(k=10)` latency on PIAF questions,
 recall@10 of the FAISS index against exact search, and how often the top 10 holds the gold paragraph.
@@ -77,8 +77,8 @@ def vary(text: str, copy: int, rng: random.Random, vocab: list[str]) -> str:
 def embedding_rate(idx, n: int = 100) -> tuple[float, float]:
     """Real embedding throughput: passages/s, each with its sentences (as a build embeds), and texts/s."""
     from qa import model as models
-    from qa.build import embedding_input
     from qa.chunking import indexed_sentences, indexed_text
+    from qa.model.embedding import embedding_input
 
     encoder = models.load_model(None)
     sample = idx.passages[:: max(1, len(idx.passages) // n)][:n]
@@ -96,8 +96,8 @@ def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0)
     """Rows, passages and vectors of an n-passage corpus of PIAF copies written under `corpus`."""
     from qa.chunking import chunk_document
     from qa.documents import read_document
-    from qa.freshness import stat_record
-    from qa.ingest import document_row
+    from qa.index.freshness import stat_record
+    from qa.index.ingest import document_row
 
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(src.glob("*.txt"))}
     vocab = sorted({w.lower() for t in texts.values() for w in _WORD.findall(t)})
@@ -132,7 +132,7 @@ def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0)
     passages, pidx, sidx = passages[:n], pidx[:n], sidx[:cut]
     gen = np.random.default_rng(seed)
     copied = np.array([not p.doc.startswith("copie-0000/") for p in passages])  # copy 0 keeps real vectors
-    vectors = _noisy(idx.dense.reconstruct_n(0, idx.dense.ntotal)[pidx], sigma, gen, copied)
+    vectors = _noisy(idx.faiss.reconstruct_n(0, idx.faiss.ntotal)[pidx], sigma, gen, copied)
     sentences = _noisy(np.asarray(idx.sentence_vectors)[sidx], sigma, gen,
                        np.repeat(copied, [len(p.sentences) for p in passages]))
     return rows, passages, vectors, sentences, read_s, mismatched
@@ -152,7 +152,7 @@ def measure(index: str, spec_file: str) -> None:
 
     from qa import retrieve
     from qa.index import load_index
-    from qa.query_encoder import encode_question
+    from qa.model.query_encoder import encode_question
 
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     questions, prefixes = spec["questions"], spec["prefixes"]
@@ -171,7 +171,7 @@ def measure(index: str, spec_file: str) -> None:
     after, peak = rss_mb(), rss_mb("VmHWM")
     exact = faiss.IndexFlatIP(qvecs.shape[1])
     exact.add(np.load(idx.path / "vectors.npy"))
-    _, got = idx.dense.search(qvecs, 10)
+    _, got = idx.faiss.search(qvecs, 10)
     _, want = exact.search(qvecs, 10)
     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)]))
     print(json.dumps({"load_s": load_s, "base": before, "rss": after - before, "anon": rss_mb("RssAnon") - anon,
@@ -204,10 +204,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from qa import build_index
-    from qa.dense import plan
-    from qa.evaluate import write_piaf_corpus
-    from qa.index import load_index, write_build
-    from qa.storage import current_build
+    from qa.evaluate.retrieval import write_piaf_corpus
+    from qa.index import load_index
+    from qa.index.dense import plan
+    from qa.index.layout import current_build
+    from qa.index.writer import write_build
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="qa-scale-"))
     print(f"# Scale benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, workdir {root}")
@@ -269,7 +270,7 @@ def main() -> None:
 - First row: the real PIAF index. Other rows: copies of PIAF with SYNTHETIC vectors (real vector + Gaussian
   noise, sigma {args.noise} per dimension, L2-normalised); nothing was embedded for them. Embedding is projected
   as N / {rate:.1f} passages/s (measured: passage + its sentences, multilingual-e5-small, {os.cpu_count()} CPUs).
-- read+chunk: read_document + chunk_document of the synthetic files; write: qa.index.write_build (FAISS,
+- read+chunk: read_document + chunk_document of the synthetic files; write: qa.index.writer.write_build (FAISS,
   BM25, vectors, passages, documents, manifest, fsync). Disk MB: the build folder (apparent sizes).
 - Fresh process per index: RSS MB = VmRSS after load_index and the questions minus before (libraries and
   question encoder loaded: baseline {base:.0f} MB); in brackets its anonymous part (RssAnon): the rest is

@@ -7,7 +7,7 @@ question. Heavy libraries (torch, faiss, sentence-transformers) load on first us
 from __future__ import annotations
 
 from qa.answer import NO_ANSWER, Answer, ask
-from qa.build import BuildSummary, build_index
+from qa.citations import Passage, Sentence
 from qa.errors import (
     CorpusError,
     IndexCorruptError,
@@ -16,8 +16,8 @@ from qa.errors import (
     ModelUnavailableError,
     QAError,
 )
-from qa.freshness import Freshness, check_freshness
-from qa.search import Passage, Sentence, retrieve
+from qa.index import BuildSummary, Freshness, IndexStatus, build_index, check_freshness, index_status
+from qa.search import retrieve
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexModelMismatchError",
     "IndexNotFoundError",
+    "IndexStatus",
     "ModelUnavailableError",
     "Passage",
     "QAError",
@@ -38,5 +39,6 @@ __all__ = [
     "ask",
     "build_index",
     "check_freshness",
+    "index_status",
     "retrieve",
 ]

@@ -13,19 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from qa.citations import Passage, Sentence, answer_passage
 from qa.confidence import Calibration, Outcome, calibration_for, outcome, relevance_label, rule_outcome
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
-from qa.search import (
-    DEFAULT_CONFIG,
-    MAX_QUESTION_CHARS,
-    Passage,
-    Sentence,
-    answer_passage,
-    check_k,
-    check_question,
-    search,
-)
+from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, check_k, check_question, search
 from qa.signals import answer_signals, passage_signals, question_signals
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."

@@ -31,6 +31,14 @@ class IndexedPassage:
     sentences: tuple[tuple[int, int], ...]
     page: int | None = None
 
+    def text_at(self, start: int, end: int) -> str:
+        """The passage's text between two document offsets: the one place they become a slice."""
+        return self.text[start - self.start : end - self.start]
+
+    def sentence_texts(self) -> list[str]:
+        """Each sentence's text, in order."""
+        return [self.text_at(s, e) for s, e in self.sentences]
+
 
 def chunking_params() -> dict[str, object]:
     """What the manifest records: change any of these and the index must be rebuilt."""
@@ -105,4 +113,4 @@ def indexed_sentences(passage: IndexedPassage) -> list[str]:
     """Each sentence under the passage's header: the header tells the encoder what "il" refers to
     (on PIAF, +3 points of answer-sentence accuracy over bare sentences)."""
     header = _header(passage)
-    return [f"{header}\n{passage.text[s - passage.start : e - passage.start]}" for s, e in passage.sentences]
+    return [f"{header}\n{text}" for text in passage.sentence_texts()]

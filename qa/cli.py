@@ -1,7 +1,7 @@
 """`qa`: the command line. Thin: parses, calls the public face, prints in French.
 
 Exit codes: 0 success, 1 error (message on stderr), 2 usage error.
-Heavy modules are imported inside each command so that `qa --help` answers at once.
+Heavy libraries (torch, faiss, Gradio) load on first use inside qa, so `qa --help` answers at once.
 """
 
 from __future__ import annotations
@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from qa.index import Index
+from qa.answer import ask
+from qa.errors import QAError, french_message
+from qa.evaluate.answers import evaluate_answers
+from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
+from qa.index import Index, build_index, index_status, load_index
+from qa.search import retrieve
+from qa.wording import RELEVANCE_LABELS, percent, quoted
 
 USAGE_ERROR = 2
 
@@ -34,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
     build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
     build.add_argument("--full", action="store_true",
-                       help="tout réencoder, même les documents inchangés (défaut : seulement les nouveaux et modifiés)")
+                       help="tout réencoder, même les documents inchangés "
+                            "(défaut : seulement les nouveaux et modifiés)")
     build.add_argument("--workers", type=int, default=None,
                        help="encoder sur N workers Ray (extra « cluster » ; défaut : un seul processus)")
     build.add_argument("--ray-address", default=None, help="adresse d'un cluster Ray existant (extra « cluster »)")
@@ -102,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return USAGE_ERROR
-    from qa.errors import QAError, french_message
 
     try:
         return handler(args)
@@ -126,15 +130,11 @@ def _fail(args: argparse.Namespace, message: str, exc: BaseException) -> int:
 def _quiet_libraries(debug: bool) -> None:
     """transformers draws a progress bar at each model load: not for users."""
     if not debug:
-        import os
-
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 def _build(args: argparse.Namespace) -> int:
-    from qa import build_index
-
     print(f"Indexation de {args.corpus} …", file=sys.stderr)
     summary = build_index(args.corpus, args.index, model=args.model, full=args.full, dense=args.dense,
                           show_progress=sys.stderr.isatty(), workers=args.workers, ray_address=args.ray_address)
@@ -156,25 +156,15 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from qa import storage
-    from qa.errors import IndexCorruptError
-    from qa.freshness import check_freshness
-
-    build = storage.current_build(Path(args.index))  # the manifest alone: status never loads vectors
-    try:
-        m = storage.read_manifest(build)
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"Cannot read the manifest of {build}: {exc}") from exc
-    fresh = check_freshness(args.index, args.corpus, manifest=m)
-    c = m["counts"]
-    print(f"Index : {build}")
-    print(f"Construit le {m['created']} — {c['documents']} document(s), {c['passages']} passages")
-    print(f"Modèle : {m['model']['id']} (dimension {m['model']['dimension']}), "
-          f"index vectoriel {m.get('dense', {}).get('type', 'flat')}")
-    for doc, info in m["documents"].items():
-        print(f"  {doc} — {info['title']} ({info['passages']} passages)")
-    for item in m.get("skipped", []):
-        print(f"  ignoré : {item['path']} ({item['reason']})")
+    status = index_status(args.index, args.corpus)  # the manifest alone: status never loads vectors
+    print(f"Index : {status.build}")
+    print(f"Construit le {status.created} — {len(status.documents)} document(s), {status.passages} passages")
+    print(f"Modèle : {status.model} (dimension {status.dimension}), index vectoriel {status.dense}")
+    for doc in status.documents:
+        print(f"  {doc.doc} — {doc.title} ({doc.passages} passages)")
+    for path, reason in status.skipped:
+        print(f"  ignoré : {path} ({reason})")
+    fresh = status.freshness
     if not fresh.stale:
         print("État : à jour")
         return 0
@@ -192,8 +182,6 @@ def _status(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     """`qa ask`: the outcome, the confidence, the quoted sentence (or the no-answer message), then the
     passages, through `qa.ask` like the app and the API, so every face gives the same answer."""
-    from qa import ask
-    from qa.index import load_index
 
     if args.mode != "hybrid":
         return _ask_retrieval_only(args)
@@ -203,7 +191,6 @@ def _ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    from qa.wording import RELEVANCE_LABELS, percent, quoted
 
     print(answer.label)
     if answer.confidence is None:
@@ -223,9 +210,8 @@ def _ask(args: argparse.Namespace) -> int:
         where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
         print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
         print(f"    {where} · score {p.score:.3f} · {level}")
-        if p.rank == quote_rank and answer.sentence is not None:
-            s = answer.sentence
-            print("    " + _highlight(p.text, s.start - p.start, s.end - p.start, tty))
+        if p.rank == quote_rank and answer.sentence is not None:  # p.sentence is the quote
+            print("    " + _highlight(p.text, *p.sentence_span(), tty))
         else:
             print("    " + p.text)  # only the quoted sentence is highlighted: nothing else claims to answer
         print()
@@ -234,8 +220,6 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _ask_retrieval_only(args: argparse.Namespace) -> int:
     """The hidden `--mode dense|bm25` debug path: one retrieval arm's ranking, no answer decided."""
-    from qa import retrieve
-    from qa.index import load_index
 
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode, docs=args.doc)
     _warn_if_stale(load_index(args.index))
@@ -249,7 +233,7 @@ def _ask_retrieval_only(args: argparse.Namespace) -> int:
         where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
         print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
         print(f"    {where} · score {p.score:.3f}")
-        print("    " + _highlight(p.text, p.sentence.start - p.start, p.sentence.end - p.start, tty))
+        print("    " + _highlight(p.text, *p.sentence_span(), tty))
         print()
     return 0
 
@@ -267,7 +251,7 @@ def _highlight(text: str, start: int, end: int, tty: bool) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ui.app import serve
+    from ui.serving import serve  # lazy: Gradio loads only for `qa serve`
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"Attention : l'assistant sera joignable depuis le réseau ({args.host}), sans authentification.",
@@ -277,24 +261,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _eval_piaf(args: argparse.Namespace) -> int:
-    from qa.evaluate import evaluate_piaf, format_table
-
     rows = evaluate_piaf(args.path, workdir=args.workdir, limit=args.limit)
     print(format_table(rows))
     return 0
 
 
 def _eval_answers(args: argparse.Namespace) -> int:
-    from qa.evaluate_answers import evaluate_answers
-
     print(evaluate_answers(args.piaf, sets=args.sets, dev=args.dev, corpus=args.corpus, workdir=args.workdir,
                            follow_ups=args.follow_ups, half=args.half))
     return 0
 
 
 def _eval_report(args: argparse.Namespace) -> int:
-    from qa.evaluate import evaluate_report, format_table
-
     print(format_table(evaluate_report(args.path, index=args.index)))
     return 0
 

@@ -70,7 +70,8 @@ def french_message(exc: Exception) -> str:
         return ("Les nœuds du cluster Ray ne voient pas le corpus ou le dossier de l'index : placez-les sur un "
                 "stockage partagé, monté au même chemin sur chaque nœud.")
     if isinstance(exc, ClusterUnavailableError):
-        return "Le calcul distribué (--workers, --ray-address) demande l'extra « cluster » : pip install -e '.[cluster]'"
+        return ("Le calcul distribué (--workers, --ray-address) demande l'extra « cluster » : "
+                "pip install -e '.[cluster]'")
     if isinstance(exc, CorpusError):
         return "Corpus introuvable ou sans document lisible (formats acceptés : .txt, .md, .pdf, .html, .docx)."
     return "Erreur interne du moteur de recherche."

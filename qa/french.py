@@ -36,14 +36,14 @@ def fold_accents(text: str) -> str:
 
 
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_FRENCH
+    from bm25s.stopwords import STOPWORDS_FRENCH  # lazy: a heavy library, loaded on first use
 
     return frozenset(fold_accents(w) for w in STOPWORDS_FRENCH)
 
 
 @functools.lru_cache(maxsize=1)
 def _resources() -> tuple[object, frozenset[str]]:
-    import Stemmer
+    import Stemmer  # lazy: a heavy library, loaded on first use
 
     return Stemmer.Stemmer("french"), _stopwords()
 

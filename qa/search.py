@@ -1,4 +1,4 @@
-"""`retrieve()`: hybrid dense + keyword search, fused, with the answering sentence of each hit.
+"""`retrieve()`: hybrid dense + keyword search, fused; each hit cited by `qa.citations`.
 
 Dense (FAISS, e5 vectors) finds paraphrases; BM25 (French analyser) finds exact names and
 numbers. Reciprocal-rank fusion combines them without calibrating their scores against each other.
@@ -7,15 +7,17 @@ numbers. Reciprocal-rank fusion combines them without calibrating their scores a
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from qa.citations import DEFAULT_CITATION, CitationConfig, Passage, cite
 from qa.errors import InputError
 from qa.french import analyze, normalize_apostrophes
 from qa.index import Index, load_index
+from qa.model import encode_question
 
 log = logging.getLogger(__name__)
 
@@ -30,50 +32,16 @@ Mode = Literal["hybrid", "dense", "bm25"]
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """How ranked lists are fused. The defaults were chosen on half of piaf-dev (see README)."""
+    """How ranked lists are fused. The defaults were chosen on half of piaf-dev (docs/evaluation.md)."""
 
     rrf_k: int = 10  # small k trusts the top of each list
     dense_weight: float = 1.0  # passage vectors
     keyword_weight: float = 1.0  # BM25
     sentence_weight: float = 1.0  # each passage's best sentence vector (max-sim)
-    sentence_lexical_weight: float = 0.1  # answer sentence: share of question keywords it holds
-    answer_depth: int = 3  # the answer sentence is the best of the top passages' best sentences…
-    answer_passage_weight: float = 0.1  # …each plus this share of its passage's fused score over the first's
+    citation: CitationConfig = DEFAULT_CITATION  # how each hit's sentence, and the answer's, are chosen
 
 
 DEFAULT_CONFIG = SearchConfig()
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """The sentence of a passage that best answers the question, in document offsets."""
-
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved passage with its citation: `text == document_text[start:end]`."""
-
-    rank: int
-    score: float
-    doc: str
-    title: str
-    section: str
-    start: int
-    end: int
-    text: str
-    sentence: Sentence
-    page: int | None = None
-    dense_score: float = 0.0
-    keyword_score: float = 0.0
-    sentence_score: float = 0.0  # how well `sentence` answers: cosine plus a share of the question's keywords
-    sentence_margin: float = 0.0  # `sentence_score` minus the passage's next best sentence (0 for one sentence)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def check_question(question: str) -> str:
@@ -138,32 +106,31 @@ def search(
     config: SearchConfig = DEFAULT_CONFIG,
 ) -> list[Passage]:
     """Rank the passages of a loaded index (no input checks: `retrieve` does them)."""
-    from qa.query_encoder import encode_question
-
     n = len(idx.passages)
     allowed = _doc_mask(idx, docs)
     query_vec = encode_question(idx.model_id, normalize_apostrophes(question))
-    dense = _dense_scores(idx, query_vec, None if docs is None else allowed)
-    keyword = _keyword_scores(idx, question) if mode != "dense" else np.zeros(n, dtype=np.float32)
+    dense_scores = _dense_scores(idx, query_vec, None if docs is None else allowed)
+    keyword_scores = _keyword_scores(idx, question) if mode != "dense" else np.zeros(n, dtype=np.float32)
     if mode == "dense":
-        fused = dense.copy()
+        fused = dense_scores.copy()
     elif mode == "bm25":
-        fused = keyword.copy()
+        fused = keyword_scores.copy()
     else:
-        fused = config.dense_weight * _rrf(dense, allowed, config.rrf_k)
-        fused += config.keyword_weight * _rrf(keyword, allowed, config.rrf_k)
+        fused = config.dense_weight * _rrf(dense_scores, allowed, config.rrf_k)
+        fused += config.keyword_weight * _rrf(keyword_scores, allowed, config.rrf_k)
         if config.sentence_weight:
             candidates = None
             if n > EXACT_MAX:  # the best-sentence list only reorders what the other two lists found
-                candidates = np.union1d(_top(np.where(allowed, dense, -np.inf), CANDIDATES),
-                                        _top(np.where(allowed, keyword, -np.inf), CANDIDATES))
+                candidates = np.union1d(_top(np.where(allowed, dense_scores, -np.inf), CANDIDATES),
+                                        _top(np.where(allowed, keyword_scores, -np.inf), CANDIDATES))
             sentences = _best_sentence_scores(idx, query_vec, candidates)
             fused += config.sentence_weight * _rrf(sentences, allowed, config.rrf_k)
     fused[~allowed] = -np.inf
     order = [i for i in _top(fused, k) if np.isfinite(fused[i])]
     terms = set(analyze(question, question=True))
     return [
-        _passage(idx, i, rank, float(fused[i]), float(dense[i]), float(keyword[i]), query_vec, terms, config)
+        cite(idx, i, rank=rank, score=float(fused[i]), dense_score=float(dense_scores[i]),
+             keyword_score=float(keyword_scores[i]), query_vec=query_vec, terms=terms, config=config.citation)
         for rank, i in enumerate(order, start=1)
     ]
 
@@ -196,11 +163,11 @@ def _doc_mask(idx: Index, docs: list[str] | None) -> np.ndarray:
     if isinstance(docs, str):
         docs = [docs]
     wanted = set(docs)
-    unknown = wanted - set(idx.manifest["documents"])
+    unknown = wanted - set(idx.document_ids())
     if unknown:
         names = ", ".join(sorted(unknown))
         raise InputError(
-            f"unknown document(s): {sorted(unknown)}; indexed: {sorted(idx.manifest['documents'])}",
+            f"unknown document(s): {sorted(unknown)}; indexed: {sorted(idx.document_ids())}",
             f"Document inconnu : {names}. Les documents indexés sont listés par « qa index status ».",
         )
     names, codes = idx.passage_docs()
@@ -214,14 +181,14 @@ def _dense_scores(idx: Index, query_vec: np.ndarray, allowed: np.ndarray | None 
     approximate top CANDIDATES, the others at -1."""
     if idx.flat_vectors is not None:
         return idx.flat_vectors @ query_vec.astype(np.float32)
-    n = idx.dense.ntotal
+    n = idx.faiss.ntotal
     if allowed is not None:
         rows = np.flatnonzero(allowed)
         if len(rows) <= EXACT_FILTERED_MAX:
             out = np.full(n, -1.0, dtype=np.float32)
             out[rows] = np.asarray(idx.passage_vectors()[rows]) @ query_vec.astype(np.float32)
             return out
-    scores, ids = idx.dense.search(query_vec.reshape(1, -1).astype(np.float32), min(n, CANDIDATES))
+    scores, ids = idx.faiss.search(query_vec.reshape(1, -1).astype(np.float32), min(n, CANDIDATES))
     out = np.full(n, -1.0, dtype=np.float32)
     valid = ids[0] >= 0
     out[ids[0][valid]] = scores[0][valid]
@@ -244,55 +211,5 @@ def _rrf(scores: np.ndarray, allowed: np.ndarray, rrf_k: int) -> np.ndarray:
     top = top[np.isfinite(masked[top]) & (masked[top] > 0)]
     out[top] = 1.0 / (rrf_k + np.arange(1, len(top) + 1))
     return out
-
-
-def _passage(idx, i, rank, score, dense, keyword, query_vec, terms, config) -> Passage:
-    p = idx.passages[i]
-    scores = sentence_scores(idx, i, query_vec, terms, config.sentence_lexical_weight)
-    best = int(np.argmax(scores))
-    runner_up = float(np.partition(scores, -2)[-2]) if len(scores) > 1 else float(scores[best])
-    start, end = p.sentences[best]
-    return Passage(
-        rank=rank, score=score, doc=p.doc, title=p.title, section=p.section, start=p.start, end=p.end,
-        text=p.text, sentence=Sentence(start, end, p.text[start - p.start : end - p.start]),
-        page=p.page, dense_score=dense, keyword_score=keyword, sentence_score=float(scores[best]),
-        sentence_margin=float(scores[best]) - runner_up,
-    )
-
-
-def answer_passage(passages: list[Passage], config: SearchConfig = DEFAULT_CONFIG) -> Passage | None:
-    """The passage whose sentence answers: among the first `answer_depth`, the best sentence score
-    plus `answer_passage_weight` x its fused score over the first passage's; ties go to the higher rank.
-
-    The first passage often names the question's topic while the answer is in the next one. On PIAF
-    this lifts answer-sentence accuracy from 0.577 to 0.601 with the ranking unchanged (`qa eval piaf`;
-    chosen on the even-numbered questions, +3.1 points on the odd ones).
-    """
-    if not passages:
-        return None
-    top = passages[0].score
-    if top <= 0:
-        return passages[0]
-    found = [p for p in passages[: config.answer_depth] if p.score > 0]  # a passage no list ranked is no answer
-    return max(found, key=lambda p: p.sentence_score + config.answer_passage_weight * p.score / top)
-
-
-def sentence_scores(idx: Index, i: int, query_vec: np.ndarray, terms: set[str], lexical_weight: float) -> np.ndarray:
-    """Each sentence of passage i against the question: cosine, plus a share of its keywords."""
-    scores = idx.sentence_vectors[idx.sentence_offsets[i] : idx.sentence_offsets[i + 1]] @ query_vec
-    if terms:
-        for j, sentence_terms in enumerate(_sentence_terms(idx, i)):
-            scores[j] += lexical_weight * len(terms & sentence_terms) / len(terms)
-    return scores
-
-
-def _sentence_terms(idx: Index, i: int) -> list[frozenset[str]]:
-    """The keyword terms of each sentence of passage i, analysed once per loaded index."""
-    cached = idx.sentence_terms.get(i)
-    if cached is None:
-        p = idx.passages[i]
-        cached = [frozenset(analyze(p.text[s - p.start : e - p.start])) for s, e in p.sentences]
-        idx.sentence_terms[i] = cached  # a plain dict write: a race only analyses twice
-    return cached
 
 

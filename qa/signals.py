@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qa.citations import DEFAULT_CITATION
 from qa.french import analyze, fold_accents, normalize_apostrophes
-from qa.search import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
+    from qa.citations import Passage
     from qa.index import Index
-    from qa.search import Passage
 
-ANSWER_DEPTH = DEFAULT_CONFIG.answer_depth  # the quoted sentence is chosen among the first passages
+ANSWER_DEPTH = DEFAULT_CITATION.answer_depth  # the quoted sentence is chosen among the first passages
 
 ANSWER_FEATURES = (
     "dense_top",  # cosine of the question and the first passage

@@ -65,7 +65,8 @@ def test_ask_filters_by_document(tmp_path, report_corpus):
     corpus = tmp_path / "c"
     shutil.copytree(report_corpus, corpus)
     (corpus / "notes").mkdir()
-    (corpus / "notes" / "budget.md").write_text("# Budget\n\nLe budget de la défense a doublé en 2025.\n", encoding="utf-8")
+    (corpus / "notes" / "budget.md").write_text("# Budget\n\nLe budget de la défense a doublé en 2025.\n",
+                                                encoding="utf-8")
     (corpus / "notes" / "scan.pdf").write_bytes(b"%PDF-1.4 truncated")
     built = qa("index", "build", "--corpus", "c", "--index", "idx", cwd=tmp_path)
     assert built.returncode == 0
@@ -140,7 +141,8 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path):
     out = qa("--help", cwd=tmp_path)
     assert out.returncode == 0 and "index" in out.stdout
     assert time.perf_counter() - t0 < 5
-    code = "import sys, qa.cli; print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'bm25s', 'gradio') if m in sys.modules))"
+    code = ("import sys, qa.cli; print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'bm25s', 'gradio')"
+            " if m in sys.modules))")
     probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "[]", probe.stderr

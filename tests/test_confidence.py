@@ -15,11 +15,11 @@ import pytest
 
 from qa import NO_ANSWER, ask, build_index
 from qa.answer import Answer
+from qa.citations import Passage, Sentence
 from qa.confidence import Logistic, calibration_file, calibration_for, relevance_label, rule_outcome
-from qa.evaluate import holds_answer, write_piaf_corpus
-from qa.evaluate_answers import Case, Judged, calibration_error
+from qa.evaluate.answers import Case, Judged, calibration_error
+from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
 from qa.model import DEFAULT_MODEL
-from qa.search import Passage, Sentence
 from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES, answer_type, holds_type, names
 
 from .conftest import DATA

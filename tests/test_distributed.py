@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from qa import build_index, retrieve
-from qa.storage import current_build
+from qa.index.layout import current_build
 from tests.conftest import REPORT, ROOT
 from tests.samples import write_mixed_corpus
 
@@ -58,9 +58,9 @@ def test_bad_worker_counts_are_refused_before_any_work(tmp_path, report_corpus):
 def test_shards_missing_from_the_index_folder_are_a_storage_error(tmp_path):
     """On a cluster whose nodes do not share the index folder, the shards land elsewhere: a clear error."""
     pytest.importorskip("ray", reason="the cluster extra is not installed")
-    from qa.distributed import assemble
     from qa.errors import ClusterStorageError, french_message
-    from qa.ingest import ReadResult
+    from qa.index.distributed import assemble
+    from qa.index.ingest import ReadResult
 
     with pytest.raises(ClusterStorageError) as refused:
         assemble(tmp_path / ".tmp-shards-x", [ReadResult("0" * 64, {"doc": "a.txt"}, [])])
@@ -69,8 +69,8 @@ def test_shards_missing_from_the_index_folder_are_a_storage_error(tmp_path):
 
 def test_pool_holding_every_cpu_is_refused():
     pytest.importorskip("ray", reason="the cluster extra is not installed")
-    from qa.distributed import PoolTooLargeError, plan_pool
     from qa.errors import french_message
+    from qa.index.distributed import PoolTooLargeError, plan_pool
 
     assert plan_pool(2, 2.0) == 0.5  # two actors on two cores: half a CPU each, one CPU left for reads
     assert plan_pool(4, 16.0) == 1.0
@@ -95,7 +95,7 @@ def _float32_documents():
 def ray_runtime():
     """One local Ray runtime (2 CPUs) for every Ray test of this module."""
     ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
-    from qa.distributed import connect
+    from qa.index.distributed import connect
 
     started = connect(None)
     yield ray
@@ -125,7 +125,8 @@ def _rows(index):
 def assert_same_index(ours, plain):
     """Same documents, passages (doc, start, end, sentences, page), vectors within 1e-5, and answers."""
     assert _rows(ours) == _rows(plain)
-    assert (current_build(ours) / "documents.jsonl").read_text() == (current_build(plain) / "documents.jsonl").read_text()
+    assert ((current_build(ours) / "documents.jsonl").read_text()
+            == (current_build(plain) / "documents.jsonl").read_text())
     for name in ("vectors.npy", "sentences.npy"):
         a, b = (np.load(current_build(i) / name) for i in (ours, plain))
         assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5
@@ -170,8 +171,8 @@ def test_incremental_build_on_workers_embeds_only_the_changed_file(ray_built, tm
 
 @pytest.mark.timeout(60)
 def test_ivf_filled_in_three_parts_on_ray_equals_the_monolithic_build(ray_runtime):
-    from qa import dense
-    from qa.distributed import ray_map
+    from qa.index import dense
+    from qa.index.distributed import ray_map
 
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((6_000, 32)).astype(np.float32)

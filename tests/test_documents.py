@@ -85,7 +85,8 @@ def test_hard_wrapped_text_is_joined_into_paragraphs(tmp_path):
 
 def test_markdown_headings_title_and_front_matter(tmp_path):
     text = (
-        "---\nauteur: X\n---\n# Rapport sur Gao\n\nIntro ici.\n\n## Sécurité\n\nPremier paragraphe\nsur deux lignes.\n\n"
+        "---\nauteur: X\n---\n# Rapport sur Gao\n\nIntro ici.\n\n## Sécurité\n\n"
+        "Premier paragraphe\nsur deux lignes.\n\n"
         "- point un\n- point deux\n"
     )
     (tmp_path / "r.md").write_text(text, encoding="utf-8")

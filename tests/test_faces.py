@@ -14,7 +14,7 @@ from gradio_client import Client
 
 import qa
 from qa.answer import OUTCOME_LABELS
-from ui.app import respond
+from ui.handlers import respond
 from ui.render import percent, quoted
 
 from .test_cli import qa as run_cli

@@ -19,8 +19,8 @@ import pytest
 import qa
 from qa import IndexCorruptError, IndexModelMismatchError, ask, build_index, retrieve
 from qa.errors import french_message
-from qa.index import _cache
-from qa.storage import current_build
+from qa.index.layout import current_build
+from qa.index.loader import _cache
 from tests.conftest import DATA, ROOT
 
 QUESTIONS = [q["q"] for q in json.loads((DATA / "mali-dev.json").read_text(encoding="utf-8"))["questions"]]
@@ -40,9 +40,15 @@ def test_build_killed_at_any_stage_leaves_the_previous_index_live(tmp_path, repo
 
     (corpus / "ajout.md").write_text("# Ajout\n\nUne note ajoutée sur les drones de Kayes.\n", encoding="utf-8")
     marker = tmp_path / "paused"
-    env = {**os.environ, "QA_TEST_PAUSE_AT": stage, "QA_TEST_PAUSE_FILE": str(marker), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "qa", "index", "build", "--corpus", str(corpus), "--index", str(index)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The build runs in its own process, paused at `stage` by an observer (touch the marker, sleep) and killed there.
+    pause = (f"import pathlib, sys, time\nfrom qa.index import layout\nfrom qa.cli import main\n"
+             f"def pause(stage):\n    if stage == {stage!r}:\n"
+             f"        pathlib.Path({str(marker)!r}).write_text(stage)\n        time.sleep(600)\n"
+             f"layout.observe_stages(pause)\n"
+             f"sys.exit(main(['index', 'build', '--corpus', {str(corpus)!r}, '--index', {str(index)!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", pause], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
         while not marker.exists():
@@ -56,7 +62,8 @@ def test_build_killed_at_any_stage_leaves_the_previous_index_live(tmp_path, repo
     assert current_build(index) == live  # CURRENT never moved
     _cache.clear()  # read it from disk again, as a new process would
     assert _top(index) == before
-    leftovers = [p.name for p in index.iterdir() if p.name.startswith(".tmp-") or (p.name.startswith("build-") and p != live)]
+    leftovers = [p.name for p in index.iterdir()
+                 if p.name.startswith(".tmp-") or (p.name.startswith("build-") and p != live)]
     assert leftovers or stage == "embedded"  # killed while writing: debris is there
 
     rebuilt = build_index(corpus, index)

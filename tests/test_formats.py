@@ -167,7 +167,8 @@ def test_pdf_numbered_headings_bold_leads_and_hyphens(tmp_path):
     path = samples.write_pdf_pages(tmp_path / "n.pdf", [[
         ("Helvetica-Bold", 16, "Rapport de la préfecture", 6),
         ("Helvetica-Bold", 13, "1. Introduction", 2),
-        ("Helvetica-Bold", 11, "En juillet 2025, au moins quarante civils ont été tués dans la région de Kayes lors", 0),
+        ("Helvetica-Bold", 11,
+         "En juillet 2025, au moins quarante civils ont été tués dans la région de Kayes lors", 0),
         ("Helvetica-Bold", 11, "d’attaques coordonnées contre sept localités selon les autorités de la sous-", 0),
         ("Helvetica-Bold", 11, "préfecture de Nioro, qui ont aussi uti\u00ad", 0),
         ("Helvetica-Bold", 11, "lisé des drones.", 8),

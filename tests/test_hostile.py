@@ -14,7 +14,7 @@ import qa
 from qa.errors import InputError
 from qa.index import read_documents
 from qa.search import MAX_QUESTION_CHARS
-from ui.app import respond, retrieve_passages
+from ui.handlers import respond, retrieve_passages
 
 SPECIAL = ["\x00", "\u202e", "\u200f", "\u0301", "\ufeff", "\ud7ff", "🙂", "👩🏽‍🚀", "مرحبا", "你好", "Привет", "\t\n\r",
            "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "&lt;&amp;"]

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-import qa.build
+import qa.index.build
 from qa import build_index, retrieve
 from qa.chunking import indexed_text
-from qa.storage import current_build
+from qa.index.layout import current_build
 from tests import samples
 
 
@@ -19,18 +19,19 @@ from tests import samples
 def embedded(monkeypatch):
     """Passages given to the encoder (header + text), per build (a spy: the real encoder still runs)."""
     calls: list[list[str]] = []
-    real = qa.build.embed_passages
+    real = qa.index.build.embed_passages
 
     def spy(encoder, passages, **kwargs):
         calls.append([indexed_text(p) for p in passages])
         return real(encoder, passages, **kwargs)
 
-    monkeypatch.setattr(qa.build, "embed_passages", spy)
+    monkeypatch.setattr(qa.index.build, "embed_passages", spy)
     return calls
 
 
 def _passages(index):
-    rows = [json.loads(line) for line in (current_build(index) / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line)
+            for line in (current_build(index) / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
     return [(r["doc"], r["start"], r["end"]) for r in rows]
 
 
@@ -81,13 +82,16 @@ def test_add_edit_delete_reembed_only_what_changed(tmp_path, embedded, monkeypat
     full = build_index(corpus, tmp_path / "full", full=True)
     assert full.embedded_passages == full.passages
     assert _passages(index) == _passages(tmp_path / "full")
-    for mine, theirs in zip(_vectors(index), _vectors(tmp_path / "full")):
+    for mine, theirs in zip(_vectors(index), _vectors(tmp_path / "full"), strict=False):
         assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=1e-5)
-    for question in ("Combien de temps durent les sanctions de la CEDEAO ?", "Vers quel pays les réfugiés ont-ils fui ?",
+    for question in ("Combien de temps durent les sanctions de la CEDEAO ?",
+                     "Vers quel pays les réfugiés ont-ils fui ?",
                      "Quelle mesure le gouverneur de Ségou a-t-il prise ?"):
         ours = [(p.doc, p.start, p.end, p.sentence.start) for p in retrieve(question, k=4, index=index)]
-        assert ours == [(p.doc, p.start, p.end, p.sentence.start) for p in retrieve(question, k=4, index=tmp_path / "full")]
-    assert retrieve("Combien de temps durent les sanctions de la CEDEAO ?", k=1, index=index)[0].sentence.text.count("neuf")
+        assert ours == [(p.doc, p.start, p.end, p.sentence.start)
+                        for p in retrieve(question, k=4, index=tmp_path / "full")]
+    assert (retrieve("Combien de temps durent les sanctions de la CEDEAO ?", k=1, index=index)[0]
+            .sentence.text.count("neuf"))
 
 
 def test_changed_settings_or_full_flag_reembed_everything(tmp_path, embedded, capsys):
@@ -153,13 +157,15 @@ def test_document_filter_over_an_ivf_index_scores_exactly(tmp_path, monkeypatch)
     build_index(corpus, tmp_path / "ivf", dense="ivf")
     monkeypatch.setattr(qa.search, "CANDIDATES", 2)  # as if the corpus were large: the top 2 only
     question, doc = samples.QUESTIONS["humanitaire.docx"], ["presse/nioro.html"]
-    flat = [(p.start, round(p.dense_score, 5)) for p in retrieve(question, k=3, index=tmp_path / "flat", docs=doc, mode="dense")]
-    ivf = [(p.start, round(p.dense_score, 5)) for p in retrieve(question, k=3, index=tmp_path / "ivf", docs=doc, mode="dense")]
+    flat = [(p.start, round(p.dense_score, 5))
+            for p in retrieve(question, k=3, index=tmp_path / "flat", docs=doc, mode="dense")]
+    ivf = [(p.start, round(p.dense_score, 5))
+           for p in retrieve(question, k=3, index=tmp_path / "ivf", docs=doc, mode="dense")]
     assert ivf == flat and all(score > 0 for _, score in ivf)
 
 
 def test_dense_structure_follows_corpus_size():
-    from qa import dense
+    from qa.index import dense
 
     assert dense.plan(dense.FLAT_MAX) == {"type": "flat"}
     for n in (dense.FLAT_MAX + 1, 10**6, 10**7):
@@ -171,7 +177,7 @@ def test_dense_structure_follows_corpus_size():
 
 def test_ivf_trained_once_and_filled_in_parts_equals_the_monolithic_build():
     """The distributed build's recipe: train once, add parts with their global ids, merge_from."""
-    from qa import dense
+    from qa.index import dense
 
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((6_000, 32)).astype(np.float32)
@@ -180,7 +186,7 @@ def test_ivf_trained_once_and_filled_in_parts_equals_the_monolithic_build():
     whole = dense.build(vectors, params)
     trained = dense.trained_empty(dense.training_sample(vectors, params), params)
     bounds = [0, 1_700, 4_100, 6_000]  # three uneven parts
-    parts = [dense.add_part(trained, vectors[a:b], a) for a, b in zip(bounds, bounds[1:])]
+    parts = [dense.add_part(trained, vectors[a:b], a) for a, b in zip(bounds, bounds[1:], strict=False)]
     merged = dense.merge_parts(trained, parts)
     assert merged.ntotal == whole.ntotal == len(vectors)
     queries = vectors[::97] + 0.01
@@ -194,14 +200,14 @@ def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch, embedded):
     re-read at every app start; a touched file is hashed once and found unchanged."""
     import os
 
-    import qa.freshness
+    import qa.index.freshness
     from qa import check_freshness
 
     corpus = samples.write_mixed_corpus(tmp_path / "corpus")
     build_index(corpus, tmp_path / "index")
     hashed: list[str] = []
-    real = qa.freshness.file_hash
-    monkeypatch.setattr(qa.freshness, "file_hash", lambda path: hashed.append(path.name) or real(path))
+    real = qa.index.freshness.file_hash
+    monkeypatch.setattr(qa.index.freshness, "file_hash", lambda path: hashed.append(path.name) or real(path))
     assert not check_freshness(tmp_path / "index").stale and hashed == []
 
     later = os.stat(corpus / "segou.txt").st_mtime_ns + 5_000_000_000
@@ -220,13 +226,13 @@ def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch, embedded):
 def test_skipped_files_left_untouched_are_not_read_again(tmp_path, monkeypatch):
     """A file skipped last time (corrupt PDF, photo) is skipped again from its recorded stat without
     being parsed; once it changes, it is read again."""
-    import qa.build
+    import qa.index.build
 
     corpus = samples.write_mixed_corpus(tmp_path / "corpus")
     first = build_index(corpus, tmp_path / "index")
     read: list[str] = []
-    real = qa.build.read_one
-    monkeypatch.setattr(qa.build, "read_one", lambda path, root: read.append(path.name) or real(path, root))
+    real = qa.index.build.read_one
+    monkeypatch.setattr(qa.index.build, "read_one", lambda path, root: read.append(path.name) or real(path, root))
     again = build_index(corpus, tmp_path / "index")
     assert read == [] and again.skipped == first.skipped and {p for p, _ in again.skipped} == {"casse.pdf", "photo.jpg"}
     (corpus / "casse.pdf").write_bytes(b"%PDF-1.7\n% still not a PDF, but another one")

@@ -8,7 +8,7 @@ import pytest
 
 from qa import CorpusError, IndexCorruptError, IndexNotFoundError, build_index, check_freshness
 from qa.index import load_index, read_documents
-from qa.storage import current_build
+from qa.index.layout import current_build
 
 from .conftest import REPORT
 
@@ -35,14 +35,14 @@ def test_build_writes_a_complete_manifest(report_index):
 
 def test_save_load_round_trip(report_index, report_corpus):
     idx = load_index(report_index)
-    assert len(idx.passages) == idx.dense.ntotal == 9
+    assert len(idx.passages) == idx.faiss.ntotal == 9
     text = (report_corpus / REPORT.name).read_text(encoding="utf-8")
     for p in idx.passages:
         assert p.text == text[p.start : p.end]
     # stored vectors are the passages' own: unit norm, and each passage is its own nearest neighbour
-    vectors = idx.dense.reconstruct_n(0, idx.dense.ntotal)
+    vectors = idx.faiss.reconstruct_n(0, idx.faiss.ntotal)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-    _, ids = idx.dense.search(vectors, 1)
+    _, ids = idx.faiss.search(vectors, 1)
     assert list(ids[:, 0]) == list(range(9))
     assert idx.sentence_vectors.shape == (idx.sentence_offsets[-1], 384)
     assert read_documents(report_index)["mali-attaques-juillet-2025.txt"]["text"] == text

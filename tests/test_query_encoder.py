@@ -16,12 +16,10 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from qa import (
-    bundled,  # noqa: E402
-    onnx_export,  # noqa: E402
-)
-from qa import query_encoder as qe  # noqa: E402
-from qa.model import embed_query, load_model  # noqa: E402
+from qa.model import bundled, embed_query, load_model, onnx_export  # noqa: E402
+from qa.model import onnx_store as store  # noqa: E402
+from qa.model import query_encoder as qe  # noqa: E402
+from qa.model.identity import weights_checksum  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((Path(__file__).parent / "data" / "e5-small-q4-reference.json").read_text(encoding="utf-8"))
@@ -140,11 +138,11 @@ def test_batches_of_different_lengths_and_a_long_text(encoder, torch_model):
 
 def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder, torch_model):
     q8 = qe.load_query_encoder(model_dir)
-    assert qe.DEFAULT_QUANTIZED is True and q8.quantized and q8.path.name == qe.Q8_FILE
-    assert q8.path.parent == encoder.path.parent == qe.onnx_cache_dir(model_dir)
+    assert qe.DEFAULT_QUANTIZED is True and q8.quantized and q8.path.name == store.Q8_FILE
+    assert q8.path.parent == encoder.path.parent == store.onnx_cache_dir(model_dir)
     assert q8.path.stat().st_size < encoder.path.stat().st_size  # the big embedding table stays float32
-    record = json.loads((q8.path.parent / qe.RECORD).read_text(encoding="utf-8"))
-    assert record["files"][qe.Q8_FILE] == q8.path.stat().st_size and record["q8"]["min_cosine_to_fp32"] >= 0.999
+    record = json.loads((q8.path.parent / store.RECORD).read_text(encoding="utf-8"))
+    assert record["files"][store.Q8_FILE] == q8.path.stat().st_size and record["q8"]["min_cosine_to_fp32"] >= 0.999
     for text in TEXTS:
         assert cosine(q8.encode(text), embed_query(torch_model, text)) >= 0.999
     batch = q8.encode_batch(["Qui ?", LONG, FRENCH[0]])
@@ -155,7 +153,7 @@ def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder
 def test_8bit_model_is_made_from_the_float32_export_once(tiny_model, exports):
     q8 = qe.load_query_encoder(tiny_model)
     fp32 = qe.load_query_encoder(tiny_model, quantized=False)
-    assert q8.path.name == qe.Q8_FILE and fp32.path.name == qe.FP32_FILE and q8.path.parent == fp32.path.parent
+    assert q8.path.name == store.Q8_FILE and fp32.path.name == store.FP32_FILE and q8.path.parent == fp32.path.parent
     assert exports == [tiny_model.resolve()]  # quantised from the float32 export, not exported twice
     mtime = q8.path.stat().st_mtime_ns
     qe._encoders.clear()
@@ -163,32 +161,32 @@ def test_8bit_model_is_made_from_the_float32_export_once(tiny_model, exports):
 
 
 def test_8bit_weights_that_stray_are_refused(tiny_model, exports, monkeypatch):
-    from qa import onnx_quantize
+    from qa.model import onnx_quantize
 
     monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 1.5)  # no quantised model can reach it
     with pytest.raises(onnx_quantize.QuantizationRefused, match="stray from the float32 export"):
         qe.load_query_encoder(tiny_model)
-    folder = qe.onnx_cache_dir(tiny_model)
-    assert not (folder / qe.Q8_FILE).exists() and not list(folder.glob(".*.tmp-*"))  # nothing installed
-    assert qe.load_query_encoder(tiny_model, quantized=False).path.name == qe.FP32_FILE
+    folder = store.onnx_cache_dir(tiny_model)
+    assert not (folder / store.Q8_FILE).exists() and not list(folder.glob(".*.tmp-*"))  # nothing installed
+    assert qe.load_query_encoder(tiny_model, quantized=False).path.name == store.FP32_FILE
 
 
 def test_question_encoder_falls_back_from_8bit_to_float32(tiny_model, exports, monkeypatch, caplog):
-    from qa import onnx_quantize
+    from qa.model import onnx_quantize
 
     def broken(*args, **kwargs):
         raise onnx_quantize.QuantizationFailed("no MatMulNBits here")
 
     monkeypatch.setattr(onnx_quantize, "quantize_weights", broken)
     monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
-    with caplog.at_level("WARNING", logger="qa.query_encoder"):
+    with caplog.at_level("WARNING", logger="qa.model.query_encoder"):
         chosen = qe._onnx_encoder(str(tiny_model), str(tiny_model))
-    assert chosen.path.name == qe.FP32_FILE and "no MatMulNBits here" in caplog.text
+    assert chosen.path.name == store.FP32_FILE and "no MatMulNBits here" in caplog.text
     monkeypatch.setenv("QA_QUERY_ENCODER", "torch")
     assert qe._onnx_encoder(str(tiny_model), str(tiny_model)) is None
     monkeypatch.setenv("QA_QUERY_ENCODER", "FP32")
     caplog.clear()
-    assert qe._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
+    assert qe._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == store.FP32_FILE
     assert caplog.text == ""  # asked for float32: the 8-bit model is not even tried
 
 
@@ -200,14 +198,14 @@ def test_failed_export_falls_back_to_torch_after_one_attempt(tiny_model, exports
 
     monkeypatch.setattr(torch.onnx, "export", broken)
     monkeypatch.delenv("QA_QUERY_ENCODER", raising=False)
-    with caplog.at_level("WARNING", logger="qa.query_encoder"):
+    with caplog.at_level("WARNING", logger="qa.model.query_encoder"):
         assert qe._onnx_encoder(str(tiny_model), str(tiny_model)) is None
     assert exports == [tiny_model.resolve()]  # not exported again for the float32 attempt
     assert "exporter exploded" in caplog.text and "using torch" in caplog.text
 
 
 def test_refused_8bit_weights_are_remembered_until_forced(tiny_model, exports, monkeypatch, caplog):
-    from qa import onnx_quantize
+    from qa.model import onnx_quantize
 
     made: list[Path] = []
     real = onnx_quantize.quantize_weights
@@ -220,14 +218,14 @@ def test_refused_8bit_weights_are_remembered_until_forced(tiny_model, exports, m
     monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 1.5)
     with pytest.raises(onnx_quantize.QuantizationRefused):
         qe.load_query_encoder(tiny_model)
-    record = json.loads((qe.onnx_cache_dir(tiny_model) / qe.RECORD).read_text(encoding="utf-8"))
+    record = json.loads((store.onnx_cache_dir(tiny_model) / store.RECORD).read_text(encoding="utf-8"))
     assert "stray" in record["q8"]["refused"] and record["q8"]["settings"] == onnx_quantize.settings()
     qe._encoders.clear()
-    with caplog.at_level("INFO", logger="qa.query_encoder"):
-        assert qe._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == qe.FP32_FILE
+    with caplog.at_level("INFO", logger="qa.model.query_encoder"):
+        assert qe._onnx_encoder(str(tiny_model), str(tiny_model)).path.name == store.FP32_FILE
     assert len(made) == 1 and "using ONNX float32" in caplog.text  # the refusal was read, not redone
     monkeypatch.setattr(onnx_quantize, "MIN_COSINE", 0.999)
-    assert qe.ensure_onnx(tiny_model, quantized=True, force=True).name == qe.Q8_FILE
+    assert qe.ensure_onnx(tiny_model, quantized=True, force=True).name == store.Q8_FILE
     assert len(made) == 2 and len(exports) == 1  # forcing the 8-bit file leaves the float32 export alone
 
 
@@ -237,7 +235,7 @@ def test_8bit_file_is_made_again_for_other_settings_and_old_int8_files_go(tiny_m
     legacy.write_bytes(b"old")
     q8 = qe.load_query_encoder(tiny_model).path
     assert not legacy.exists()
-    record_path = q8.parent / qe.RECORD
+    record_path = q8.parent / store.RECORD
     record = json.loads(record_path.read_text(encoding="utf-8"))
     record["q8"]["settings"] = "bits=4 block=32"  # as if made by another version or onnxruntime
     record_path.write_text(json.dumps(record), encoding="utf-8")
@@ -249,14 +247,14 @@ def test_8bit_file_is_made_again_for_other_settings_and_old_int8_files_go(tiny_m
 
 def test_unknown_query_encoder_setting_warns_and_uses_the_default(tiny_model, exports, monkeypatch, caplog):
     monkeypatch.setenv("QA_QUERY_ENCODER", "int4")
-    with caplog.at_level("WARNING", logger="qa.query_encoder"):
+    with caplog.at_level("WARNING", logger="qa.model.query_encoder"):
         chosen = qe._onnx_encoder(str(tiny_model), str(tiny_model))
-    assert chosen.path.name == qe.Q8_FILE and "QA_QUERY_ENCODER='int4'" in caplog.text
+    assert chosen.path.name == store.Q8_FILE and "QA_QUERY_ENCODER='int4'" in caplog.text
 
 
 def test_quantiser_import_leaves_logging_alone():
     # onnxruntime's quantiser calls logging.basicConfig(level=INFO) when imported.
-    code = ("import logging; from qa.onnx_quantize import _quantizer_classes; _quantizer_classes(); "
+    code = ("import logging; from qa.model.onnx_quantize import _quantizer_classes; _quantizer_classes(); "
             "root = logging.getLogger(); print(len(root.handlers), root.level)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
@@ -267,12 +265,12 @@ def test_quantiser_import_leaves_logging_alone():
 
 
 def test_export_lives_in_the_cache_not_the_model_dir(encoder, model_dir):
-    assert encoder.path.parent == qe.onnx_cache_dir(model_dir)
+    assert encoder.path.parent == store.onnx_cache_dir(model_dir)
     assert encoder.path.is_relative_to(bundled.cache_root())
     assert not encoder.path.is_relative_to(model_dir)
     assert not any(p.suffix == ".onnx" for p in model_dir.rglob("*"))
-    record = json.loads((encoder.path.parent / qe.RECORD).read_text(encoding="utf-8"))
-    assert record["source_sha256"] == qe.source_sha256(model_dir)
+    record = json.loads((encoder.path.parent / store.RECORD).read_text(encoding="utf-8"))
+    assert record["source_sha256"] == weights_checksum(model_dir)
     assert not list(encoder.path.parent.glob(".*.tmp-*"))  # no temporary file left behind
 
 
@@ -305,14 +303,14 @@ def test_tiny_model_exported_once_then_again_when_its_checksum_differs(tiny_mode
     qe.load_query_encoder(tiny_model)
     assert len(exports) == 1  # cached on disk
 
-    record_path = first.path.parent / qe.RECORD
+    record_path = first.path.parent / store.RECORD
     record = json.loads(record_path.read_text(encoding="utf-8"))
     record["source_sha256"] = "0" * 64  # as if the weights had changed since the export
     record_path.write_text(json.dumps(record), encoding="utf-8")
     qe._encoders.clear()
     qe.load_query_encoder(tiny_model)
     assert len(exports) == 2
-    assert json.loads(record_path.read_text(encoding="utf-8"))["source_sha256"] == qe.source_sha256(tiny_model)
+    assert json.loads(record_path.read_text(encoding="utf-8"))["source_sha256"] == weights_checksum(tiny_model)
 
 
 def test_changed_weights_are_exported_again(tiny_model, exports):
@@ -347,7 +345,7 @@ def test_damaged_cache_file_is_made_again(tiny_model, exports, quantized):
 
 def test_import_is_light():
     heavy = ("torch", "onnxruntime", "onnx", "sentence_transformers", "tokenizers")
-    code = f"import sys, qa.query_encoder\nprint([m for m in {heavy!r} if m in sys.modules])"
+    code = f"import sys, qa.model.query_encoder\nprint([m for m in {heavy!r} if m in sys.modules])"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
@@ -370,7 +368,7 @@ def test_failed_export_raises_unavailable(tiny_model, monkeypatch):
     monkeypatch.setattr(torch.onnx, "export", broken)
     with pytest.raises(qe.QueryEncoderUnavailable, match="exporter exploded"):
         qe.load_query_encoder(tiny_model)
-    assert not list(qe.onnx_cache_dir(tiny_model).glob("*.onnx"))  # nothing half-written installed
+    assert not list(store.onnx_cache_dir(tiny_model).glob("*.onnx"))  # nothing half-written installed
 
 
 def test_not_a_model_dir_raises_unavailable(tmp_path):

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import httpx
 import pytest
 from gradio_client import Client
 
 from qa.index import read_documents
+
+from .conftest import ROOT
 
 QUESTION = "Qui a revendiqué les attaques ?"
 
@@ -28,7 +33,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url(report_index, report_corpus):
-    from ui.app import serve
+    from ui.serving import serve
 
     demo = serve(host="127.0.0.1", port=free_port(), corpus=report_corpus, index=report_index, prevent_thread_lock=True)
     try:
@@ -71,7 +76,8 @@ def call_http(base: str, data: list) -> tuple[str, object]:
 
 def test_retrieve_with_gradio_client(app_url, report_index):
     client = Client(app_url + "/", verbose=False)
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/retrieve", "/ask", "/status"}
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/retrieve", "/ask", "/status"}
     check_passages(client.predict(QUESTION, 3, api_name="/retrieve"), report_index, 3)
     status = client.predict(api_name="/status")
     assert status["stale"] is False and status["documents"] == 1 and status["passages"] == 9
@@ -81,7 +87,7 @@ def test_status_reports_a_stale_index(tmp_path, report_corpus):
     import shutil
 
     from qa import build_index
-    from ui.app import index_status
+    from ui.handlers import index_status
 
     corpus = tmp_path / "c"
     shutil.copytree(report_corpus, corpus)
@@ -130,6 +136,27 @@ def test_page_is_served_in_french_without_share(app_url):
     assert not config.get("share_url")
 
 
+def test_analytics_are_off_in_the_served_app(app_url):
+    config = httpx.get(app_url + "/config", timeout=10).json()
+    assert config["analytics_enabled"] is False
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"  # for any Blocks or gradio_client made afterwards
+
+
+def test_analytics_are_turned_off_by_building_the_app_not_by_an_import(report_index, report_corpus):
+    """A fresh process: importing the app's modules sets nothing; building the app turns telemetry off."""
+    code = (
+        "import os, gradio.analytics, ui.handlers, ui.layout, ui.serving\n"
+        "assert 'GRADIO_ANALYTICS_ENABLED' not in os.environ, 'set by an import'\n"
+        f"demo = ui.layout.build_app({str(report_index)!r}, {str(report_corpus)!r})\n"
+        "assert os.environ.get('GRADIO_ANALYTICS_ENABLED') == 'False'\n"
+        "assert demo.analytics_enabled is False and not gradio.analytics.analytics_enabled()\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "GRADIO_ANALYTICS_ENABLED"}
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 def test_twenty_concurrent_http_clients_get_exact_answers(app_url, report_index):
     """The queue under concurrent load: no error, no dropped request, every answer the engine's own."""
     from concurrent.futures import ThreadPoolExecutor
@@ -153,7 +180,8 @@ def test_twenty_concurrent_http_clients_get_exact_answers(app_url, report_index)
     assert len(results) == 60 and all(results)
 
 
-@pytest.mark.parametrize("path", ["/gradio_api/file=/etc/passwd", "/file=/etc/passwd", "/gradio_api/file=../../../etc/passwd",
+@pytest.mark.parametrize("path", ["/gradio_api/file=/etc/passwd", "/file=/etc/passwd",
+                                  "/gradio_api/file=../../../etc/passwd",
                                   "/gradio_api/file=%2Fetc%2Fpasswd", "/static/../../../../etc/passwd"])
 def test_no_file_outside_the_app_is_served(app_url, path, report_corpus):
     response = httpx.get(app_url + path, timeout=10)

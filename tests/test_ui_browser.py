@@ -37,7 +37,7 @@ DOC = "mali-attaques-juillet-2025.txt"
 
 @pytest.fixture(scope="module")
 def app_url(report_index, report_corpus):
-    from ui.app import serve
+    from ui.serving import serve
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -208,7 +208,7 @@ Les drones kamikazes ont frappé Kayes <script>window.__pwned = 3</script> le 1e
 @pytest.fixture(scope="module")
 def hostile_url(tmp_path_factory):
     """The app over a document full of markup, as a hostile saved page or Markdown file would be."""
-    from ui.app import serve
+    from ui.serving import serve
 
     root = tmp_path_factory.mktemp("hostile")
     (root / "corpus").mkdir()
@@ -231,7 +231,8 @@ def test_markup_in_passages_and_questions_never_runs(browser, hostile_url):
     try:
         page.goto(hostile_url)
         page.wait_for_selector("#question textarea")
-        ask(page, 'Les drones ont-ils frappé Kayes ? <script>window.__pwned = 7</script> [x](javascript:window.__pwned=8) &amp;')
+        ask(page, "Les drones ont-ils frappé Kayes ? <script>window.__pwned = 7</script> "
+                  "[x](javascript:window.__pwned=8) &amp;")
         answer = page.locator("#chat .qa-answer").last
         open_citation(page, answer, 1)
         page.wait_for_timeout(700)  # time for any onerror handler or script to fire
@@ -242,7 +243,8 @@ def test_markup_in_passages_and_questions_never_runs(browser, hostile_url):
         assert "<script>window.__pwned = 3</script>" in card  # shown as text, verbatim
         assert "&lt;b&gt;gras&lt;/b&gt; &amp;" in card  # entities in the source stay as written
         assert "[le lien](javascript:window.__pwned=4)" in card
-        assert "<script>window.__pwned = 1</script>" in card and 'onerror="window.__pwned = 2"' in card  # title, section
+        # the title, then the section
+        assert "<script>window.__pwned = 1</script>" in card and 'onerror="window.__pwned = 2"' in card
         user = page.locator('#chat [data-testid="user"]').last.inner_text()
         assert "<script>window.__pwned = 7</script>" in user and "&amp;" in user
         assert '<img src=x onerror="window.__pwned = 5">' in page.locator("#viewer").inner_text()

@@ -14,11 +14,13 @@ import pytest
 
 import qa
 from qa import confidence
+from qa.citations import Passage, Sentence
 from qa.confidence import Calibration, Logistic, Thresholds, calibration_for, relevance_label
 from qa.index import load_index, read_documents
-from qa.search import Passage, Sentence
 from ui import render
-from ui.app import build_app, ensure_index, respond, retrieve_passages, show_source, summary
+from ui.handlers import respond, retrieve_passages, show_source, summary
+from ui.layout import build_app
+from ui.serving import ensure_index
 
 HOSTILE = '<script>alert("x")</script> <img src=x onerror=alert(1)> &amp; "quotes" \'apostrophe\''
 
@@ -368,7 +370,8 @@ def test_document_filter_with_two_documents(tmp_path):
     (dropdown,) = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown)]
     assert dropdown.visible is True and dropdown.multiselect
     titles = {doc: info["title"] for doc, info in load_index(index).manifest["documents"].items()}
-    assert sorted(tuple(c) for c in dropdown.choices) == sorted((f"{title} ({doc})", doc) for doc, title in titles.items())
+    expected = sorted((f"{title} ({doc})", doc) for doc, title in titles.items())
+    assert sorted(tuple(c) for c in dropdown.choices) == expected
     assert sorted(titles) == ["budget.txt", "ecoles.txt"]
     # After a rebuild with a changed document, an old citation is refused rather than misplaced.
     (corpus / "budget.txt").write_text("Budget\nLe conseil a rejeté le budget.\n", encoding="utf-8")
@@ -394,7 +397,7 @@ def test_retrieve_endpoint_function(report_index):
 
 
 def test_ask_endpoint_function(report_index):
-    from ui.app import ask_answer
+    from ui.handlers import ask_answer
 
     first, follow_up = "Quel groupe a mené les attaques ?", "Quelle est son idéologie ?"
     expected = qa.ask(follow_up, [first], k=2, index=report_index).to_dict()
@@ -435,7 +438,7 @@ def test_summary_and_stale_warning(report_index, report_corpus, tmp_path):
 
 
 def test_every_example_question_is_answered(report_index):
-    from ui.app import EXAMPLES
+    from ui.layout import EXAMPLES
 
     assert 4 <= len(EXAMPLES) <= 6
     unanswered = [q for q in EXAMPLES if qa.ask(q, index=report_index).abstained]
@@ -469,7 +472,7 @@ def test_ensure_index_keeps_the_corpus_the_index_was_built_from(tmp_path, capsys
 
 
 def test_a_citation_from_before_a_rebuild_is_not_highlighted_in_the_new_text(tmp_path):
-    from ui.app import respond, show_source
+    from ui.handlers import respond, show_source
 
     corpus, index = tmp_path / "c", tmp_path / "index"
     corpus.mkdir()

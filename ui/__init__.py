@@ -1,3 +1,3 @@
-"""The web face of `qa`: a Gradio chat over the report index (`ui.app.serve`, `qa serve`)."""
+"""The web face of `qa`: a Gradio chat over the report index (`ui.serving.serve`, `qa serve`)."""
 
 from __future__ import annotations

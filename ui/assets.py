@@ -1,6 +1,13 @@
-"""The page's CSS, the <head> script that turns citation clicks into source-viewer requests, and the viewer's JS."""
+"""The page's look: the Gradio theme, the CSS, the <head> script that turns citation clicks into
+source-viewer requests, and the viewer's JS (Gradio 6 takes theme, CSS and head at launch)."""
 
 from __future__ import annotations
+
+import gradio as gr
+
+THEME = gr.themes.Soft(
+    primary_hue="blue", font=["system-ui", "Segoe UI", "Roboto", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+)
 
 # Citation buttons live inside chat messages, whose HTML is sanitised (no onclick, no data-*), so one
 # document-level listener handles them all: it copies the button's value ("<turn>:<rank>") into the

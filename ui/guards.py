@@ -1,7 +1,9 @@
-"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no uploads."""
+"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no uploads,
+no analytics."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,17 @@ import qa
 from qa.errors import french_message
 from qa.index import load_index
 from qa.search import MAX_QUESTION_CHARS
+
+
+def analytics_off() -> None:
+    """Turn Gradio's telemetry off for this process: call it before making or launching an app.
+
+    Gradio 6 (checked in 6.31) reads GRADIO_ANALYTICS_ENABLED only as it runs, never at import: each
+    gradio.analytics call (version check, launch and error reports) checks it, a Blocks made without
+    `analytics_enabled=` takes its default from it, and so does a gradio_client Client. Set before the
+    app is made, it holds for everything the process does afterwards.
+    """
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
 class BlockUploads:
@@ -65,7 +78,7 @@ def check_docs(docs: object, index: str | Path) -> list[str] | None:
     if isinstance(docs, str):
         docs = [docs]
     try:
-        known = load_index(index).manifest["documents"]
+        known = load_index(index).document_ids()
     except qa.QAError as exc:
         raise fail(french_error(exc)) from exc
     if not isinstance(docs, list) or not all(isinstance(d, str) and d in known for d in docs):

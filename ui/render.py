@@ -8,13 +8,13 @@ through `esc` (html.escape with quote=True) before it is put in HTML.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from qa.answer import Answer
+from qa.citations import Passage, Sentence
 from qa.confidence import Calibration, relevance_label
-from qa.search import Passage, Sentence
+from qa.index import IndexStatus
 from qa.wording import RELEVANCE_LABELS, percent, quoted
 
 NO_SECTION = "(sans titre de section)"
@@ -228,30 +228,28 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n > 1 else ''}"
 
 
-def render_summary(manifest: Mapping, stale: Mapping[str, tuple[str, ...] | bool] | None = None) -> str:
-    """The corpus line (documents, passages, model, build date) and, if stale, a visible warning.
-
-    `stale` maps "added"/"changed"/"removed" to document ids and "model_changed" to a bool.
-    """
-    counts = manifest.get("counts", {})
-    titles = [info.get("title", doc) for doc, info in manifest.get("documents", {}).items()]
+def render_summary(status: IndexStatus) -> str:
+    """The corpus line (documents, passages, model, build date) and, if stale, a visible warning."""
+    titles = [d.title for d in status.documents]
     shown = ", ".join(titles[:5]) + (f" et {len(titles) - 5} autres" if len(titles) > 5 else "")
     line = (
-        f"{_plural(counts.get('documents', 0), 'document')} ({shown}) · "
-        f"{_plural(counts.get('passages', 0), 'passage')} · "
-        f"modèle {manifest.get('model', {}).get('id', '?')} · "
-        f"index construit le {format_date(manifest.get('created', '?'))}"
+        f"{_plural(len(status.documents), 'document')} ({shown}) · "
+        f"{_plural(status.passages, 'passage')} · "
+        f"modèle {status.model} · "
+        f"index construit le {format_date(status.created)}"
     )
     out = f'<div class="summary"><span class="summary-label">Corpus</span> {esc(line)}</div>'
-    if stale and any(stale.values()):
+    fresh = status.freshness
+    if fresh.stale:
         details = [
-            f"{len(stale.get(key, ()))} {label}"
-            for key, label in (("added", "ajouté(s)"), ("changed", "modifié(s)"), ("removed", "supprimé(s)"))
-            if stale.get(key)
+            f"{len(docs)} {label}"
+            for docs, label in (
+                (fresh.added, "ajouté(s)"), (fresh.changed, "modifié(s)"), (fresh.removed, "supprimé(s)"))
+            if docs
         ]
-        if stale.get("model_changed"):
+        if fresh.model_changed:
             details.append("modèle changé")
-        if stale.get("settings_changed"):
+        if fresh.settings_changed:
             details.append("réglages d'indexation changés")
         out += (
             f'<div class="stale">⚠ Index périmé ({esc(", ".join(details))}) : les réponses portent sur '

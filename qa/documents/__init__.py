@@ -11,67 +11,23 @@ build summary); `read_document` turns any reader failure into one, so one bad fi
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.documents.document import Document, Heading, Span, Unreadable, content_hash, title_from_name
 from qa.errors import CorpusError
+
+__all__ = [
+    "MAX_FILE_BYTES", "READERS_VERSION", "SUFFIXES", "Document", "Heading", "Span", "Unreadable", "content_hash",
+    "iter_corpus_files", "read_bytes", "read_document", "title_from_name",
+]
 
 MAX_FILE_BYTES = 50_000_000  # 50 MB: larger files are dumps or scans, not reports; skipped with a warning
 READERS_VERSION = 2  # bump when a reader's output changes: an incremental build then re-reads everything
 
 
-@dataclass(frozen=True)
-class Span:
-    """A stretch of the document text: `text[start:end]`."""
-
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Heading:
-    start: int
-    end: int
-    text: str
-    level: int = 1
-
-
-@dataclass(frozen=True)
-class Document:
-    """A file as read: `doc_id` is its path relative to the corpus folder, with `/` separators.
-
-    `pages` holds the offset where each page starts (PDF only): page n starts at `pages[n - 1]`.
-    """
-
-    doc_id: str
-    title: str
-    text: str
-    headings: tuple[Heading, ...] = ()
-    paragraphs: tuple[Span, ...] = ()
-    sha256: str = field(default="", compare=False)
-    pages: tuple[int, ...] = ()
-
-    def page_at(self, offset: int) -> int | None:
-        """The page number (from 1) holding `offset`, or None for formats without pages."""
-        if not self.pages:
-            return None
-        return max(1, bisect.bisect_right(self.pages, offset))
-
-
-class Unreadable(ValueError):
-    """A file a reader refuses, with the French reason shown in the build summary."""
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _readers():
-    from qa.documents import docx, html, pdf, text
+    from qa.documents import docx, html, pdf, text  # lazy: pypdf, python-docx and bs4 load for their formats only
 
     return {
         ".txt": text.read_text_file, ".text": text.read_text_file,
@@ -116,12 +72,6 @@ def read_bytes(path: Path) -> bytes:
 
 def _too_large(size: int) -> Unreadable:
     return Unreadable(f"fichier trop volumineux ({size // 1_000_000} Mo, limite {MAX_FILE_BYTES // 1_000_000} Mo)")
-
-
-def title_from_name(path: Path) -> str:
-    """A title made from a file name, for documents that state none: «rapport-sahel_2025» -> «Rapport sahel 2025»."""
-    name = re.sub(r"[-_]+", " ", path.stem).strip()
-    return name[:1].upper() + name[1:]
 
 
 def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Document:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from qa.documents import Document, Heading, Span, Unreadable, content_hash
+from qa.documents.document import Document, Heading, Span, Unreadable, content_hash
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u3000]+")
 
@@ -93,7 +93,7 @@ class TextBuilder:
         start = self._open_block()
         self._in_paragraph = True
         try:
-            for i, ((page, _), text) in enumerate(zip(lines, texts)):
+            for i, ((page, _), text) in enumerate(zip(lines, texts, strict=True)):
                 if i:
                     if mark is not None and page != lines[i - 1][0]:
                         mark(page)
@@ -111,3 +111,30 @@ class TextBuilder:
         pages = self.pages
         return Document(doc_id, title, text, tuple(self.headings), tuple(self.paragraphs), content_hash(data),
                         tuple(min(p, len(text)) for p in pages))
+
+
+_HYPHEN_CUT_RE = re.compile(r"([A-Za-zÀ-ÿ]+)[-\u00ad\u2010]$")
+# Left parts of French compounds a line break may fall after: their hyphen is kept ("sous-" + "préfecture").
+COMPOUND_PREFIXES = frozenset(
+    "anti après arrière avant auto bas basse belle beau cent chef contre demi deux dix entre ex grand grande "
+    "haut haute hors mi mille néo non petit petite porte post pré quatre semi sous sud nord est ouest "
+    "soixante sans super trois tout vice vingt".split())
+
+
+def joiners(lines: list[str], text: str = "") -> list[str]:
+    """What goes between consecutive lines of a paragraph (PDF lines, as laid out): a space; "" after
+    a real compound's hyphen ("sous-" + "préfecture": a known prefix, or the hyphenated form written
+    elsewhere in `text`); "\\x00" after a word cut by a hyphen or a soft hyphen, which `paragraph_lines`
+    removes ("uti-" + "lisé")."""
+    out = []
+    for prev, line in zip(lines, lines[1:], strict=False):
+        cut = _HYPHEN_CUT_RE.search(prev)
+        if not cut or not line[:1].islower():
+            out.append(" ")
+            continue
+        left, right = cut.group(1), line.split(" ", 1)[0].rstrip(".,;:!?»)")
+        compound = prev.endswith(("-", "\u2010")) and (
+            left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in text)
+        out.append("" if compound else "\x00")
+    return out
+

@@ -11,16 +11,16 @@ import io
 import re
 from pathlib import Path
 
-from qa.documents import Document
 from qa.documents.builder import TextBuilder, clean_inline, table_rows
+from qa.documents.document import Document
 
 _HEADING_STYLE_RE = re.compile(r"^(heading|titre|título|titolo|überschrift|kop)\s*(\d)$", re.IGNORECASE)
 
 
 def read_docx(data: bytes, doc_id: str, path: Path) -> Document:
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
+    import docx  # lazy: a heavy library, loaded on first use
+    from docx.table import Table  # lazy: a heavy library, loaded on first use
+    from docx.text.paragraph import Paragraph  # lazy: a heavy library, loaded on first use
 
     document = docx.Document(io.BytesIO(data))
     builder = TextBuilder()
@@ -47,7 +47,7 @@ def read_docx(data: bytes, doc_id: str, path: Path) -> Document:
     title = styled_title or title
     if title:
         builder.title(title)
-    for kind, level, text in blocks:
+    for _kind, level, text in blocks:
         if level == 0 and text == title:
             continue
         if level:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qa.documents import Document, Unreadable
 from qa.documents.builder import TextBuilder, clean_inline, table_rows
+from qa.documents.document import Document, Unreadable
 from qa.documents.text import decode
 
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
@@ -29,7 +29,7 @@ _HIDDEN_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORE
 
 
 def read_html(data: bytes, doc_id: str, path: Path) -> Document:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup  # lazy: a heavy library, loaded on first use
 
     # A declared charset (<meta charset>, BOM) is trusted; otherwise the text decoder's rules (UTF-8,
     # then Windows-1252) beat bs4's guess, which reads undeclared French cp1252 as cp1250.
@@ -73,7 +73,7 @@ def _holds_content(tag) -> bool:
 
 def _walk(node, builder: TextBuilder, skip=None) -> None:
     """Emit headings and leaf blocks in document order; loose inline text between blocks is a paragraph."""
-    from bs4 import NavigableString, Tag
+    from bs4 import NavigableString, Tag  # lazy: a heavy library, loaded on first use
 
     loose: list[str] = []
 

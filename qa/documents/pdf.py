@@ -20,21 +20,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.documents import Document, Unreadable, title_from_name
-from qa.documents.builder import TextBuilder, clean_inline
+from qa.documents.builder import TextBuilder, clean_inline, joiners
+from qa.documents.document import MAX_HEADING_CHARS, Document, Unreadable, title_from_name
 
 MARGIN = 0.09  # top and bottom share of the page where running headers and footers live
 HEADING_RATIO = 1.15  # a heading's font is at least this much larger than the body's
-MAX_HEADING_CHARS = 150
 _PAGE_NUMBER_RE = re.compile(r"^(page|p\.)?\s*\d{1,4}(\s*(/|sur|de|of)\s*\d{1,4})?$", re.IGNORECASE)
 _END_RE = re.compile(r"[.!?…»\"”)\]:]$")
 _LIST_RE = re.compile(r"^([-–—•▪◦*]|\d{1,2}[.)])\s")
-_HYPHEN_CUT_RE = re.compile(r"([A-Za-zÀ-ÿ]+)[-\u00ad\u2010]$")
-# Left parts of French compounds a line break may fall after: their hyphen is kept ("sous-" + "préfecture").
-COMPOUND_PREFIXES = frozenset(
-    "anti après arrière avant auto bas basse belle beau cent chef contre demi deux dix entre ex grand grande "
-    "haut haute hors mi mille néo non petit petite porte post pré quatre semi sous sud nord est ouest "
-    "soixante sans super trois tout vice vingt".split())
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,7 @@ class Line:
 
 
 def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
-    from pypdf import PdfReader
+    from pypdf import PdfReader  # lazy: a heavy library, loaded on first use
 
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted and not reader.decrypt(""):
@@ -97,7 +90,8 @@ def _page_lines(page, number: int) -> list[Line]:
     def flush() -> None:
         nonlocal chars, weights, bold_chars, first_y
         raw = "".join(chars).rstrip()
-        text = clean_inline(raw) + ("\u00ad" if raw.endswith("\u00ad") else "")  # a soft hyphen ending a line cuts a word
+        # a soft hyphen ending a line cuts a word
+        text = clean_inline(raw) + ("\u00ad" if raw.endswith("\u00ad") else "")
         if text:
             size = weights.most_common(1)[0][0] if weights else 0.0
             y = first_y / height if first_y is not None and height else None
@@ -134,12 +128,14 @@ def _drop_running_lines(pages: list[list[Line]]) -> list[Line]:
     """All lines in order, without page numbers and lines repeated in the margins of most pages."""
     seen: Counter = Counter()
     for lines in pages:
-        seen.update({_key(l.text) for i, l in enumerate(lines) if _in_margin(l, i, len(lines))})
+        seen.update({_key(line.text) for i, line in enumerate(lines) if _in_margin(line, i, len(lines))})
     threshold = max(2, math.ceil(0.5 * len(pages)))
     kept = []
     for lines in pages:
         for i, line in enumerate(lines):
-            if _in_margin(line, i, len(lines)) and (seen[_key(line.text)] >= threshold or _PAGE_NUMBER_RE.match(line.text)):
+            if _in_margin(line, i, len(lines)) and (
+                seen[_key(line.text)] >= threshold or _PAGE_NUMBER_RE.match(line.text)
+            ):
                 continue
             kept.append(line)
     return kept
@@ -167,7 +163,7 @@ def _body_size(lines: list[Line]) -> Body:
     for line in lines:
         sizes[line.size] += len(line.text)
     size = sizes.most_common(1)[0][0] if sizes else 0.0
-    return Body(size, _typical_length([l for l in lines if abs(l.size - size) <= 0.5]))
+    return Body(size, _typical_length([line for line in lines if abs(line.size - size) <= 0.5]))
 
 
 def _is_heading(line: Line, body: Body) -> bool:
@@ -188,11 +184,11 @@ def _is_heading(line: Line, body: Body) -> bool:
 
 def _title(lines: list[Line], body: Body) -> str:
     """The largest heading of page 1, when it is larger than the body text."""
-    first = [l for l in lines if l.page == 1 and _is_heading(l, body) and l.size > body.size]
+    first = [line for line in lines if line.page == 1 and _is_heading(line, body) and line.size > body.size]
     if not first:
         return ""
-    biggest = max(l.size for l in first)
-    return next(l.text for l in first if l.size == biggest)
+    biggest = max(line.size for line in first)
+    return next(line.text for line in first if line.size == biggest)
 
 
 def _metadata_title(reader) -> str:
@@ -203,13 +199,15 @@ def _metadata_title(reader) -> str:
     title = clean_inline(str(title or ""))
     if title.lower() in ("untitled", "sans titre", "document", "microsoft word"):  # tools' placeholders
         return ""
-    return title if 3 <= len(title) <= MAX_HEADING_CHARS and not title.lower().endswith((".doc", ".docx", ".pdf")) else ""
+    return (title if 3 <= len(title) <= MAX_HEADING_CHARS and not title.lower().endswith((".doc", ".docx", ".pdf"))
+            else "")
 
 
 def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: str, page_count: int) -> None:
     """Headings and paragraphs in order; page starts marked as pages go by."""
-    known = " ".join(l.text for l in lines).lower()  # hyphenated forms written out elsewhere
-    heading_sizes = sorted({l.size for l in lines if _is_heading(l, body) and not (l.page == 1 and l.text == title)},
+    known = " ".join(line.text for line in lines).lower()  # hyphenated forms written out elsewhere
+    heading_sizes = sorted({line.size for line in lines
+                            if _is_heading(line, body) and not (line.page == 1 and line.text == title)},
                            reverse=True)
     long_line = _typical_length(lines)
     line_gap = _typical_gaps(lines)
@@ -219,7 +217,8 @@ def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: st
 
     def close() -> None:
         if paragraph:
-            builder.paragraph_lines([(l.page, l.text) for l in paragraph], _joiners(paragraph, known), mark=_mark_page)
+            builder.paragraph_lines([(line.page, line.text) for line in paragraph],
+                                    joiners([line.text for line in paragraph], known), mark=_mark_page)
             paragraph.clear()
 
     def _mark_page(target: int) -> None:
@@ -249,14 +248,14 @@ def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: st
 
 def _typical_length(lines: list[Line]) -> int:
     """The length of a full line of body text (90th percentile over the document)."""
-    lengths = sorted(len(l.text) for l in lines)
+    lengths = sorted(len(line.text) for line in lines)
     return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
 
 
 def _typical_gaps(lines: list[Line]) -> dict[float, float]:
     """By font size, the usual drop from one line to the next inside a paragraph (the smallest common one)."""
     gaps: dict[float, list[float]] = {}
-    for prev, line in zip(lines, lines[1:]):
+    for prev, line in zip(lines, lines[1:], strict=False):
         if prev.page == line.page and prev.size == line.size and prev.y is not None and line.y is not None:
             if 0 < prev.y - line.y < 0.2:
                 gaps.setdefault(line.size, []).append(prev.y - line.y)
@@ -284,21 +283,3 @@ def _continues(prev: Line, line: Line, long_line: int, line_gap: dict[float, flo
     space between them (the short last line of a bold lead paragraph is not a heading)."""
     return (prev.page == line.page and prev.bold == line.bold and abs(prev.size - line.size) <= 0.5
             and not _END_RE.search(prev.text) and not _breaks(prev, line, long_line, line_gap))
-
-
-def _joiners(lines: list[Line], text: str = "") -> list[str]:
-    """What goes between consecutive lines: a space; "" after a real compound's hyphen ("sous-" +
-    "préfecture": a known prefix, or the hyphenated form written elsewhere in `text`); "\\x00" after
-    a word cut by a hyphen or a soft hyphen, which `paragraph_lines` removes ("uti-" + "lisé")."""
-    out = []
-    for prev, line in zip(lines, lines[1:]):
-        cut = _HYPHEN_CUT_RE.search(prev.text)
-        if not cut or not line.text[:1].islower():
-            out.append(" ")
-            continue
-        left, right = cut.group(1), line.text.split(" ", 1)[0].rstrip(".,;:!?»)")
-        compound = prev.text.endswith(("-", "\u2010")) and (
-            left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in text)
-        out.append("" if compound else "\x00")
-    return out
-

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qa.documents import Document, Heading, Span, Unreadable, content_hash, title_from_name
+from qa.documents.document import MAX_HEADING_CHARS, Document, Heading, Span, Unreadable, content_hash, title_from_name
 
-MAX_HEADING_CHARS = 150
 _FINAL_PUNCTUATION = ".!?…;:,"
 _MD_HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s")
@@ -38,7 +37,7 @@ def decode(data: bytes) -> str:
             except UnicodeDecodeError:
                 text = None
     if text is None:
-        from charset_normalizer import from_bytes
+        from charset_normalizer import from_bytes  # lazy: a heavy library, loaded on first use
 
         best = from_bytes(data).best()
         if best is None:
@@ -55,13 +54,15 @@ def decode(data: bytes) -> str:
 def read_text_file(data: bytes, doc_id: str, path: Path) -> Document:
     text = decode(data)
     title, headings, paragraphs = _parse_text(text)
-    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
+    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs),
+                    content_hash(data))
 
 
 def read_markdown_file(data: bytes, doc_id: str, path: Path) -> Document:
     text = decode(data)
     title, headings, paragraphs = _parse_markdown(text)
-    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs), content_hash(data))
+    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs),
+                    content_hash(data))
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -105,7 +106,8 @@ def _parse_text(text: str) -> tuple[str, list[Heading], list[Span]]:
         s, e = lines[first]
         after = lines[first + 1] if first + 1 < len(lines) else None
         line = text[s:e].strip()
-        if after is not None and after[1] == after[0] and line[-1] not in _FINAL_PUNCTUATION and len(line) <= MAX_HEADING_CHARS:
+        if (after is not None and after[1] == after[0] and line[-1] not in _FINAL_PUNCTUATION
+                and len(line) <= MAX_HEADING_CHARS):
             title = line
             lines = lines[first + 1 :]
     headings: list[Heading] = []

@@ -21,9 +21,12 @@ from qa.documents import read_document  # noqa: E402
 src = Path(__file__).resolve().parents[2] / "corpus" / "mali-attaques-juillet-2025.txt"
 doc = read_document(src, src.parent)
 d = docx.Document()
-style = d.styles["Normal"]; style.font.name = "Liberation Serif"; style.font.size = Pt(11)
+style = d.styles["Normal"]
+style.font.name = "Liberation Serif"
+style.font.size = Pt(11)
 d.add_heading("Les attaques djihadistes de juillet 2025 au Mali", 0)
-items = sorted([(h.start, "h", h.text) for h in doc.headings] + [(p.start, "p", doc.text[p.start:p.end]) for p in doc.paragraphs])
+items = sorted([(h.start, "h", h.text) for h in doc.headings]
+               + [(p.start, "p", doc.text[p.start:p.end]) for p in doc.paragraphs])
 for _, kind, text in items:
     if kind == "h":
         d.add_heading(text, 1)

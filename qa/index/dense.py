@@ -4,7 +4,7 @@ Exact search (IndexFlatIP, scored by one matrix-vector product in `qa.search`) u
 passages: recall 1, and about 3 ms for 5·10^4 vectors on two cores, growing linearly (6 ms at 10^5).
 Above, IVF with 8-bit scalar quantisation (`IVF{nlist},SQ8`, nprobe 32): under 1 ms per question,
 a quarter of Flat's memory, recall@10 0.969 against exact search at 10^5 (`benchmarks/scale.py`,
-README "Scale"). HNSW was left out: it takes more memory than Flat, and its recall on clustered
+docs/scale.md). HNSW was left out: it takes more memory than Flat, and its recall on clustered
 vectors was the lowest of the three in the measurements this choice was made from.
 """
 
@@ -31,7 +31,7 @@ def plan(n: int, kind: str = "auto") -> dict[str, Any]:
     # about 2·sqrt(n) lists, a power of two, with at least 39 training points per list (FAISS's floor).
     # At 10^6: 2048 lists trained on 64 points each build in under a minute with recall@10 0.974, where
     # 4096 lists on 256 points took 4 minutes for 0.971 (`benchmarks/cluster.py ivf [--nlist 4096
-    # --train-per-list 256]`, README "Scale").
+    # --train-per-list 256]`, docs/scale.md).
     nlist = 2 ** max(0, round(math.log2(max(1.0, 2 * math.sqrt(n)))))
     while nlist > 1 and n < 39 * nlist:
         nlist //= 2
@@ -53,7 +53,7 @@ def build(vectors: np.ndarray, params: dict[str, Any], *, parts: int = 1,
     if params["type"] == "flat" or parts <= 1 or len(vectors) < 2 * parts:
         index.add(vectors)
         return index
-    import faiss
+    import faiss  # lazy: a heavy library, loaded on first use
 
     blob = faiss.serialize_index(index)
     bounds = np.linspace(0, len(vectors), parts + 1).astype(int)
@@ -64,7 +64,7 @@ def build(vectors: np.ndarray, params: dict[str, Any], *, parts: int = 1,
 def fill_part(job: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
     """One part for `build`: (serialised trained index, vectors, first id) -> serialised filled part.
     Serialised so it can cross processes (a Ray task)."""
-    import faiss
+    import faiss  # lazy: a heavy library, loaded on first use
 
     blob, vectors, first_id = job
     return faiss.serialize_index(add_part(faiss.deserialize_index(blob), vectors, first_id))
@@ -73,7 +73,7 @@ def fill_part(job: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
 def configure(index: Any, params: dict[str, Any]) -> None:
     """Search-time settings that FAISS does not store in the file (nprobe)."""
     if params.get("type") == "ivf-sq8":
-        import faiss
+        import faiss  # lazy: a heavy library, loaded on first use
 
         faiss.extract_index_ivf(index).nprobe = int(params.get("nprobe", NPROBE))
 
@@ -84,7 +84,7 @@ def trained_empty(sample: np.ndarray, params: dict[str, Any]) -> Any:
     Train once, then add vectors in parts (`add_part`) and merge them: the same index as `build` on
     all the vectors, as long as the sample is the one `build` would draw (`training_sample`).
     """
-    import faiss
+    import faiss  # lazy: a heavy library, loaded on first use
 
     dim = sample.shape[1]
     if params["type"] == "flat":
@@ -110,7 +110,7 @@ def training_sample(vectors: np.ndarray, params: dict[str, Any]) -> np.ndarray:
 
 def add_part(trained: Any, vectors: np.ndarray, first_id: int) -> Any:
     """A copy of the trained empty index holding `vectors` as ids first_id, first_id + 1, …"""
-    import faiss
+    import faiss  # lazy: a heavy library, loaded on first use
 
     part = faiss.clone_index(trained)
     ids = np.arange(first_id, first_id + len(vectors), dtype=np.int64)

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from qa.french import normalize_apostrophes
-
-if TYPE_CHECKING:
-    from qa.search import Passage
+from qa.citations import DEFAULT_CITATION, Passage, answer_passage, sentence_scores
+from qa.french import analyze, normalize_apostrophes
+from qa.index import build_index, load_index
+from qa.model import encode_question
+from qa.search import retrieve
 
 MODES = ("hybrid", "bm25", "dense")
 
@@ -70,14 +70,13 @@ def write_piaf_corpus(path: str | Path, folder: Path, limit: int | None = None) 
 
 def evaluate_piaf(path: str | Path, *, workdir: str | Path | None = None, limit: int | None = None) -> list[Row]:
     """Build an index of PIAF articles and score every mode on every question."""
-    from qa import build_index
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(workdir) if workdir else Path(tmp)
         gold = write_piaf_corpus(path, root / "corpus", limit)
         summary = build_index(root / "corpus", root / "index")
         paragraphs = len({(g.doc, g.start) for g in gold})
-        build = f"build {summary.seconds:.1f} s, {summary.passages} passages, {paragraphs / summary.seconds:.1f} paragraphs/s"
+        build = (f"build {summary.seconds:.1f} s, {summary.passages} passages, "
+                 f"{paragraphs / summary.seconds:.1f} paragraphs/s")
         rows = [score_mode(gold, root / "index", mode) for mode in MODES]
         rows.append(Row("answer sentence, given gold paragraph", len(gold), 0, 0, 0,
                         sentence_given_paragraph(gold, root / "index"), 0, 0))
@@ -94,41 +93,44 @@ def holds_answer(haystack: str, needles: tuple[str, ...]) -> bool:
 
 def score_mode(gold: list[GoldQuestion], index: Path, mode: str) -> Row:
     """R@1, R@5, MRR@10, answer-sentence accuracy and latency of one retrieval mode."""
-    from qa import retrieve
-
     return score_questions(mode, gold, lambda question: retrieve(question, k=10, index=index, mode=mode))
 
 
 def score_questions(name: str, gold: list[GoldQuestion], run: Callable[[str], list[Passage]]) -> Row:
-    """Run every question through `run` (its top 10, best first) and score it against its gold paragraph;
-    the answer sentence is the one `ask` would quote."""
-    from qa.search import answer_passage
+    """Score PIAF questions: a hit is right when it lies inside the question's gold paragraph."""
+    return score_cases(name, [(g.question, _inside(g), g.answers) for g in gold], run)
 
-    run(gold[0].question)  # warm up: model and index loaded
+
+def _inside(g: GoldQuestion) -> Callable[[Passage], bool]:
+    return lambda h: h.doc == g.doc and g.start <= h.start and h.end <= g.end
+
+
+Case = tuple[str, Callable[[Passage], bool], tuple[str, ...]]  # question, is this hit right?, gold answers
+
+
+def score_cases(name: str, cases: list[Case], run: Callable[[str], list[Passage]]) -> Row:
+    """The one R@k loop: run every question through `run` (its top 10, best first), rank of its first
+    right hit, whether the sentence `ask` would quote holds a gold answer, and the latency."""
+    run(cases[0][0])  # warm up: model and index loaded
     r1 = r5 = mrr = sent = 0.0
     times = []
-    for g in gold:
+    for question, right, answers in cases:
         t0 = time.perf_counter()
-        hits = run(g.question)
+        hits = run(question)
         times.append((time.perf_counter() - t0) * 1000)
-        ranks = [h.rank for h in hits if h.doc == g.doc and g.start <= h.start and h.end <= g.end]
+        ranks = [h.rank for h in hits if right(h)]
         if ranks:
             r1 += ranks[0] == 1
             r5 += ranks[0] <= 5
             mrr += 1 / ranks[0]
-        sent += bool(hits) and holds_answer(answer_passage(hits).sentence.text, g.answers)
-    n = len(gold)
+        sent += bool(hits) and holds_answer(answer_passage(hits).sentence.text, answers)
+    n = len(cases)
     q = statistics.quantiles(times, n=20)
     return Row(name, n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])
 
 
 def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
     """Share of questions whose chosen sentence, among the gold paragraph's, holds the answer."""
-    from qa.french import analyze
-    from qa.index import load_index
-    from qa.query_encoder import encode_question
-    from qa.search import DEFAULT_CONFIG, sentence_scores
-
     idx = load_index(index)
     by_doc: dict[str, list[int]] = {}
     for i, p in enumerate(idx.passages):
@@ -141,40 +143,26 @@ def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
         for i in by_doc[g.doc]:
             p = idx.passages[i]
             if g.start <= p.start and p.end <= g.end:
-                for (s, e), score in zip(p.sentences, sentence_scores(idx, i, qv, terms, DEFAULT_CONFIG.sentence_lexical_weight)):
-                    best = max(best, (float(score), p.text[s - p.start : e - p.start]))
+                scores = sentence_scores(idx, i, qv, terms, DEFAULT_CITATION.sentence_lexical_weight)
+                for text, score in zip(p.sentence_texts(), scores, strict=True):
+                    best = max(best, (float(score), text))
         ok += holds_answer(best[1], g.answers)
     return ok / len(gold)
 
 
 def evaluate_report(path: str | Path, *, index: str | Path = "index") -> list[Row]:
     """On the report's dev set: is a gold excerpt inside the top passage (R@1), the top 5 (R@5)?"""
-    from qa import retrieve
-    from qa.search import answer_passage
+    questions = json.loads(Path(path).read_text(encoding="utf-8"))["questions"]
+    cases = [(item["q"], _holding(tuple(item["gold"])), tuple(item["gold"])) for item in questions]
+    return [score_cases("report hybrid", cases, lambda question: retrieve(question, k=10, index=index))]
 
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    questions = data["questions"]
-    retrieve(questions[0]["q"], index=index)
-    r1 = r5 = mrr = sent = 0.0
-    times = []
-    for item in questions:
-        t0 = time.perf_counter()
-        hits = retrieve(item["q"], k=10, index=index)
-        times.append((time.perf_counter() - t0) * 1000)
-        gold = tuple(item["gold"])
-        ranks = [h.rank for h in hits if holds_answer(h.text, gold)]
-        if ranks:
-            r1 += ranks[0] == 1
-            r5 += ranks[0] <= 5
-            mrr += 1 / ranks[0]
-        sent += bool(hits) and holds_answer(answer_passage(hits).sentence.text, gold)
-    n = len(questions)
-    q = statistics.quantiles(times, n=20)
-    return [Row("report hybrid", n, r1 / n, r5 / n, mrr / n, sent / n, statistics.median(times), q[18])]
+
+def _holding(gold: tuple[str, ...]) -> Callable[[Passage], bool]:
+    return lambda h: holds_answer(h.text, gold)
 
 
 def format_table(rows: list[Row]) -> str:
-    """A Markdown table, ready to paste into README."""
+    """A Markdown table, ready to paste into the docs."""
     lines = [
         "| variant | questions | R@1 | R@5 | MRR@10 | answer sentence | p50 ms | p95 ms |",
         "|---|---|---|---|---|---|---|---|",

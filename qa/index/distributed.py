@@ -1,38 +1,37 @@
 """Read, cut and embed a build's new files on Ray Data; the driver then assembles the index as a
-plain build does.
+plain build does. It never imports the orchestrator, `qa.index.build`, which drives it.
 
 Imported only when a build asks for workers or a Ray address, so `import qa`, the app and the
 default build never import Ray (`pip install 'qa[cluster]'` brings it). Two stages, both calling the
 plain build's own functions, so both paths give the same index:
 
-1. read: Ray tasks call `qa.ingest.read_one` on each file (same readers and chunker, exact offsets),
+1. read: Ray tasks call `qa.index.ingest.read_one` on each file (same readers and chunker, exact offsets),
    returning the document row and its passages, or the reason the file is skipped;
-2. embed: an actor pool, each actor loading the model once, calls `qa.build.embed_passages` (the one
+2. embed: an actor pool, each actor loading the model once, calls `qa.model.embed_passages` (the one
    embedding function) and writes Parquet shards: slot, passage number, doc, start, end, passage
    sha256, vector and sentence vectors as raw float32 bytes (exact, one binary column).
 
 The driver reads the shards back in corpus order, checks them against the passages read, and
-writes FAISS, BM25 and the manifest (`qa.index.write_build`). On a cluster the corpus and the index
+writes FAISS, BM25 and the manifest (`qa.index.writer.write_build`). On a cluster the corpus and the index
 folder (where shards are written) must be on storage every node sees, at the same path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.errors import ClusterStorageError, InputError
-
-if TYPE_CHECKING:
-    from qa.ingest import ReadResult
+from qa.errors import ClusterConnectionError, ClusterStorageError, InputError
+from qa.files import text_sha256
+from qa.index.ingest import ReadResult, read_one
+from qa.index.layout import passage_from_row
+from qa.model import embed_passages, load_model, model_checksum
 
 BATCH = 128  # passages per actor call: grouped by token count inside it, as the plain build groups them all
 ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "QA_", "SENTENCE_TRANSFORMERS_")  # offline settings the workers need
@@ -60,8 +59,6 @@ def plan_pool(workers: int, cluster_cpus: float, cpus_per_worker: float | None =
 
 def _read_file(row: dict, corpus: str) -> dict:
     """Ray task: one file read and cut by the plain build's `read_one`, as JSON columns."""
-    from qa.ingest import read_one
-
     read = read_one(Path(row["path"]), Path(corpus))
     return {
         "slot": row["slot"], "sha256": read.sha256, "error": read.error, "missing": not os.path.exists(row["path"]),
@@ -79,20 +76,15 @@ class _Embedder:
     """A Ray actor: loads the model once, embeds batches of passage rows."""
 
     def __init__(self, model: str | None, threads: int, checksum: str) -> None:
-        import torch
-
-        from qa import model as models
+        import torch  # lazy: only Ray actors import this module's torch path
 
         torch.set_num_threads(threads)  # Ray sets OMP threads to the actor's CPUs; torch would take them all
-        self.encoder = models.load_model(model)
-        found = models.model_checksum(model)
+        self.encoder = load_model(model)
+        found = model_checksum(model)
         if found != checksum:  # another copy of the weights on this node: its vectors would not match
             raise RuntimeError(f"the model on this Ray node ({found[:12]}) is not the driver's ({checksum[:12]})")
 
     def __call__(self, batch: dict) -> dict:
-        from qa.build import embed_passages
-        from qa.index import passage_from_row
-
         passages = [passage_from_row(json.loads(x)) for x in batch["passage"]]
         vectors, sentence_vectors = embed_passages(self.encoder, passages)
         bounds = np.cumsum([0] + [len(p.sentences) for p in passages])
@@ -102,7 +94,7 @@ class _Embedder:
             "doc": np.asarray([p.doc for p in passages]),
             "start": np.asarray([p.start for p in passages], dtype=np.int64),
             "end": np.asarray([p.end for p in passages], dtype=np.int64),
-            "sha256": np.asarray([hashlib.sha256(p.text.encode("utf-8")).hexdigest() for p in passages]),
+            "sha256": np.asarray([text_sha256(p.text) for p in passages]),
             "vector": np.array([v.astype(np.float32).tobytes() for v in vectors], dtype=object),
             "sentence_vectors": np.array([sentence_vectors[bounds[i] : bounds[i + 1]].astype(np.float32).tobytes()
                                           for i in range(len(passages))], dtype=object),
@@ -124,7 +116,7 @@ def read_and_embed(
     `checksum`: the model weights' checksum the manifest records; every actor must load the same."""
     if model is not None and os.path.exists(model):
         model = os.path.abspath(model)  # a local model path means the same folder on every node
-    import ray
+    import ray  # lazy: the cluster extra is optional
 
     cpus = plan_pool(workers, float(ray.cluster_resources().get("CPU", 0)), cpus_per_worker)
     # absolute, but links not followed: a symlinked file keeps its own id, as in the plain build
@@ -148,8 +140,8 @@ def read_and_embed(
 
 
 def ray_map(fn: Callable, jobs: Iterable) -> list:
-    """`map` on Ray tasks, in order (for `qa.dense.build`'s parts)."""
-    import ray
+    """`map` on Ray tasks, in order (for `qa.index.dense.build`'s parts)."""
+    import ray  # lazy: the cluster extra is optional
 
     task = ray.remote(fn)
     return ray.get([task.remote(job) for job in jobs])
@@ -174,22 +166,20 @@ class Session:
 
     @property
     def active(self) -> bool:
-        import ray
+        import ray  # lazy: the cluster extra is optional
 
         return ray.is_initialized()
 
     def __exit__(self, *exc: object) -> None:
         if self.started:
-            import ray
+            import ray  # lazy: the cluster extra is optional
 
             ray.shutdown()
 
 
 def connect(ray_address: str | None) -> bool:
     """Join the given cluster, or start a local runtime; True when this call started Ray."""
-    import ray
-
-    from qa.errors import ClusterConnectionError
+    import ray  # lazy: the cluster extra is optional
 
     if ray.is_initialized():
         return False
@@ -206,9 +196,6 @@ def connect(ray_address: str | None) -> bool:
 
 
 def _read_results(rows: list[dict], count: int) -> list[ReadResult]:
-    from qa.index import passage_from_row
-    from qa.ingest import ReadResult
-
     out: list[ReadResult | None] = [None] * count
     for row in rows:
         passages = [passage_from_row(p) for p in json.loads(row["passages"])]
@@ -223,7 +210,7 @@ def _read_results(rows: list[dict], count: int) -> list[ReadResult]:
 def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndarray]:
     """The vectors in the shards, in corpus order, checked against the passages read: each row must
     be the passage (doc, start, end, text hash) the driver expects in that place."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: comes with the cluster extra
 
     if not shards.is_dir() or not any(shards.iterdir()):
         raise ClusterStorageError(f"no shard reached {shards}: the index folder must be on storage every node "
@@ -239,7 +226,7 @@ def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndar
     vectors, sentences = [], []
     for row, (slot, n, p) in zip(order, expected, strict=True):
         if (slots[row], numbers[row], docs[row], starts[row], ends[row]) != (slot, n, p.doc, p.start, p.end) or \
-                hashes[row] != hashlib.sha256(p.text.encode("utf-8")).hexdigest():
+                hashes[row] != text_sha256(p.text):
             raise RuntimeError(f"shard row {row} does not match passage {p.doc}[{p.start}:{p.end}]")
         vectors.append(np.frombuffer(raw[row], dtype=np.float32))
         sentences.append(np.frombuffer(flat[row], dtype=np.float32).reshape(-1, len(vectors[-1])))
@@ -250,5 +237,5 @@ def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndar
 
 def shard_dir(root: Path) -> Path:
     """Where the embed stage writes; named like a temporary build folder, so that the next build
-    removes it if this one is killed (`storage.new_build_dir`)."""
+    removes it if this one is killed (`layout.new_build_dir`)."""
     return root / f".tmp-shards-{uuid.uuid4().hex[:8]}"

@@ -1,77 +1,64 @@
 """Export a sentence-transformers model to ONNX once, into a cache folder, and check the export.
 
 The exported graph holds the model's whole pipeline (transformer, mean pooling over the attention
-mask, L2 normalisation). It lives in `cache_root()/onnx/<model dir name>-<hash of its path>/`, never
-in the (checksummed) model directory: `model.onnx` (float32), `model-q8.onnx` (8-bit weights, made
-and checked by qa.onnx_quantize: what questions use by default), and `export.json`,
-which records the sha256 of the model's weights, so a changed model is exported again. Files are
-written atomically (temporary file + os.replace) under a file lock. Every export is checked against
-torch before it is kept. `qa.query_encoder` runs it.
+mask, L2 normalisation). It lives in the cache folder `qa.model.onnx_store` describes, never in the
+(checksummed) model directory, next to the 8-bit file `qa.model.onnx_quantize` makes from it (what
+questions use by default). Files are written atomically (temporary file + os.replace) under the
+folder's lock. Every export is checked against torch before it is kept. `qa.model.query_encoder`
+runs it. torch, sentence-transformers and numpy are imported inside the functions, for lazy loading.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import json
 import logging
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
-
-EXPORT_VERSION = "1"  # bump when the exported graph changes: every cached export is redone
-RECORD = "export.json"
-FP32_FILE = "model.onnx"
-Q8_FILE = "model-q8.onnx"
-LEGACY_INT8_FILE = "model-int8.onnx"
-OPSET = 17
-DEFAULT_MAX_LENGTH = 512
-EXPORT_MIN_COSINE = 0.9999  # an export whose vectors stray further from torch's is refused
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
-CONVERSION_RECORD = "qa-conversion.json"  # written by qa.convert, whose model.safetensors hash it holds
-
-# Texts checked at export time: torch and ONNX must tokenise them identically and agree on the vectors.
-PROBES = (
-    "Quel groupe armé est à l'origine des attaques ?",
-    "Qu’est-ce qui manque entre les pays voisins du Sahel ?",
-    "Œuvre naïve — «guillemets» l’apostrophe, 3 000 km² à 45 °C",
-    "",
-    "Les forces armées maliennes ont indiqué que les assaillants ont ciblé sept localités. " * 40,  # > 512 tokens
+from qa.errors import ModelUnavailableError
+from qa.files import locked, temporary_sibling
+from qa.model.identity import weights_checksum
+from qa.model.onnx_quantize import quantize_into_record, recorded_usable
+from qa.model.onnx_store import (
+    DEFAULT_MAX_LENGTH,
+    EXPORT_VERSION,
+    FP32_FILE,
+    LEGACY_INT8_FILE,
+    PROBES,
+    Q8_FILE,
+    QueryEncoder,
+    QueryEncoderUnavailable,
+    load_tokenizer,
+    onnx_cache_dir,
+    open_session,
+    query_prompt,
+    read_record,
+    valid_file,
+    write_record,
 )
 
+logger = logging.getLogger(__name__)
 
-class QueryEncoderUnavailable(Exception):
-    """The ONNX query encoder cannot be used (onnxruntime missing, export failed, unsupported model)."""
-
-
-def onnx_cache_dir(model_dir: Path | str) -> Path:
-    """Where the exports of `model_dir` live: a folder of qa.bundled.cache_root(), never the model directory."""
-    from qa.bundled import cache_root
-
-    model_dir = Path(model_dir).expanduser().resolve()
-    tag = hashlib.sha256(str(model_dir).encode("utf-8")).hexdigest()[:10]
-    return cache_root() / "onnx" / f"{model_dir.name}-{tag}"
-
+OPSET = 17
+EXPORT_MIN_COSINE = 0.9999  # an export whose vectors stray further from torch's is refused
 
 def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool = False) -> Path:
     """Path of the cached ONNX model of `model_dir`, exporting (and quantising) it first if needed.
 
     force: make the requested file again (the float32 export, or only the 8-bit file).
-    Raises QueryEncoderUnavailable; qa.onnx_quantize.QuantizationFailed when only the 8-bit file
+    Raises QueryEncoderUnavailable; qa.model.onnx_quantize.QuantizationFailed when only the 8-bit file
     cannot be had (QuantizationRefused, remembered in the record, when its vectors strayed).
     """
     model_dir = Path(model_dir).expanduser().resolve()
     if not (model_dir / "config.json").is_file():
         raise QueryEncoderUnavailable(f"{model_dir} is not a local transformers model directory (no config.json).")
-    source_sha = source_sha256(model_dir)
+    try:
+        source_sha = weights_checksum(model_dir)
+    except ModelUnavailableError as exc:
+        raise QueryEncoderUnavailable(str(exc)) from exc
     folder = onnx_cache_dir(model_dir)
-    if not force and _usable(_read_record(folder), source_sha, quantized, folder):
+    if not force and _usable(read_record(folder), source_sha, quantized, folder):
         return folder / (Q8_FILE if quantized else FP32_FILE)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,19 +70,17 @@ def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool =
 def _usable(record: dict[str, Any] | None, source_sha: str, quantized: bool, folder: Path) -> bool:
     """True when the requested file is in the cache for these weights (8-bit: and for these settings)."""
     if not quantized:
-        return _valid_file(record, source_sha, FP32_FILE, folder)
+        return valid_file(record, source_sha, FP32_FILE, folder)
     if record is None or record.get("source_sha256") != source_sha:
         return False
-    from qa.onnx_quantize import recorded_usable
-
-    return recorded_usable(record) and _valid_file(record, source_sha, Q8_FILE, folder)  # a refusal raises first
+    return recorded_usable(record) and valid_file(record, source_sha, Q8_FILE, folder)  # a refusal raises first
 
 
 def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized: bool, force: bool) -> Path:
     """ensure_onnx's slow path, under the folder's file lock."""
-    with _file_lock(folder / ".lock"):
-        record = _read_record(folder)  # another process may have exported while we waited
-        if (force and not quantized) or not _valid_file(record, source_sha, FP32_FILE, folder):
+    with locked(folder / ".lock"):  # concurrent first runs export once
+        record = read_record(folder)  # another process may have exported while we waited
+        if (force and not quantized) or not valid_file(record, source_sha, FP32_FILE, folder):
             if record is not None:
                 logger.info("The ONNX export in %s is stale or unwanted; exporting %s again.", folder, model_dir)
             logger.info("Exporting %s to ONNX in %s (once; about 10 s).", model_dir, folder)
@@ -107,11 +92,9 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
                 **info,
                 "files": {FP32_FILE: (folder / FP32_FILE).stat().st_size},
             }
-            _write_record(folder, record)
+            write_record(folder, record)
         (folder / LEGACY_INT8_FILE).unlink(missing_ok=True)  # dynamic int8, written by earlier versions
         if quantized and (force or not _usable(record, source_sha, True, folder)):
-            from qa.onnx_quantize import quantize_into_record
-
             quantize_into_record(model_dir, folder, record)
     return folder / (Q8_FILE if quantized else FP32_FILE)
 
@@ -126,27 +109,12 @@ def export_onnx(model_dir: Path | str, out_path: Path | str) -> None:
     _export_into(Path(model_dir).expanduser().resolve(), Path(out_path))
 
 
-def source_sha256(model_dir: Path) -> str:
-    """sha256 of the model's weights: from qa.convert's record for the bundled model, else hashed (once per process)."""
-    record = model_dir / CONVERSION_RECORD
-    if record.is_file():  # the bundled model: hashed at conversion and verified by qa.bundled
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return str(json.loads(record.read_text(encoding="utf-8"))["files"]["model.safetensors"])
-    files = sorted(
-        p for p in model_dir.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES and not p.name.startswith(".")
-    )
-    if not files:
-        raise QueryEncoderUnavailable(f"No weight file (*.safetensors, *.bin) found in {model_dir}.")
-    lines = "".join(f"{p.relative_to(model_dir).as_posix()} {_file_sha256_cached(p)}\n" for p in files)
-    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
-
-
 def _export_into(model_dir: Path, out_path: Path) -> dict[str, Any]:
     """Export, check against torch, install atomically; returns what the record keeps (max_seq_length, ...)."""
-    try:
-        import numpy as np
-        import torch
-        from sentence_transformers import SentenceTransformer
+    try:  # lazy: only a first run exports
+        import numpy as np  # lazy: a heavy library, loaded on first use
+        import torch  # lazy: a heavy library, loaded on first use
+        from sentence_transformers import SentenceTransformer  # lazy: a heavy library, loaded on first use
     except ImportError as exc:
         raise QueryEncoderUnavailable(f"Exporting to ONNX needs torch and sentence-transformers: {exc}") from exc
     try:
@@ -162,7 +130,7 @@ def _export_into(model_dir: Path, out_path: Path) -> dict[str, Any]:
     module = _pooled_module(model, torch)
     max_length = int(model.max_seq_length or DEFAULT_MAX_LENGTH)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with _temporary_sibling(out_path) as tmp:
+    with temporary_sibling(out_path) as tmp:
         dummy_ids = torch.tensor([[0, 5, 6, 7, 2], [0, 5, 6, 2, 1]], dtype=torch.int64)  # padded: traces the mask path
         dummy_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], dtype=torch.int64)
         try:
@@ -198,7 +166,7 @@ def _export_into(model_dir: Path, out_path: Path) -> dict[str, Any]:
 
 def _pooled_module(model: Any, torch: Any) -> Any:
     """transformer -> mean pooling -> L2 normalisation as one nn.Module; other pipelines are refused."""
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+    from sentence_transformers.models import Normalize, Pooling, Transformer  # lazy: only a first run exports
 
     modules = list(model)
     kinds = [type(m).__name__ for m in modules]
@@ -231,15 +199,13 @@ def _pooled_module(model: Any, torch: Any) -> Any:
 
 def _check_export(path: Path, model: Any, model_dir: Path, max_length: int, np: Any) -> float:
     """Tokenise the probes both ways and compare vectors; returns the worst cosine, raises if too low."""
-    from qa.query_encoder import QueryEncoder, _session, _tokenizer, query_prompt
-
     try:
-        session = _session(path)
+        session = open_session(path)
     except ImportError as exc:
         raise QueryEncoderUnavailable("onnxruntime is not installed (`pip install onnxruntime`).") from exc
     except Exception as exc:  # noqa: BLE001
         raise QueryEncoderUnavailable(f"onnxruntime cannot load the fresh export of {model_dir}: {exc}") from exc
-    tokenizer = _tokenizer(model_dir, max_length)
+    tokenizer = load_tokenizer(model_dir, max_length)
     prompt = query_prompt(model_dir)
     texts = [prompt + t for t in PROBES]
     theirs = model.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
@@ -259,72 +225,3 @@ def _check_export(path: Path, model: Any, model_dir: Path, max_length: int, np: 
     if not worst >= EXPORT_MIN_COSINE:
         raise QueryEncoderUnavailable(f"The ONNX export of {model_dir} strays from torch (cosine {worst:.6f}).")
     return worst
-
-
-# ------------------------------------------------------------------------------ the cache record and files
-
-
-def _read_record(folder: Path) -> dict[str, Any] | None:
-    """export.json of the folder when it belongs to this EXPORT_VERSION, else None."""
-    try:
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("export_version") != EXPORT_VERSION:
-        return None
-    if not isinstance(record.get("files"), dict):
-        return None
-    return record
-
-
-def _valid_file(record: dict[str, Any] | None, source_sha: str, name: str, folder: Path) -> bool:
-    """True when the record is for these weights and lists `name` with the size it has on disk."""
-    if record is None or record.get("source_sha256") != source_sha:
-        return False
-    try:
-        return record["files"].get(name) == (folder / name).stat().st_size
-    except OSError:
-        return False
-
-
-def _write_record(folder: Path, record: dict[str, Any]) -> None:
-    with _temporary_sibling(folder / RECORD) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / RECORD)
-
-
-@contextlib.contextmanager
-def _temporary_sibling(path: Path) -> Iterator[Path]:
-    """A fresh temporary path next to `path` (same filesystem, so os.replace is atomic), removed if left over."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock so concurrent first runs export once (no-op where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: atomic replaces alone keep every file whole
-        yield
-        return
-    with open(path, "a+b") as handle:  # closing the file releases the lock
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-@functools.lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Hex sha256 of a file, once per process per version of it (size and mtime in the key)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _file_sha256_cached(path: Path) -> str:
-    stat = path.stat()
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)

@@ -4,11 +4,11 @@ A short question is memory-bound on a small CPU: each one streams every weight m
 in float32 for e5-small). onnxruntime's MatMulNBits stores them as 8-bit blocks (one scale per 128
 weights, symmetric) and, at accuracy level 4, multiplies with int8 activations quantised per block
 (dynamic int8, by contrast, scales activations per tensor: cosine 0.99 and R@1 lost). On PIAF
-questions, retrieval p50 went from 11.4 to 9.3 ms at equal retrieval quality (README, Performance).
+questions, retrieval p50 went from 11.4 to 9.3 ms at equal retrieval quality (docs/performance.md).
 Documents stay with torch: bfloat16 autocast embeds them faster than these weights do.
 
 The quantised file is checked against the float32 export (itself checked against torch) before
-it is kept; `qa.onnx_export` calls `quantize_weights` under its cache lock and records the result
+it is kept; `qa.model.onnx_export` calls `quantize_weights` under its cache lock and records the result
 (including a refusal, so that other weights whose 8-bit vectors stray are not quantised at every start).
 """
 
@@ -19,14 +19,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from qa.onnx_export import (
+from qa.files import temporary_sibling
+from qa.model.onnx_store import (
     DEFAULT_MAX_LENGTH,
     FP32_FILE,
     PROBES,
     Q8_FILE,
+    QueryEncoder,
     QueryEncoderUnavailable,
-    _temporary_sibling,
-    _write_record,
+    load_tokenizer,
+    open_session,
+    query_prompt,
+    write_record,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ class QuantizationRefused(QuantizationFailed):
 
 def settings() -> str:
     """What the 8-bit file depends on besides the weights; a change makes it again."""
-    import onnxruntime
+    import onnxruntime  # lazy: `import qa` stays light
 
     return f"bits={BITS} block={BLOCK_SIZE} accuracy_level={ACCURACY_LEVEL} onnxruntime={onnxruntime.__version__}"
 
@@ -65,7 +69,7 @@ def recorded_usable(record: dict[str, Any]) -> bool:
 def quantize_into_record(model_dir: Path, folder: Path, record: dict[str, Any]) -> None:
     """Make the 8-bit file from the folder's float32 export and record it, or record why it was refused.
 
-    Called by qa.onnx_export under the folder's lock."""
+    Called by qa.model.onnx_export under the folder's lock."""
     logger.info("Quantising the ONNX model of %s to 8-bit weights (once; about 5 s).", model_dir)
     record["files"].pop(Q8_FILE, None)
     max_length = int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH)
@@ -73,11 +77,11 @@ def quantize_into_record(model_dir: Path, folder: Path, record: dict[str, Any]) 
         worst = quantize_weights(model_dir, folder / FP32_FILE, folder / Q8_FILE, max_length=max_length)
     except QuantizationRefused as exc:  # deterministic for these weights and settings: not tried again
         record["q8"] = {"settings": settings(), "refused": str(exc)}
-        _write_record(folder, record)
+        write_record(folder, record)
         raise
     record["q8"] = {"settings": settings(), "min_cosine_to_fp32": round(worst, 7)}
     record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
-    _write_record(folder, record)
+    write_record(folder, record)
 
 
 def quantize_weights(model_dir: Path, fp32_path: Path, out_path: Path, *,
@@ -87,7 +91,7 @@ def quantize_weights(model_dir: Path, fp32_path: Path, out_path: Path, *,
     Raises QuantizationRefused when the vectors stray, QuantizationFailed for any other failure.
     """
     quantizer, config = _quantizer_classes()
-    with _temporary_sibling(out_path) as tmp:
+    with temporary_sibling(out_path) as tmp:
         try:
             algo = config(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, bits=BITS)
             job = quantizer(str(fp32_path), algo_config=algo)
@@ -109,14 +113,12 @@ def quantize_weights(model_dir: Path, fp32_path: Path, out_path: Path, *,
 
 def _worst_cosine(model_dir: Path, fp32_path: Path, path: Path, max_length: int) -> float:
     """Worst cosine between float32 and quantised vectors of the probes, batched and alone."""
-    import numpy as np
+    import numpy as np  # lazy: `import qa` stays light
 
-    from qa.query_encoder import QueryEncoder, _session, _tokenizer, query_prompt
-
-    tokenizer = _tokenizer(model_dir, max_length)
+    tokenizer = load_tokenizer(model_dir, max_length)
     prompt = query_prompt(model_dir)
-    ours = QueryEncoder(_session(path), tokenizer, prompt, path=path, quantized=True)
-    reference = QueryEncoder(_session(fp32_path), tokenizer, prompt, path=fp32_path, quantized=False)
+    ours = QueryEncoder(open_session(path), tokenizer, prompt, path=path, quantized=True)
+    reference = QueryEncoder(open_session(fp32_path), tokenizer, prompt, path=fp32_path, quantized=False)
     texts = list(PROBES)
     theirs = reference.encode_batch(texts)
     cosines = np.concatenate([
@@ -135,7 +137,7 @@ def _quantizer_classes() -> tuple[Any, Any]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        from onnxruntime.quantization.matmul_nbits_quantizer import (
+        from onnxruntime.quantization.matmul_nbits_quantizer import (  # lazy: a heavy library, loaded on first use
             DefaultWeightOnlyQuantConfig,
             MatMulNBitsQuantizer,
         )

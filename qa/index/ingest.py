@@ -1,8 +1,8 @@
 """One corpus file in: read and cut into passages, or skipped with a French reason.
 
-The one function both build paths call for a new or changed file (`qa.build` in its own process, Ray
-tasks in `qa.distributed`), so both give the same documents, passages and skip reasons. Kept apart
-from `qa.build` so a Ray worker imports what reading needs and nothing else.
+The one function both build paths call for a new or changed file (`qa.index.build` in its own
+process, Ray tasks in `qa.index.distributed`), so both give the same documents, passages and skip
+reasons. Kept apart from `qa.index.build` so a Ray worker imports what reading needs and nothing else.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from qa.chunking import IndexedPassage, chunk_document
 from qa.documents import Document, Unreadable, content_hash, read_bytes, read_document
-from qa.freshness import file_hash, stat_record
+from qa.index.freshness import file_hash, stat_record
 
 log = logging.getLogger(__name__)
 

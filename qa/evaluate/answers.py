@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from qa.evaluate import holds_answer, write_piaf_corpus
-
-if TYPE_CHECKING:
-    from qa.answer import Answer
+from qa.answer import SIGNAL_DEPTH, Answer, ask
+from qa.citations import answer_passage
+from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
+from qa.index import build_index
 
 Half = Literal["tune", "check", "all"]
 ECE_BINS = 10
@@ -62,8 +62,6 @@ def _half(n: int) -> str:
 def build_cases(piaf_path: str | Path, root: Path, *, sets: str | Path | None = None,
                 dev: str | Path | None = None, corpus: str | Path = "corpus") -> list[Case]:
     """Write and index the PIAF corpus and the report under `root` (reused when present) and list the cases."""
-    from qa import build_index
-
     gold = write_piaf_corpus(piaf_path, root / "piaf-corpus")
     piaf, report = root / "piaf-index", root / "report-index"
     if not (piaf / "CURRENT").exists():
@@ -85,10 +83,6 @@ def build_cases(piaf_path: str | Path, root: Path, *, sets: str | Path | None = 
 
 def judge(cases: Iterable[Case]) -> list[Judged]:
     """Ask every case of its index and judge the quote and each passage."""
-    from qa import ask
-    from qa.answer import SIGNAL_DEPTH
-    from qa.search import answer_passage
-
     out = []
     for c in cases:
         # k = the depth ask's signals see, so the passages returned are exactly the ones they saw (the
@@ -178,8 +172,6 @@ def table(judged: list[Judged], half: Half = "check") -> str:
 
 def follow_up_accuracy(follow_ups: str | Path, index: Path) -> tuple[int, int]:
     """Follow-up questions whose first passage holds a gold excerpt: (right, total)."""
-    from qa import ask
-
     data = json.loads(Path(follow_ups).read_text(encoding="utf-8"))
     cases = data.get("cases", data.get("follow_ups", []))  # tests/data/follow-ups.json, or mali-dev.json
     right = sum(holds_answer(ask(c["q"], c["history"], index=index).passages[0].text, tuple(c["gold"])) for c in cases)

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa import storage
-from qa.chunking import chunking_params
 from qa.documents import iter_corpus_files
 from qa.errors import IndexNotFoundError
-from qa.french import ANALYZER_PARAMS
+from qa.files import file_sha256
+from qa.index import layout
+from qa.model import model_checksum
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,7 @@ def check_freshness(
     check_model: bool = True,
 ) -> Freshness:
     """Compare a build (default: the live one) with the corpus on disk (default: the one it was built from)."""
-    from qa import model as models
-
-    manifest = manifest if manifest is not None else storage.live_manifest(index)
+    manifest = manifest if manifest is not None else layout.live_manifest(index)
     corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
     built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
     skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
@@ -55,7 +53,7 @@ def check_freshness(
     model_changed = False
     if check_model:
         recorded = manifest["model"]
-        model_changed = models.model_checksum(recorded["id"]) != recorded["checksum"]
+        model_changed = model_checksum(recorded["id"]) != recorded["checksum"]
     # A document that can no longer be read (hash "") counts as changed: the next build will skip it.
     changed = [d for d in now if d in built and (not now[d] or now[d] != built[d])]
     changed += [d for d in now if d in skipped and now[d] != skipped[d]]  # e.g. a file now readable
@@ -64,21 +62,14 @@ def check_freshness(
         changed=tuple(sorted(changed)),
         removed=tuple(sorted(d for d in built if d not in now)),
         model_changed=model_changed,
-        settings_changed=any(manifest.get(key) != value for key, value in _settings().items()),
+        settings_changed=any(manifest.get(key) != value for key, value in layout.settings().items()),
     )
-
-
-def _settings() -> dict[str, Any]:
-    """What must match between a build and this version of qa for the build to be reused."""
-    from qa.index import BM25_PARAMS  # imported here: qa.index imports this module
-
-    return {"chunking": chunking_params(), "analyzer": ANALYZER_PARAMS, "bm25": BM25_PARAMS}
 
 
 def built_corpus(index: str | Path = "index") -> Path | None:
     """The corpus folder the live build was made from, or None when there is no readable index."""
     try:
-        return Path(index) / storage.live_manifest(index)["corpus"]
+        return Path(index) / layout.live_manifest(index)["corpus"]
     except (IndexNotFoundError, OSError, ValueError, KeyError):
         return None
 
@@ -98,7 +89,7 @@ def stat_record(path: Path) -> dict[str, int]:
     """Size, modification and status-change times, recorded per file so an unchanged file is not
     read again (ctime moves on a permission change too, which can make a file unreadable)."""
     st = path.stat()
-    return dict(zip(STAT_KEYS, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+    return dict(zip(STAT_KEYS, (st.st_size, st.st_mtime_ns, st.st_ctime_ns), strict=True))
 
 
 def unchanged(record: dict[str, Any] | None, stat: dict[str, int]) -> bool:
@@ -119,15 +110,9 @@ def known_hash(path: Path, record: dict[str, Any] | None) -> str:
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MB blocks (a skipped 2 GB video is hashed too, not loaded),
+    """sha256 of a file's bytes (a skipped 2 GB video is hashed too, streamed, not loaded),
     or "" when it cannot be read (so any later read counts as a change)."""
-    import hashlib
-
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return ""
-    return digest.hexdigest()

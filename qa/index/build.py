@@ -19,13 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from qa import storage
-from qa.chunking import IndexedPassage, chunking_params, indexed_sentences, indexed_text
+from qa.chunking import IndexedPassage
 from qa.documents import iter_corpus_files
 from qa.errors import ClusterUnavailableError, CorpusError, InputError
-from qa.french import normalize_apostrophes
-from qa.freshness import file_hash, stat_record, unchanged
-from qa.ingest import read_one, skip_entry, skip_reason
+from qa.index import dense as dense_index
+from qa.index import layout
+from qa.index.freshness import file_hash, stat_record, unchanged
+from qa.index.ingest import ReadResult, read_one, skip_entry, skip_reason
+from qa.index.loader import read_stored
+from qa.index.writer import write_build
+from qa.model import embed_passages, encode_question, load_model, model_checksum, precision_setting, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -60,35 +63,6 @@ class _Part:
     sentence_vectors: np.ndarray | None = None
 
 
-def embedding_input(text: str) -> str:
-    """What the encoder sees: apostrophes made alike, as in questions."""
-    return normalize_apostrophes(text)
-
-
-def embedded_texts(passages: list[IndexedPassage]) -> tuple[list[str], list[str], list[str]]:
-    """What a build embeds: (passage texts, sentence texts in passage order, the distinct texts of both).
-
-    A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages), and
-    boilerplate repeats under the same header: each distinct text is embedded once, in one call so
-    that batches group all of them by token count.
-    """
-    texts = [embedding_input(indexed_text(p)) for p in passages]
-    sentences = [embedding_input(t) for p in passages for t in indexed_sentences(p)]
-    return texts, sentences, list(dict.fromkeys(texts + sentences))
-
-
-def embed_passages(encoder, passages: list[IndexedPassage], *,
-                   show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The one way passages become vectors: each passage under its header, and each of its sentences
-    under the same header. Returns (passage vectors, sentence vectors in passage order)."""
-    from qa import model as models
-
-    texts, sentences, unique = embedded_texts(passages)
-    row = {text: i for i, text in enumerate(unique)}
-    vectors = models.embed_documents(encoder, unique, show_progress=show_progress)
-    return vectors[[row[t] for t in texts]], vectors[[row[t] for t in sentences]]
-
-
 def build_index(
     corpus: str | Path = "corpus",
     index: str | Path = "index",
@@ -103,7 +77,7 @@ def build_index(
     """Index every readable document under `corpus` into `index`, replacing it atomically.
 
     Re-embeds only new or changed documents unless `full` (or the model or settings changed).
-    `dense`: "auto" (exact search up to qa.dense.FLAT_MAX passages, IVF-SQ8 above), "flat" or "ivf".
+    `dense`: "auto" (exact search up to qa.index.dense.FLAT_MAX passages, IVF-SQ8 above), "flat" or "ivf".
     `workers` / `ray_address`: read, cut and embed the new files on Ray (a local runtime with that
     many embedding actors, or an existing cluster); needs the `cluster` extra. Same passages, vectors
     within float noise; the index is still assembled and published by this process.
@@ -113,18 +87,15 @@ def build_index(
         >>> build_index("corpus", "index").passages
         9
     """
-    from qa import dense as dense_index
-    from qa import model as models
-
     dense_index.plan(0, dense)  # a bad kind fails before any work
-    models.precision_setting()  # so does a bad QA_DOCUMENT_PRECISION (and here, not inside a Ray actor)
+    precision_setting()  # so does a bad QA_DOCUMENT_PRECISION (and here, not inside a Ray actor)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers must be a positive integer, got {workers!r}",
                          "Le nombre de workers (--workers) doit être un entier positif.")
     corpus, root = Path(corpus), Path(index)
     # The lock spans the whole build: a second build waits, then starts from this one's result,
     # so a slow build that read the corpus earlier can never publish over a newer one.
-    with storage.build_lock(root):
+    with layout.build_lock(root):
         if not (workers or ray_address):
             return _build(corpus, root, model=model, full=full, dense=dense, show_progress=show_progress)
         with _distributed().Session(ray_address) as cluster:
@@ -134,88 +105,37 @@ def build_index(
 
 def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: str, show_progress: bool,
            cluster: Any = None, workers: int = 1) -> BuildSummary:
-    """One build; `cluster`: a `qa.distributed.Session` to read and embed on Ray, or None."""
-    from qa import dense as dense_index
-    from qa import model as models
-    from qa.index import write_build
-    from qa.query_encoder import encode_question
-
+    """One build; `cluster`: a `qa.index.distributed.Session` to read and embed on Ray, or None."""
     t0 = time.perf_counter()
-    model_id, _ = models.resolve_model(model)
-    checksum = models.model_checksum(model)
+    model_id, _ = resolve_model(model)
+    checksum = model_checksum(model)
     previous, manifest, full_reason = _previous(root, model_id, checksum, full)
     previous_docs = manifest.get("documents", {})
-    # Files skipped last time and untouched since are skipped again without being read (a scanned
-    # 40 MB PDF is not parsed at every build, and a build with nothing new never starts Ray).
-    previous_skips = {s["path"]: s for s in manifest.get("skipped", [])} if previous is not None else {}
-
-    parts: list[_Part | None] = []  # in corpus order; None until a new document is read
-    skipped: list[dict[str, Any]] = []  # manifest entries: path, reason, sha256 and stat
-    reused: list[str] = []
-    todo: list[tuple[int, str, Path, dict[str, int]]] = []  # (slot in parts, rel, path, stat) to read
-    for path in iter_corpus_files(corpus):
-        rel = path.relative_to(corpus).as_posix()
-        record = previous_docs.get(rel)
-        try:
-            stat = stat_record(path)
-        except OSError as exc:
-            skipped.append(skip_entry(rel, skip_reason(exc), file_hash(path), path))
-            continue
-        if rel in previous_skips and unchanged(previous_skips[rel], stat):
-            skipped.append(previous_skips[rel])
-            continue
-        # Same size and times: not even read. Else same bytes (touched, not changed): reused too.
-        if previous is not None and rel in previous and (unchanged(record, stat) or _same_bytes(record, path, stat)):
-            parts.append(_with_stat(previous[rel], stat))
-            reused.append(rel)
-            continue
-        todo.append((len(parts), rel, path, stat))
-        parts.append(None)
-
-    fresh: list[_Part] = []
-    vectors = sentence_vectors = None
-    if todo and cluster is not None:
-        from qa import distributed
-
-        cluster.ensure()
-        shards = distributed.shard_dir(root)
-        try:
-            reads, vectors, sentence_vectors = distributed.read_and_embed(
-                [path for _, _, path, _ in todo], corpus, shards, model=model, workers=workers, checksum=checksum)
-        finally:
-            shutil.rmtree(shards, ignore_errors=True)
-    else:
-        reads = [read_one(path, corpus) for _, _, path, _ in todo]
-    for (slot, rel, path, stat), read in zip(todo, reads, strict=True):
-        if read.error:
-            skipped.append(skip_entry(rel, read.error, read.sha256, path))
-            continue
-        parts[slot] = _Part({**read.doc, **stat}, read.passages)
-        fresh.append(parts[slot])
-    parts = [part for part in parts if part is not None]
+    scan = _scan(corpus, previous, manifest if previous is not None else {})
+    reads, vectors, sentence_vectors = _read(scan.todo, corpus, root, model, checksum, cluster, workers)
+    fresh = _take_reads(scan, reads)
+    parts = [part for part in scan.parts if part is not None]
     if not parts:
         raise CorpusError(f"No readable document in {corpus} (supported: .txt, .md, .pdf, .html, .docx).")
     if not any(p.passages for p in parts):
         raise CorpusError(f"No passage could be read from {corpus}.")
 
-    skipped.sort(key=lambda entry: entry["path"])  # one order whichever way each file was found unusable
+    scan.skipped.sort(key=lambda entry: entry["path"])  # one order whichever way each file was found unusable
     new_passages = [p for part in fresh for p in part.passages]
     if new_passages and vectors is None:
-        vectors, sentence_vectors = embed_passages(models.load_model(model), new_passages, show_progress=show_progress)
+        vectors, sentence_vectors = embed_passages(load_model(model), new_passages, show_progress=show_progress)
     if new_passages:
         _distribute(fresh, vectors, sentence_vectors)
 
-    storage.checkpoint("embedded")
+    layout.checkpoint("embedded")
     passages = [p for part in parts for p in part.passages]
-    dim = next(part.vectors.shape[1] for part in parts if part.vectors is not None)
-    all_vectors = np.concatenate([part.vectors for part in parts]) if passages else np.zeros((0, dim), np.float32)
     all_sentences = np.concatenate([part.sentence_vectors for part in parts])
     plan = dense_index.plan(len(passages), dense)
     on_ray = cluster is not None and cluster.active and plan["type"] != "flat"  # IVF filled in parts on Ray
     final = write_build(
         root, corpus, model_id=model_id, checksum=checksum, documents=[part.doc for part in parts],
-        passages=passages, vectors=all_vectors, sentence_vectors=all_sentences, skipped=skipped, dense=plan,
-        locked=True, dense_parts=max(2, workers) if on_ray else 1,
+        passages=passages, vectors=_all_vectors(parts), sentence_vectors=all_sentences, skipped=scan.skipped,
+        dense=plan, locked=True, dense_parts=max(2, workers) if on_ray else 1,
         pool_map=_distributed().ray_map if on_ray else map,
     )
     if new_passages:
@@ -228,24 +148,95 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         passages=len(passages),
         sentences=len(all_sentences),
         seconds=time.perf_counter() - t0,
-        skipped=tuple((s["path"], s["reason"]) for s in skipped),
+        skipped=tuple((s["path"], s["reason"]) for s in scan.skipped),
         added=tuple(d for d in now if d not in previous_docs),
         changed=tuple(d for d in now if d in previous_docs and previous_docs[d].get("sha256") != now[d]),
         removed=tuple(d for d in previous_docs if d not in now),
-        reused=tuple(reused),
+        reused=tuple(scan.reused),
         full_reason=full_reason,
         embedded_passages=len(new_passages),
         dense=plan["type"],
     )
 
 
-def _distributed():
-    """qa.distributed, or a clear error when the cluster extra (Ray) is not installed."""
+@dataclass
+class _Scan:
+    """The corpus against the previous build: what is reused, skipped, and still to read."""
+
+    parts: list[_Part | None]  # in corpus order; None until a new document is read
+    skipped: list[dict[str, Any]]  # manifest entries: path, reason, sha256 and stat
+    reused: list[str]
+    todo: list[tuple[int, str, Path, dict[str, int]]]  # (slot in parts, rel, path, stat) to read
+
+
+def _scan(corpus: Path, previous: dict[str, _Part] | None, manifest: dict[str, Any]) -> _Scan:
+    """Walk the corpus: reuse what the previous build holds unchanged, list the rest to read."""
+    previous_docs = manifest.get("documents", {})
+    # Files skipped last time and untouched since are skipped again without being read (a scanned
+    # 40 MB PDF is not parsed at every build, and a build with nothing new never starts Ray).
+    previous_skips = {s["path"]: s for s in manifest.get("skipped", [])}
+    scan = _Scan([], [], [], [])
+    for path in iter_corpus_files(corpus):
+        rel = path.relative_to(corpus).as_posix()
+        record = previous_docs.get(rel)
+        try:
+            stat = stat_record(path)
+        except OSError as exc:
+            scan.skipped.append(skip_entry(rel, skip_reason(exc), file_hash(path), path))
+            continue
+        if rel in previous_skips and unchanged(previous_skips[rel], stat):
+            scan.skipped.append(previous_skips[rel])
+            continue
+        # Same size and times: not even read. Else same bytes (touched, not changed): reused too.
+        if previous is not None and rel in previous and (unchanged(record, stat) or _same_bytes(record, path, stat)):
+            scan.parts.append(_with_stat(previous[rel], stat))
+            scan.reused.append(rel)
+            continue
+        scan.todo.append((len(scan.parts), rel, path, stat))
+        scan.parts.append(None)
+    return scan
+
+
+def _read(todo: list, corpus: Path, root: Path, model: str | None, checksum: str, cluster: Any,
+          workers: int) -> tuple[list[ReadResult], np.ndarray | None, np.ndarray | None]:
+    """Read and cut the files to read: here, or on Ray (which embeds them too: vectors not None)."""
+    if not (todo and cluster is not None):
+        return [read_one(path, corpus) for _, _, path, _ in todo], None, None
+    distributed = _distributed()
+    cluster.ensure()
+    shards = distributed.shard_dir(root)
     try:
-        import ray  # noqa: F401 - only on this path
+        return distributed.read_and_embed(
+            [path for _, _, path, _ in todo], corpus, shards, model=model, workers=workers, checksum=checksum)
+    finally:
+        shutil.rmtree(shards, ignore_errors=True)
+
+
+def _take_reads(scan: _Scan, reads: list[ReadResult]) -> list[_Part]:
+    """Put each file read in its slot, or in the skipped list with its reason; returns the new parts."""
+    fresh: list[_Part] = []
+    for (slot, rel, path, stat), read in zip(scan.todo, reads, strict=True):
+        if read.error:
+            scan.skipped.append(skip_entry(rel, read.error, read.sha256, path))
+            continue
+        scan.parts[slot] = _Part({**read.doc, **stat}, read.passages)
+        fresh.append(scan.parts[slot])
+    return fresh
+
+
+def _all_vectors(parts: list[_Part]) -> np.ndarray:
+    dim = next(part.vectors.shape[1] for part in parts if part.vectors is not None)
+    passages = sum(len(part.passages) for part in parts)
+    return np.concatenate([part.vectors for part in parts]) if passages else np.zeros((0, dim), np.float32)
+
+
+def _distributed():
+    """qa.index.distributed, or a clear error when the cluster extra (Ray) is not installed."""
+    try:
+        import ray  # noqa: F401 - lazy: the cluster extra is optional
     except ImportError as exc:
         raise ClusterUnavailableError("Distributed builds need Ray: pip install -e '.[cluster]'") from exc
-    from qa import distributed
+    from qa.index import distributed  # lazy: imports Ray's data path, only for distributed builds
 
     return distributed
 
@@ -277,43 +268,21 @@ def _previous(root: Path, model_id: str, checksum: str,
     Without a live build every document is new, which is not a "full rebuild" worth explaining.
     """
     try:
-        build = storage.current_build(root)
-        manifest = storage.read_manifest(build)
+        build = layout.current_build(root)
+        manifest = layout.read_manifest(build)
     except Exception as exc:  # noqa: BLE001 - no index, or one that cannot be read: build from scratch
-        if (root / storage.CURRENT).exists():
+        if (root / layout.CURRENT).exists():
             return None, {}, f"index précédent illisible ({exc})"
         return None, {}, ""
     if full:
         return None, manifest, "reconstruction complète demandée (--full)"
     if manifest["model"].get("checksum") != checksum or manifest["model"].get("id") != model_id:
         return None, manifest, f"modèle changé ({manifest['model'].get('id')} → {model_id})"
-    if manifest.get("chunking") != chunking_params():
+    if manifest.get("chunking") != layout.settings()["chunking"]:
         return None, manifest, "réglages de découpage ou de lecture changés"
     try:
-        return _read_parts(build), manifest, ""
+        stored = read_stored(build)
+        return {doc: _Part(*stored[doc]) for doc in stored}, manifest, ""
     except Exception as exc:  # noqa: BLE001 - a damaged build is not reused, never trusted
         log.warning("Previous build %s cannot be reused (%s): embedding everything again.", build, exc)
         return None, manifest, f"index précédent illisible ({exc})"
-
-
-def _read_parts(build: Path) -> dict[str, _Part]:
-    from qa.index import passage_from_row
-
-    rows = storage.read_jsonl(build / "passages.jsonl")
-    vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
-    sentences = np.load(build / "sentences.npy", mmap_mode="r", allow_pickle=False)
-    if len(vectors) != len(rows) or len(sentences) != sum(len(r["sentences"]) for r in rows):
-        raise ValueError("vector and passage counts differ")
-    parts: dict[str, _Part] = {d["doc"]: _Part(d, []) for d in storage.read_jsonl(build / "documents.jsonl")}
-    spans: dict[str, list[int]] = {}
-    s = 0
-    for i, row in enumerate(rows):
-        n = len(row["sentences"])
-        span = spans.setdefault(row["doc"], [i, i, s, s])
-        span[1], span[3] = i + 1, s + n
-        parts[row["doc"]].passages.append(passage_from_row(row))
-        s += n
-    for doc, (p0, p1, s0, s1) in spans.items():
-        parts[doc].vectors = np.array(vectors[p0:p1], dtype=np.float32)
-        parts[doc].sentence_vectors = np.array(sentences[s0:s1], dtype=np.float32)
-    return {doc: part for doc, part in parts.items() if part.vectors is not None}

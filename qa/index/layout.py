@@ -1,4 +1,5 @@
-"""The index folder on disk: builds written aside, then switched in with one atomic rename.
+"""The index on disk: the folder's layout, the files of a build and their rows, the settings a build
+must share with this version of qa, and the atomic switch from one build to the next.
 
 Layout of an index folder `index/`:
     CURRENT            name of the live build (replaced with `os.replace`, so readers see the
@@ -7,35 +8,76 @@ Layout of an index folder `index/`:
                        one and the one before it, which readers may still be opening)
     .tmp-<id>/         a build in progress; left over only if a build was killed, removed by the next
     .lock              held while building, so two builds never interleave
+
+A build holds manifest.json (what it was built from: corpus, model, settings, each document's hash),
+passages.jsonl (one `passage_row` per passage), documents.jsonl (each document's text), dense.faiss,
+vectors.npy, sentences.npy and bm25/. `qa.index.writer` writes them, `qa.index.loader` reads them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from qa.chunking import IndexedPassage, chunking_params
 from qa.errors import IndexNotFoundError
+from qa.files import fsync_file, fsync_tree, locked
+from qa.french import ANALYZER_PARAMS
 
 log = logging.getLogger(__name__)
 CURRENT = "CURRENT"
 FORMAT_VERSION = 2  # of the files in a build; another version must be rebuilt (2: vectors.npy, dense)
+BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene"}
+_observers: list[Callable[[str], None]] = []
+
+
+def settings() -> dict[str, Any]:
+    """What a build records and must share with this version of qa to be reused as it is: the
+    chunking (a change re-embeds), the keyword analyser and BM25's parameters (a change rebuilds BM25)."""
+    return {"chunking": chunking_params(), "analyzer": ANALYZER_PARAMS, "bm25": BM25_PARAMS}
+
+
+def bm25s():
+    """The bm25s module (imported lazily: `import qa` stays light), with the DEBUG level its import
+    sets on its own logger put back to the default."""
+    import bm25s as module  # lazy: a heavy library, loaded on first use
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return module
+
+
+def passage_row(p: IndexedPassage) -> dict[str, Any]:
+    """A passage as passages.jsonl holds it."""
+    return {
+        "doc": p.doc, "title": p.title, "section": p.section, "start": p.start, "end": p.end,
+        "page": p.page, "sentences": [list(s) for s in p.sentences], "text": p.text,
+    }
+
+
+def passage_from_row(r: dict[str, Any]) -> IndexedPassage:
+    """The passage a passages.jsonl row holds."""
+    return IndexedPassage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
+                          tuple(tuple(s) for s in r["sentences"]), r.get("page"))
+
+
+def observe_stages(observer: Callable[[str], None]) -> None:
+    """Call `observer(stage)` at each stage a build passes ("embedded", "writing", "renamed"): how a
+    crash test pauses a build at an exact point to kill it. Nothing observes in production."""
+    _observers.append(observer)
 
 
 def checkpoint(stage: str) -> None:
-    """Crash-test hook: when QA_TEST_PAUSE_AT names this stage of a build, touch the file
-    QA_TEST_PAUSE_FILE and wait, so a test can SIGKILL the build exactly there. No-op otherwise."""
-    if os.environ.get("QA_TEST_PAUSE_AT") == stage:
-        Path(os.environ["QA_TEST_PAUSE_FILE"]).write_text(stage, encoding="utf-8")
-        time.sleep(600)
+    """A build reached `stage`: tell the observers, if any."""
+    for observer in _observers:
+        observer(stage)
 
 
 def current_build(root: Path) -> Path:
@@ -53,13 +95,8 @@ def current_build(root: Path) -> Path:
 @contextlib.contextmanager
 def build_lock(root: Path) -> Iterator[None]:
     """Hold the index folder's lock: a second build waits instead of interleaving."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(root / ".lock"):
+        yield
 
 
 def new_build_dir(root: Path) -> Path:
@@ -80,14 +117,14 @@ def publish(root: Path, tmp: Path) -> Path:
         previous = ""
     name = time.strftime("build-%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     final = root / name
-    _fsync_tree(tmp)
+    fsync_tree(tmp)
     os.rename(tmp, final)
     checkpoint("renamed")  # the new build is complete on disk but not yet live
     pointer = root / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
     pointer.write_text(name + "\n", encoding="utf-8")
-    _fsync_file(pointer)
+    fsync_file(pointer)
     os.replace(pointer, root / CURRENT)
-    _fsync_dir(root)
+    fsync_file(root)
     # The build that was live until now is kept, so a reader that resolved CURRENT a moment ago still
     # finds every file; older ones go.
     keep = {name, previous} if previous else {name}
@@ -107,37 +144,3 @@ def read_manifest(build: Path) -> dict[str, Any]:
 def live_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest of the live build at `root` (IndexNotFoundError, OSError or ValueError if none)."""
     return read_manifest(current_build(Path(root)))
-
-
-def write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    _fsync_file(path)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            _fsync_file(Path(dirpath) / f)
-        _fsync_dir(Path(dirpath))

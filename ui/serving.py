@@ -1,0 +1,97 @@
+"""Serving: `serve` (`qa serve`) checks the index, rebuilding it on first run or when stale, loads the
+model, then launches the app on 127.0.0.1 with the app's settings (`launch`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+import qa
+from qa.index import built_corpus, load_index
+from ui.assets import CSS, HEAD, THEME
+from ui.guards import BlockUploads, analytics_off
+from ui.layout import build_app
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, prevent_thread_lock: bool = False) -> None:
+    """Launch with the app's settings: local only unless asked, no share, no uploads, no analytics."""
+    analytics_off()
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        prevent_thread_lock=prevent_thread_lock,
+        theme=THEME,
+        css=CSS,
+        head=HEAD,
+        footer_links=["api"],
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        run_history=False,
+        quiet=True,
+        show_error=False,
+        app_kwargs={"middleware": [Middleware(BlockUploads)]},
+    )
+
+
+def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
+    """Build the index if it is missing, unreadable or stale, saying so in French; return its corpus.
+
+    With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
+    index built from another folder never rebuilds it from the wrong one; likewise the rebuild uses
+    the model the index was built with (`qa index build --model …`), not the default.
+    """
+    corpus = Path(corpus) if corpus is not None else built_corpus(index) or Path("corpus")
+    model = built_model(index)
+    try:
+        if not qa.check_freshness(index, corpus).stale:
+            load_index(index)
+            return corpus
+    except (qa.IndexNotFoundError, qa.IndexCorruptError, ValueError, KeyError, OSError):
+        pass
+    print("Index absent ou périmé : reconstruction…", file=sys.stderr, flush=True)
+    s = qa.build_index(corpus, index, model=model)
+    print(f"Index prêt : {s.documents} document(s), {s.passages} passages ({s.embedded_passages} encodés), "
+          f"en {s.seconds:.1f} s.", file=sys.stderr)
+    return corpus
+
+
+def built_model(index: str | Path) -> str | None:
+    """The model the live build was made with, or None (the default) when there is no readable build."""
+    try:
+        return qa.index_status(index, check_model=False).model
+    except (qa.QAError, OSError):
+        return None
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    corpus: str | Path | None = None,
+    index: str | Path = "index",
+    *,
+    prevent_thread_lock: bool = False,
+) -> gr.Blocks:
+    """`qa serve`: check (or rebuild) the index, load the model, then launch the app."""
+    corpus = ensure_index(index, corpus)
+    print("Chargement du modèle…", file=sys.stderr, flush=True)
+    qa.retrieve("Bonjour", k=1, index=index)  # the first real question then answers at once
+    demo = build_app(index, corpus)
+    launch(demo, host, port, prevent_thread_lock=True)
+    print(f"Assistant prêt : {demo.local_url} (Ctrl+C pour arrêter)", file=sys.stderr, flush=True)
+    if not prevent_thread_lock:
+        try:
+            while demo.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            print("Arrêt de l'assistant.", file=sys.stderr)
+        finally:
+            demo.close()
+    return demo
