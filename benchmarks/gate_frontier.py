@@ -1,0 +1,56 @@
+"""The answerable gate's trade-off: in-scope report questions shown against near-miss ones refused.
+
+    python benchmarks/gate_frontier.py PATH/piaf-dev.json --workdir DIR [--weights 5 10 20]
+
+For each weight of the report's questions in the gate's fit (on the tune half, as
+`benchmarks/fit_confidence.py` fits it) and each threshold, prints both halves' shares: report
+in-scope shown, near-miss refused, far out-of-scope refused, PIAF shown, PIAF-on-report refused.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fit_confidence as fc  # noqa: E402
+
+from qa.evaluate.answers import build_cases, judge  # noqa: E402
+
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("piaf")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--sets", default="tests/data/mali-answers.json")
+    parser.add_argument("--weights", type=float, nargs="+", default=[5.0, 10.0, 20.0])
+    args = parser.parse_args()
+    judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets))
+    tune = [j for j in judged if j.case.half == "tune"]
+    labels = [fc.answerable_label(j) for j in tune]
+    for weight in args.weights:
+        gate = fc.fit_logistic([j.answer.signals for j in tune], labels, fc.ANSWER_FEATURES,
+                               fc.sample_weights(tune, weight))
+        print(f"\nGate weight of the report's questions: {weight:g}\n")
+        print("| threshold | half | in scope shown | near-miss refused | far refused | PIAF shown "
+              "| PIAF on report refused |")
+        print("|---|---|---|---|---|---|---|")
+        for threshold in THRESHOLDS:
+            for half in ("tune", "check"):
+                def shown(name: str, half: str = half, threshold: float = threshold, gate=gate) -> float:
+                    return float(np.mean([gate(j.answer.signals) >= threshold for j in judged
+                                          if j.case.set == name and j.case.half == half]))
+                print(f"| {threshold:.2f} | {half} | {shown('report'):.2f} | {1 - shown('near_miss'):.2f} | "
+                      f"{1 - shown('out_of_scope'):.2f} | {shown('piaf'):.2f} | {1 - shown('piaf_on_report'):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
