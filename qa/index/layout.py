@@ -171,7 +171,11 @@ def discard_live(root: Path) -> None:
     and the build it names deleted, so it is never served, reused nor kept as the previous build.
     Readers then find no index until the next build is published."""
     name = live_name(root)
-    (root / CURRENT).unlink(missing_ok=True)
+    pointer = root / CURRENT
+    if pointer.is_dir() and not pointer.is_symlink():  # not even a file
+        shutil.rmtree(pointer)
+    else:
+        pointer.unlink(missing_ok=True)
     fsync_file(root)
     if name and (root / name).is_dir():
         log.warning("Removing the damaged build %s", root / name)

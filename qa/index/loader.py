@@ -117,7 +117,7 @@ def _load(build: Path) -> Index:
     manifest = layout.read_manifest(build)
     files = manifest["files"]
     seen = integrity.snapshot(build, files)  # before checking: a file rewritten meanwhile is checked again
-    name = "manifest.json"
+    name = ""  # the file being read, named by the error
     try:
         with integrity.checking(build, files, LOAD_ORDER) as ready:
             ready(name := "passages.jsonl")
@@ -129,7 +129,7 @@ def _load(build: Path) -> Index:
             bm25 = bm25s().BM25.load(str(build / name), mmap=True, show_progress=False)  # pages read on demand
             ready(name := "sentences.npy")
             sentence_vectors = _mapped(build / name)
-            name = "vectors.npy, documents.jsonl"  # checked (not read) before the block ends
+        # Leaving the block waited for the rest (vectors.npy, documents.jsonl): read later, checked now.
     except READ_ERRORS as exc:
         raise IndexCorruptError(f"Index at {build} is unreadable ({name}: {exc}): rebuild it with `qa index build`.",
                                 file=name) from exc
