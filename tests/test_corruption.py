@@ -17,7 +17,7 @@ from qa import IndexCorruptError, IndexNotFoundError, IndexVersionError, build_i
 from qa.cli import main
 from qa.errors import french_message
 from qa.index import index_status, load_index, read_documents
-from qa.index.layout import current_build, write_manifest
+from qa.index.layout import current_build, read_manifest, write_manifest
 from qa.index.loader import _cache
 
 QUESTION = "Qui a revendiqué les attaques ?"
@@ -80,6 +80,20 @@ def test_a_damaged_file_is_refused_and_named(copy, report_corpus, capsys, name, 
     assert "État : endommagé" in said or "Erreur : L'index est illisible" in said  # the manifest itself: an error
 
 
+def test_every_single_bit_flip_of_the_manifest_is_refused(report_index, monkeypatch):
+    build = current_build(report_index)
+    raw = (build / "manifest.json").read_bytes()
+    flipped = bytearray(raw)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: bytes(flipped))  # in memory: 8 flips per byte
+    for i in range(len(raw)):
+        for bit in range(8):
+            flipped[i] ^= 1 << bit
+            with pytest.raises(IndexCorruptError) as refused:
+                read_manifest(build)
+            assert refused.value.file == "manifest.json", (i, bit)
+            flipped[i] ^= 1 << bit
+
+
 def test_status_lists_every_damaged_file(copy, report_corpus, capsys):
     build = current_build(copy)
     _flip(0.5)(build / "vectors.npy")
@@ -117,9 +131,17 @@ CURRENTS = {
 }
 
 
-@pytest.mark.parametrize("content", sorted(CURRENTS))
+def _damage_current(index: Path, content: str) -> None:
+    if content == "a folder":
+        (index / "CURRENT").unlink()
+        (index / "CURRENT").mkdir()
+    else:
+        (index / "CURRENT").write_bytes(CURRENTS[content])
+
+
+@pytest.mark.parametrize("content", [*sorted(CURRENTS), "a folder"])
 def test_a_damaged_current_is_a_typed_error(copy, report_corpus, capsys, content):
-    (copy / "CURRENT").write_bytes(CURRENTS[content])
+    _damage_current(copy, content)
     with pytest.raises(IndexCorruptError) as refused:
         load_index(copy)
     assert refused.value.file == "CURRENT"
@@ -132,9 +154,10 @@ def _only_the_live_build(index: Path) -> None:
     assert sorted(p.name for p in index.iterdir()) == sorted([".lock", "CURRENT", current_build(index).name])
 
 
-@pytest.mark.parametrize("full", [False, True], ids=["build", "build --full"])
-def test_qa_index_build_repairs_a_garbage_current(copy, report_corpus, capsys, full):
-    (copy / "CURRENT").write_bytes(CURRENTS["garbage bytes"])
+@pytest.mark.parametrize(("content", "full"), [("garbage bytes", False), ("garbage bytes", True), ("a folder", False)],
+                         ids=["garbage, build", "garbage, build --full", "a folder, build"])
+def test_qa_index_build_repairs_a_damaged_current(copy, report_corpus, capsys, content, full):
+    _damage_current(copy, content)
     argv = ["index", "build", "--corpus", str(report_corpus), "--index", str(copy)] + (["--full"] if full else [])
     assert main(argv) == 0
     assert "Tout est réencodé : index précédent endommagé (CURRENT), écarté." in capsys.readouterr().err
