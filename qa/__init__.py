@@ -13,6 +13,7 @@ from qa.errors import (
     IndexCorruptError,
     IndexModelMismatchError,
     IndexNotFoundError,
+    IndexVersionError,
     ModelUnavailableError,
     QAError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "IndexModelMismatchError",
     "IndexNotFoundError",
     "IndexStatus",
+    "IndexVersionError",
     "ModelUnavailableError",
     "Passage",
     "QAError",

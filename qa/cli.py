@@ -1,6 +1,6 @@
 """`qa`: the command line. Thin: parses, calls the public face, prints in French.
 
-Exit codes: 0 success, 1 error (message on stderr), 2 usage error.
+Exit codes: 0 success, 1 error (message on stderr; `qa index status`: a damaged index), 2 usage error.
 Heavy libraries (torch, faiss, Gradio) load on first use inside qa, so `qa --help` answers at once.
 """
 
@@ -156,7 +156,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = index_status(args.index, args.corpus)  # the manifest alone: status never loads vectors
+    status = index_status(args.index, args.corpus)  # the manifest and the files' checksums; never the vectors
     print(f"Index : {status.build}")
     print(f"Construit le {status.created} — {len(status.documents)} document(s), {status.passages} passages")
     print(f"Modèle : {status.model} (dimension {status.dimension}), index vectoriel {status.dense}")
@@ -164,6 +164,11 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  {doc.doc} — {doc.title} ({doc.passages} passages)")
     for path, reason in status.skipped:
         print(f"  ignoré : {path} ({reason})")
+    if status.damaged:  # refused on load whatever the corpus: say so first, and fail
+        print("État : endommagé — relancez : qa index build")
+        for name, problem in status.damaged:
+            print(f"  {name} : {problem}")
+        return 1
     fresh = status.freshness
     if not fresh.stale:
         print("État : à jour")

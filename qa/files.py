@@ -26,13 +26,20 @@ def file_sha256(path: str | Path) -> str:
 
 
 def file_sha256_cached(path: Path) -> str:
-    """`file_sha256`, computed once per process per version of the file (its size and mtime)."""
-    stat = path.stat()
-    return _sha256_of_version(str(path), stat.st_size, stat.st_mtime_ns)
+    """`file_sha256`, computed once per process per version of the file: its path, size, times and
+    inode (a file rewritten, replaced or touched is hashed again; ctime cannot be set back by hand)."""
+    return _sha256_of_version(str(path), *file_identity(path))
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256_of_version(path: str, size: int, mtime_ns: int) -> str:
+def file_identity(path: Path) -> tuple[int, ...]:
+    """What tells one version of a file from another without reading it: size, modification and
+    status-change times, device and inode. Raises OSError."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
+
+
+@functools.lru_cache(maxsize=256)  # an index build has ~12 files; two builds, the model and its exports fit
+def _sha256_of_version(path: str, *identity: int) -> str:
     return file_sha256(path)
 
 

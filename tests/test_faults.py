@@ -19,7 +19,7 @@ import pytest
 import qa
 from qa import IndexCorruptError, IndexModelMismatchError, ask, build_index, retrieve
 from qa.errors import french_message
-from qa.index.layout import current_build
+from qa.index.layout import current_build, write_manifest
 from qa.index.loader import _cache
 from tests.conftest import DATA, ROOT
 
@@ -78,9 +78,10 @@ def _truncate(path: Path) -> None:
 
 
 def _edit_manifest(build: Path, change) -> None:
+    """Change a manifest and seal it again: what a writer of another model or version would record."""
     manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
     change(manifest)
-    (build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(build, manifest)
 
 
 CORRUPTIONS = {
@@ -119,7 +120,8 @@ def test_cli_reports_a_corrupt_index_in_french(tmp_path, report_index, capsys):
     shutil.copytree(report_index, copy)
     _truncate(current_build(copy) / "dense.faiss")
     assert main(["ask", "drones ?", "--index", str(copy)]) == 1
-    assert "Erreur : L'index est illisible ou incohérent. Reconstruisez-le : qa index build" in capsys.readouterr().err
+    assert ("Erreur : L'index est illisible ou incohérent (fichier endommagé : dense.faiss). "
+            "Reconstruisez-le : qa index build") in capsys.readouterr().err
 
 
 def _answer_key(answer: qa.Answer) -> tuple:

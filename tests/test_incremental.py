@@ -11,7 +11,7 @@ import pytest
 import qa.index.build
 from qa import build_index, retrieve
 from qa.chunking import indexed_text
-from qa.index.layout import current_build
+from qa.index.layout import current_build, write_manifest
 from tests import samples
 
 
@@ -107,7 +107,7 @@ def test_changed_settings_or_full_flag_reembed_everything(tmp_path, embedded, ca
     manifest_path = current_build(index) / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["chunking"]["max_words"] = 999  # as if built by a version of qa that cut passages differently
-    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(manifest_path.parent, manifest)
     embedded.clear()
     rebuilt = build_index(corpus, index)
     assert "découpage" in rebuilt.full_reason and rebuilt.embedded_passages == rebuilt.passages and not rebuilt.reused
@@ -133,7 +133,8 @@ def test_unreadable_previous_build_is_not_reused(tmp_path, embedded):
     (current_build(index) / "vectors.npy").write_bytes(b"not numpy")
     embedded.clear()
     again = build_index(corpus, index)
-    assert "illisible" in again.full_reason and again.embedded_passages == again.passages == 1
+    assert again.full_reason == "index précédent endommagé (vectors.npy), écarté"
+    assert again.embedded_passages == again.passages == 1
 
 
 def test_ivf_index_is_recorded_and_searchable(tmp_path):

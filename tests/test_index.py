@@ -8,7 +8,7 @@ import pytest
 
 from qa import CorpusError, IndexCorruptError, IndexNotFoundError, build_index, check_freshness
 from qa.index import load_index, read_documents
-from qa.index.layout import current_build
+from qa.index.layout import current_build, seal, write_manifest
 
 from .conftest import REPORT
 
@@ -16,7 +16,7 @@ from .conftest import REPORT
 def test_build_writes_a_complete_manifest(report_index):
     build = current_build(report_index)
     manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format"] == 2
+    assert manifest["format"] == 3
     assert manifest["model"]["id"] == "multilingual-e5-small"
     assert manifest["model"]["dimension"] == 384
     assert len(manifest["model"]["checksum"]) == 64
@@ -31,6 +31,13 @@ def test_build_writes_a_complete_manifest(report_index):
     assert "jusqu" in manifest["analyzer"]["elisions"]
     assert manifest["versions"]["faiss-cpu"]
     assert not list(build.rglob("*.pkl")) and not list(build.rglob("*.pickle"))
+    files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
+    files.remove("manifest.json")
+    assert sorted(manifest["files"]) == files  # every other file of the build, with its size and sha256
+    for name in files:
+        assert manifest["files"][name] == {"size": (build / name).stat().st_size,
+                                           "sha256": hashlib.sha256((build / name).read_bytes()).hexdigest()}
+    assert manifest["manifest_sha256"] == seal(manifest)
 
 
 def test_save_load_round_trip(report_index, report_corpus):
@@ -80,7 +87,7 @@ def test_index_built_with_other_settings_is_stale(tmp_path, report_index, report
     manifest_path = current_build(copy) / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["chunking"]["max_words"] = 80
-    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(manifest_path.parent, manifest)  # sealed, as another version of qa would write it
     fresh = check_freshness(copy, report_corpus)
     assert fresh.settings_changed and fresh.stale and not (fresh.added or fresh.changed or fresh.removed)
 

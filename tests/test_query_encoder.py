@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from qa.files import file_sha256  # noqa: E402
 from qa.model import bundled, embed_query, load_model, onnx_export  # noqa: E402
 from qa.model import onnx_store as store  # noqa: E402
 from qa.model import query_encoder as qe  # noqa: E402
@@ -142,7 +143,8 @@ def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder
     assert q8.path.parent == encoder.path.parent == store.onnx_cache_dir(model_dir)
     assert q8.path.stat().st_size < encoder.path.stat().st_size  # the big embedding table stays float32
     record = json.loads((q8.path.parent / store.RECORD).read_text(encoding="utf-8"))
-    assert record["files"][store.Q8_FILE] == q8.path.stat().st_size and record["q8"]["min_cosine_to_fp32"] >= 0.999
+    assert record["files"][store.Q8_FILE] == {"size": q8.path.stat().st_size, "sha256": file_sha256(q8.path)}
+    assert record["q8"]["min_cosine_to_fp32"] >= 0.999
     for text in TEXTS:
         assert cosine(q8.encode(text), embed_query(torch_model, text)) >= 0.999
     batch = q8.encode_batch(["Qui ?", LONG, FRENCH[0]])

@@ -42,7 +42,8 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, preven
 
 
 def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
-    """Build the index if it is missing, unreadable or stale, saying so in French; return its corpus.
+    """Build the index if it is missing, damaged, of another version or stale, saying so in French;
+    return its corpus. A damaged build is never reused: the rebuild embeds everything again.
 
     With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
     index built from another folder never rebuilds it from the wrong one; likewise the rebuild uses
@@ -52,11 +53,16 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     model = built_model(index)
     try:
         if not qa.check_freshness(index, corpus).stale:
-            load_index(index)
+            load_index(index)  # checks every file of the build against its checksum
             return corpus
-    except (qa.IndexNotFoundError, qa.IndexCorruptError, ValueError, KeyError, OSError):
-        pass
-    print("Index absent ou périmé : reconstruction…", file=sys.stderr, flush=True)
+        state = "absent ou périmé"  # stale: the corpus, the model or the settings changed
+    except qa.IndexNotFoundError:
+        state = "absent ou périmé"
+    except qa.IndexVersionError:
+        state = "construit par une autre version de qa"
+    except (qa.IndexCorruptError, OSError):
+        state = "endommagé ou illisible"
+    print(f"Index {state} : reconstruction…", file=sys.stderr, flush=True)
     s = qa.build_index(corpus, index, model=model)
     print(f"Index prêt : {s.documents} document(s), {s.passages} passages ({s.embedded_passages} encodés), "
           f"en {s.seconds:.1f} s.", file=sys.stderr)

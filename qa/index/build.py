@@ -21,12 +21,19 @@ import numpy as np
 
 from qa.chunking import IndexedPassage
 from qa.documents import iter_corpus_files
-from qa.errors import ClusterUnavailableError, CorpusError, InputError
+from qa.errors import (
+    ClusterUnavailableError,
+    CorpusError,
+    IndexCorruptError,
+    IndexNotFoundError,
+    IndexVersionError,
+    InputError,
+)
 from qa.index import dense as dense_index
 from qa.index import layout
 from qa.index.freshness import file_hash, stat_record, unchanged
 from qa.index.ingest import ReadResult, read_one, skip_entry, skip_reason
-from qa.index.loader import read_stored
+from qa.index.loader import checked_build, read_stored
 from qa.index.writer import write_build
 from qa.model import embed_passages, encode_question, load_model, model_checksum, precision_setting, resolve_model
 
@@ -268,12 +275,16 @@ def _previous(root: Path, model_id: str, checksum: str,
     Without a live build every document is new, which is not a "full rebuild" worth explaining.
     """
     try:
-        build = layout.current_build(root)
-        manifest = layout.read_manifest(build)
-    except Exception as exc:  # noqa: BLE001 - no index, or one that cannot be read: build from scratch
+        build, manifest = checked_build(root)  # every file hashed (once per process per version of it)
+    except IndexNotFoundError:
         if (root / layout.CURRENT).exists():
-            return None, {}, f"index précédent illisible ({exc})"
+            return None, {}, "index précédent introuvable (CURRENT désigne une construction absente)"
         return None, {}, ""
+    except IndexVersionError:  # not damaged: kept as the previous build until the next one
+        return None, {}, "index construit par une autre version de qa"
+    except IndexCorruptError as exc:  # CURRENT, the manifest or a file: never reused, kept nor served again
+        layout.discard_live(root)
+        return None, {}, f"index précédent endommagé ({exc.file or layout.MANIFEST}), écarté"
     if full:
         return None, manifest, "reconstruction complète demandée (--full)"
     if manifest["model"].get("checksum") != checksum or manifest["model"].get("id") != model_id:

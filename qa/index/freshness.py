@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.documents import iter_corpus_files
-from qa.errors import IndexNotFoundError
+from qa.errors import QAError
 from qa.files import file_sha256
 from qa.index import layout
 from qa.model import model_checksum
@@ -70,7 +70,7 @@ def built_corpus(index: str | Path = "index") -> Path | None:
     """The corpus folder the live build was made from, or None when there is no readable index."""
     try:
         return Path(index) / layout.live_manifest(index)["corpus"]
-    except (IndexNotFoundError, OSError, ValueError, KeyError):
+    except (QAError, OSError, ValueError, KeyError):  # no index, or a damaged or older one
         return None
 
 

@@ -1,8 +1,12 @@
 """Load and check a build: FAISS vectors, BM25 keywords, passages and manifest, and read a build's
 documents back for the next incremental build.
 
-Loading is cached per process and per build, so the hot path never re-reads files; sentence vectors
-are memory-mapped (only candidates' rows are read).
+Every file is checked against the size and sha256 its manifest records before it is parsed
+(`qa.index.integrity`: hashed in a background thread while the previous file is parsed), and a
+build is returned only once all its files are checked. Any damage, and any error reading a build,
+is an IndexCorruptError naming the file. Loading is cached per process and per build, so the hot
+path never re-reads files (a `stat` per file tells whether one was rewritten since); sentence
+vectors are memory-mapped (only candidates' rows are read).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from qa.chunking import IndexedPassage
 from qa.errors import IndexCorruptError, IndexModelMismatchError
 from qa.files import read_jsonl
 from qa.index import dense as dense_index
-from qa.index import layout
+from qa.index import integrity, layout
 from qa.index.freshness import Freshness, check_freshness, describe
 from qa.index.layout import bm25s, passage_from_row
 
@@ -43,6 +47,7 @@ class Index:
     _documents: dict[str, dict[str, str]] | None = field(default=None, repr=False)
     _passage_docs: tuple[list[str], np.ndarray] | None = field(default=None, repr=False)
     _passage_vectors: np.ndarray | None = field(default=None, repr=False)
+    files_seen: tuple = field(default=(), repr=False)  # the files' identities when loaded (integrity.snapshot)
 
     def passage_docs(self) -> tuple[list[str], np.ndarray]:
         """Document ids, and each passage's position in that list: a document filter is one np.isin."""
@@ -56,13 +61,13 @@ class Index:
         """All passage vectors, memory-mapped from the build (exact scores where the FAISS index is
         approximate, e.g. inside a document filter), read on first use."""
         if self._passage_vectors is None:
-            self._passage_vectors = _mapped(self.path / "vectors.npy")
+            self._passage_vectors = _read_checked(self, "vectors.npy", _mapped)
         return self._passage_vectors
 
     def documents(self) -> dict[str, dict[str, str]]:
         """The documents' full texts as indexed, by id: read from this build once, on first use."""
         if self._documents is None:
-            self._documents = {r["doc"]: r for r in read_jsonl(self.path / "documents.jsonl")}
+            self._documents = _read_checked(self, "documents.jsonl", lambda p: {r["doc"]: r for r in read_jsonl(p)})
         return self._documents
 
     def document_ids(self) -> tuple[str, ...]:
@@ -76,13 +81,20 @@ class Index:
 
 _cache: dict[Path, Index] = {}
 _cache_lock = threading.Lock()
+LOAD_ORDER = ("passages.jsonl", "dense.faiss", "bm25", "sentences.npy")  # then vectors.npy, documents.jsonl
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, RuntimeError)  # a file as parsed
 
 
 def load_index(index: str | Path = "index") -> Index:
-    """The live build at `index`, loaded once per process (reloaded after a rebuild)."""
+    """The live build at `index`, loaded once per process (reloaded after a rebuild, or when one of
+    its files was rewritten since)."""
     with _cache_lock:  # CURRENT is read under the lock: a concurrent rebuild cannot interleave
         build = layout.current_build(Path(index)).resolve()
-        if build not in _cache:
+        cached = _cache.get(build)
+        if cached is not None and integrity.snapshot(build, cached.manifest["files"]) != cached.files_seen:
+            _cache.clear()  # a memory-mapped file changed under us: check the build again before serving it
+            cached = None
+        if cached is None:
             idx = _load(build)
             idx.freshness = check_freshness(index, manifest=idx.manifest)
             if idx.freshness.model_changed:  # question vectors would not match the passages': refuse
@@ -99,18 +111,28 @@ def load_index(index: str | Path = "index") -> Index:
 
 
 def _load(build: Path) -> Index:
+    """Read a build, each file checked before it is parsed; IndexCorruptError naming the file otherwise."""
     import faiss  # lazy: `import qa` stays light
 
+    manifest = layout.read_manifest(build)
+    files = manifest["files"]
+    seen = integrity.snapshot(build, files)  # before checking: a file rewritten meanwhile is checked again
+    name = ""  # the file being read, named by the error
     try:
-        manifest = layout.read_manifest(build)
-        rows = read_jsonl(build / "passages.jsonl")
-        passages = [passage_from_row(r) for r in rows]
-        dense = faiss.read_index(str(build / "dense.faiss"))
-        dense_index.configure(dense, manifest.get("dense", {}))
-        bm25 = bm25s().BM25.load(str(build / "bm25"), mmap=True, show_progress=False)  # pages read on demand
-        sentence_vectors = _mapped(build / "sentences.npy")
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise IndexCorruptError(f"Index at {build} is unreadable ({exc}): rebuild it with `qa index build`.") from exc
+        with integrity.checking(build, files, LOAD_ORDER) as ready:
+            ready(name := "passages.jsonl")
+            passages = [passage_from_row(r) for r in read_jsonl(build / name)]
+            ready(name := "dense.faiss")
+            dense = faiss.read_index(str(build / name))
+            dense_index.configure(dense, manifest.get("dense", {}))
+            ready(name := "bm25")
+            bm25 = bm25s().BM25.load(str(build / name), mmap=True, show_progress=False)  # pages read on demand
+            ready(name := "sentences.npy")
+            sentence_vectors = _mapped(build / name)
+        # Leaving the block waited for the rest (vectors.npy, documents.jsonl): read later, checked now.
+    except READ_ERRORS as exc:
+        raise IndexCorruptError(f"Index at {build} is unreadable ({name}: {exc}): rebuild it with `qa index build`.",
+                                file=name) from exc
     offsets = np.cumsum([0] + [len(p.sentences) for p in passages])
     counts = manifest.get("counts", {})
     dim = manifest.get("model", {}).get("dimension")
@@ -127,7 +149,18 @@ def _load(build: Path) -> Index:
     flat = None
     if isinstance(dense, faiss.IndexFlat):  # zero-copy: the index owns the memory and lives as long as Index
         flat = faiss.rev_swig_ptr(dense.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)
-    return Index(build, manifest, passages, dense, bm25, sentence_vectors, offsets, flat_vectors=flat)
+    return Index(build, manifest, passages, dense, bm25, sentence_vectors, offsets, flat_vectors=flat,
+                 files_seen=seen)
+
+
+def _read_checked(idx: Index, name: str, read):
+    """A file of a loaded build read on first use, checked again first (a stat, unless it changed)."""
+    integrity.verify(idx.path, idx.manifest["files"], name)
+    try:
+        return read(idx.path / name)
+    except READ_ERRORS as exc:
+        raise IndexCorruptError(f"Index at {idx.path} is unreadable ({name}: {exc}): rebuild it with "
+                                "`qa index build`.", file=name) from exc
 
 
 def _mapped(path: Path) -> np.ndarray:
@@ -148,6 +181,15 @@ def _mapped(path: Path) -> np.ndarray:
 def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:
     """The documents' full texts as indexed, by document id (for the source viewer), cached per build."""
     return load_index(index).documents()
+
+
+def checked_build(root: Path) -> tuple[Path, dict[str, Any]]:
+    """The live build of the index at `root` and its manifest, every file of it checked against its
+    checksum: IndexNotFoundError, IndexVersionError, or IndexCorruptError naming the first damaged file."""
+    build = layout.current_build(root)
+    manifest = layout.read_manifest(build)
+    integrity.verify(build, manifest["files"], *manifest["files"])
+    return build, manifest
 
 
 def read_stored(build: Path) -> dict[str, tuple[dict[str, Any], list[IndexedPassage], np.ndarray, np.ndarray]]:

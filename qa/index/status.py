@@ -1,5 +1,6 @@
-"""What a face shows about an index: one public object, read from the live build's manifest alone
-(status never loads vectors), so `qa index status`, the app's corpus line and the API's /status say
+"""What a face shows about an index: one public object, read from the live build's manifest and the
+checksums of its files (status never loads vectors; each file is hashed once per process per version
+of it, `qa.index.integrity`), so `qa index status`, the app's corpus line and the API's /status say
 the same thing and none of them parses manifest.json.
 """
 
@@ -8,8 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qa.errors import IndexCorruptError
-from qa.index import layout
+from qa.index import integrity, layout
 from qa.index.freshness import Freshness, check_freshness
 
 
@@ -34,6 +34,7 @@ class IndexStatus:
     sentences: int
     skipped: tuple[tuple[str, str], ...]  # (path, French reason)
     freshness: Freshness
+    damaged: tuple[tuple[str, str], ...] = ()  # (file of the build, French problem): refused on load
 
     @property
     def stale(self) -> bool:
@@ -45,25 +46,30 @@ class IndexStatus:
             "stale": self.stale,
             **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.freshness).items()},
             "built": self.created, "documents": len(self.documents), "passages": self.passages,
+            "damaged": [name for name, _ in self.damaged],
         }
+
+
+PROBLEMS = {integrity.MISSING: "absent", integrity.SIZE: "taille différente de celle enregistrée",
+            integrity.CHECKSUM: "contenu modifié (somme de contrôle différente)", integrity.UNREADABLE: "illisible"}
 
 
 def index_status(index: str | Path = "index", corpus: str | Path | None = None, *,
                  check_model: bool = True) -> IndexStatus:
     """The live build at `index` and its freshness against `corpus` (default: the folder it was built
-    from). Raises IndexNotFoundError without a build, IndexCorruptError when its manifest is unreadable."""
+    from), and every damaged file of it (checked against the manifest's checksums). Raises
+    IndexNotFoundError without a build, IndexCorruptError when CURRENT or the manifest is damaged,
+    IndexVersionError for an index of another version of qa."""
     build = layout.current_build(Path(index))
-    try:
-        m = layout.read_manifest(build)
-        documents = tuple(DocumentStatus(doc, info.get("title") or doc, int(info.get("passages", 0)))
-                          for doc, info in m["documents"].items())
-        counts, model = m["counts"], m["model"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexCorruptError(f"Cannot read the manifest of {build}: {exc}") from exc
+    m = layout.read_manifest(build)  # sealed: what it holds was written by the writer
+    documents = tuple(DocumentStatus(doc, info.get("title") or doc, int(info.get("passages", 0)))
+                      for doc, info in m["documents"].items())
+    counts, model = m["counts"], m["model"]
     return IndexStatus(
         build=build, created=m["created"], model=model["id"], dimension=int(model["dimension"]),
         dense=m.get("dense", {}).get("type", "flat"), documents=documents, passages=int(counts["passages"]),
         sentences=int(counts.get("sentences", 0)),
         skipped=tuple((s["path"], s["reason"]) for s in m.get("skipped", [])),
         freshness=check_freshness(index, corpus, manifest=m, check_model=check_model),
+        damaged=tuple((name, PROBLEMS[found]) for name, found in integrity.problems(build, m["files"])),
     )

@@ -29,6 +29,7 @@ from qa.model.onnx_store import (
     Q8_FILE,
     QueryEncoder,
     QueryEncoderUnavailable,
+    file_entry,
     load_tokenizer,
     onnx_cache_dir,
     open_session,
@@ -67,20 +68,23 @@ def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool =
         raise QueryEncoderUnavailable(f"Cannot write the ONNX export into {folder}: {exc}") from exc
 
 
-def _usable(record: dict[str, Any] | None, source_sha: str, quantized: bool, folder: Path) -> bool:
-    """True when the requested file is in the cache for these weights (8-bit: and for these settings)."""
+def _usable(record: dict[str, Any] | None, source_sha: str, quantized: bool, folder: Path, *,
+            quiet: bool = False) -> bool:
+    """True when the requested file is in the cache for these weights (8-bit: and for these settings),
+    as recorded (its size and sha256)."""
     if not quantized:
-        return valid_file(record, source_sha, FP32_FILE, folder)
+        return valid_file(record, source_sha, FP32_FILE, folder, quiet=quiet)
     if record is None or record.get("source_sha256") != source_sha:
         return False
-    return recorded_usable(record) and valid_file(record, source_sha, Q8_FILE, folder)  # a refusal raises first
+    # A refusal raises first.
+    return recorded_usable(record) and valid_file(record, source_sha, Q8_FILE, folder, quiet=quiet)
 
 
 def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized: bool, force: bool) -> Path:
     """ensure_onnx's slow path, under the folder's file lock."""
     with locked(folder / ".lock"):  # concurrent first runs export once
         record = read_record(folder)  # another process may have exported while we waited
-        if (force and not quantized) or not valid_file(record, source_sha, FP32_FILE, folder):
+        if (force and not quantized) or not valid_file(record, source_sha, FP32_FILE, folder, quiet=True):
             if record is not None:
                 logger.info("The ONNX export in %s is stale or unwanted; exporting %s again.", folder, model_dir)
             logger.info("Exporting %s to ONNX in %s (once; about 10 s).", model_dir, folder)
@@ -90,11 +94,11 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
                 "source": str(model_dir),
                 "source_sha256": source_sha,
                 **info,
-                "files": {FP32_FILE: (folder / FP32_FILE).stat().st_size},
+                "files": {FP32_FILE: file_entry(folder, FP32_FILE)},
             }
             write_record(folder, record)
         (folder / LEGACY_INT8_FILE).unlink(missing_ok=True)  # dynamic int8, written by earlier versions
-        if quantized and (force or not _usable(record, source_sha, True, folder)):
+        if quantized and (force or not _usable(record, source_sha, True, folder, quiet=True)):
             quantize_into_record(model_dir, folder, record)
     return folder / (Q8_FILE if quantized else FP32_FILE)
 

@@ -27,6 +27,7 @@ from qa.model.onnx_store import (
     Q8_FILE,
     QueryEncoder,
     QueryEncoderUnavailable,
+    file_entry,
     load_tokenizer,
     open_session,
     query_prompt,
@@ -80,7 +81,7 @@ def quantize_into_record(model_dir: Path, folder: Path, record: dict[str, Any]) 
         write_record(folder, record)
         raise
     record["q8"] = {"settings": settings(), "min_cosine_to_fp32": round(worst, 7)}
-    record["files"][Q8_FILE] = (folder / Q8_FILE).stat().st_size
+    record["files"][Q8_FILE] = file_entry(folder, Q8_FILE)
     write_record(folder, record)
 
 

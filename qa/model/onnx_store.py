@@ -4,25 +4,30 @@ session that runs them.
 `cache_root()/onnx/<model dir name>-<hash of its path>/` holds `model.onnx` (float32, made and
 checked by `qa.model.onnx_export`), `model-q8.onnx` (8-bit weights, `qa.model.onnx_quantize`) and
 `export.json`, which records the checksum of the model's weights, so a changed model is exported
-again. Both writers and `qa.model.query_encoder` read the folder through this module. onnxruntime,
+again, and each file's size and sha256, checked once per process per version of the file (path,
+size, times, inode), so a damaged or altered file is made again, with a warning, before it is used.
+Both writers and `qa.model.query_encoder` read the folder through this module. onnxruntime,
 tokenizers and numpy are imported inside the functions, for lazy loading.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.files import replace_text, text_sha256
+from qa.files import file_sha256, file_sha256_cached, replace_text, text_sha256
 from qa.model.identity import cache_root
 
 if TYPE_CHECKING:
     import numpy as np
     import onnxruntime
     from tokenizers import Tokenizer
+
+logger = logging.getLogger(__name__)
 
 EXPORT_VERSION = "1"  # bump when the exported graph changes: every cached export is redone
 RECORD = "export.json"
@@ -65,14 +70,31 @@ def read_record(folder: Path) -> dict[str, Any] | None:
     return record
 
 
-def valid_file(record: dict[str, Any] | None, source_sha: str, name: str, folder: Path) -> bool:
-    """True when the record is for these weights and lists `name` with the size it has on disk."""
+def file_entry(folder: Path, name: str) -> dict[str, Any]:
+    """What the record keeps of a file it lists: its size and sha256."""
+    path = folder / name
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def valid_file(record: dict[str, Any] | None, source_sha: str, name: str, folder: Path, *, quiet: bool = False) -> bool:
+    """True when the record is for these weights and `name` on disk is the file it lists: same size,
+    then same sha256 (hashed once per process per version of the file). A file that differs from its
+    entry is damaged or altered: a warning says it is made again (unless `quiet`)."""
     if record is None or record.get("source_sha256") != source_sha:
         return False
+    entry = record["files"].get(name)
+    if not isinstance(entry, dict):  # not made, or listed by an earlier version with its size alone
+        return False
+    path = folder / name
     try:
-        return record["files"].get(name) == (folder / name).stat().st_size
+        problem = ("size" if path.stat().st_size != entry.get("size")
+                   else "checksum" if file_sha256_cached(path) != entry.get("sha256") else "")
     except OSError:
         return False
+    if problem and not quiet:
+        logger.warning("The cached ONNX file %s differs from its record (%s): damaged or altered; making it again.",
+                       path, problem)
+    return not problem
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> None:
