@@ -11,7 +11,9 @@ order, with the French reason a build shows:
    deflate (what Word writes), is refused without inflating anything;
 3. the actual sizes, since a directory can lie: each member is inflated here in 1 MB steps and
    thrown away, stopping as soon as it passes its declared size or the bounds above. Inflating is
-   fast (about 0.3 GB/s) and bounded by (2), so this costs milliseconds for a real document.
+   fast (about 0.3 GB/s) and bounded by (2), so this costs milliseconds for a real document;
+4. the XML parts' tags ("<" counted while inflating): over `MAX_XML_TAGS`, python-docx's tree alone
+   would pass ~0.3 GB (a file crafted just under the ratio can pack ~1M tags in 1 MB).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from qa.documents.document import Unreadable
 MAX_UNZIPPED_BYTES = 200_000_000  # all members inflated: text, styles and images of a large report fit
 MAX_RATIO = 100  # a member inflating more than this many times its compressed size is a bomb ...
 RATIO_FLOOR = 1_000_000  # ... once it passes 1 MB (tiny members compress very well and cost nothing)
+MAX_XML_TAGS = 1_000_000  # python-docx's tree costs ~0.3 kB a tag: ~0.3 GB; a 1,000-page report has ~0.5M
 MAX_DIRECTORY_BYTES = 1_000_000  # about 10,000 entries; a real .docx has tens to hundreds
 _END = b"PK\x05\x06"
 _LOCAL = b"PK\x03\x04"
@@ -50,9 +53,12 @@ def check_zip(data: bytes) -> None:
         total += info.file_size
         if total > MAX_UNZIPPED_BYTES:
             raise _too_big(total)
-    total = 0
+    total = tags = 0
     for info in infos:
-        total += _inflated_size(data, info, MAX_UNZIPPED_BYTES - total)
+        size, xml_tags = _inflated(data, info, MAX_UNZIPPED_BYTES - total)
+        total, tags = total + size, tags + xml_tags
+        if tags > MAX_XML_TAGS:
+            raise Unreadable(f"document Word trop complexe (plus de {MAX_XML_TAGS:,} balises XML)".replace(",", " "))
 
 
 def _end_record(data: bytes) -> tuple[int, int]:
@@ -72,33 +78,41 @@ def _check_declared(info: zipfile.ZipInfo) -> None:
         raise _bomb(info.filename, info.file_size, info.compress_size)
 
 
-def _inflated_size(data: bytes, info: zipfile.ZipInfo, budget: int) -> int:
-    """The bytes `info` really inflates to, counted in steps and never kept; refused past its declared
-    size (which passed the bounds) or past `budget`, the room left under MAX_UNZIPPED_BYTES."""
+def _inflated(data: bytes, info: zipfile.ZipInfo, budget: int) -> tuple[int, int]:
+    """The bytes `info` really inflates to and, for an XML part, its tags ("<"), counted in steps and
+    never kept; refused past its declared size (which passed the bounds) or past `budget`, the room
+    left under MAX_UNZIPPED_BYTES."""
     start = _data_start(data, info)
     packed = memoryview(data)[start : start + info.compress_size]
-    if info.compress_type == zipfile.ZIP_STORED:
-        size = len(packed)
-    else:
-        inflater, size = zlib.decompressobj(-15), 0
-        try:
-            for at in range(0, len(packed), _STEP):
-                chunk = packed[at : at + _STEP]
-                while chunk:
-                    size += len(inflater.decompress(chunk, _STEP))
-                    chunk = inflater.unconsumed_tail
-                    if size > info.file_size or size > budget:
-                        break
-                if size > info.file_size or size > budget:
-                    break
-        except zlib.error as exc:
-            raise Unreadable(f"archive ZIP illisible ({info.filename} : {exc})") from None
+    xml = info.filename.lower().endswith((".xml", ".rels"))
+    size = tags = 0
+    for piece in _pieces(packed, info):
+        size += len(piece)
+        tags += bytes(piece).count(b"<") if xml else 0
+        if size > info.file_size or size > budget:
+            break
     if size > budget:
         raise _too_big(MAX_UNZIPPED_BYTES - budget + size)
     if size > info.file_size:
         raise Unreadable(f"archive ZIP incohérente ({info.filename} dépasse la taille annoncée : bombe de "
                          "décompression ?)")
-    return size
+    return size, tags
+
+
+def _pieces(packed: memoryview, info: zipfile.ZipInfo):
+    """A member's inflated bytes, 1 MB at a time."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        yield from (packed[at : at + _STEP] for at in range(0, len(packed), _STEP))
+        return
+    inflater = zlib.decompressobj(-15)
+    try:
+        for at in range(0, len(packed), _STEP):
+            chunk = packed[at : at + _STEP]
+            while chunk:
+                yield inflater.decompress(chunk, _STEP)
+                chunk = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise Unreadable(f"archive ZIP illisible ({info.filename} : {exc})") from None
 
 
 def _data_start(data: bytes, info: zipfile.ZipInfo) -> int:
