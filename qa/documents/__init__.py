@@ -39,6 +39,16 @@ def _readers():
 SUFFIXES = (".txt", ".text", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
 
 
+def reader_libraries() -> None:
+    """Load every reader's libraries now (a reading worker does, before its time budget runs)."""
+    import bs4  # noqa: F401 - lazy: loaded here on purpose, ahead of the first file
+    import charset_normalizer  # noqa: F401 - lazy: as above
+    import docx  # noqa: F401 - lazy: as above
+    import pypdf  # noqa: F401 - lazy: as above
+
+    _readers()
+
+
 def iter_corpus_files(corpus: Path) -> list[Path]:
     """Every file under `corpus` that a user put there, sorted; hidden ones, the corpus's own README
     and any qa index folder inside it (one holding a CURRENT pointer and builds) left out. Files of
@@ -90,6 +100,8 @@ def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Docume
         doc = reader(data, path.relative_to(corpus).as_posix(), path)
     except Unreadable:
         raise
+    except MemoryError:
+        raise Unreadable("lecture trop gourmande en mémoire") from None
     except Exception as exc:  # noqa: BLE001 - a third-party parser's failure on one file must not stop the build
         raise Unreadable(f"fichier illisible ({type(exc).__name__}: {exc})") from exc
     if not doc.paragraphs:
