@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from qa.chunking import IndexedPassage
-from qa.documents import iter_corpus_files
+from qa.documents import scan_corpus
 from qa.errors import ClusterUnavailableError, CorpusError, InputError
 from qa.index import dense as dense_index
 from qa.index import layout
@@ -176,7 +176,11 @@ def _scan(corpus: Path, previous: dict[str, _Part] | None, manifest: dict[str, A
     # 40 MB PDF is not parsed at every build, and a build with nothing new never starts Ray).
     previous_skips = {s["path"]: s for s in manifest.get("skipped", [])}
     scan = _Scan([], [], [], [])
-    for path in iter_corpus_files(corpus):
+    listing = scan_corpus(corpus)
+    # Links not followed and folders that cannot be read: listed, never read (no hash, no stat).
+    scan.skipped += [skip_entry(path.relative_to(corpus).as_posix(), reason, "", None)
+                     for path, reason in listing.skipped]
+    for path in listing.files:
         rel = path.relative_to(corpus).as_posix()
         record = previous_docs.get(rel)
         try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.documents import iter_corpus_files
+from qa.documents import scan_corpus
 from qa.errors import IndexNotFoundError
 from qa.files import file_sha256
 from qa.index import layout
@@ -47,9 +47,12 @@ def check_freshness(
     records = {**{s["path"]: s for s in manifest.get("skipped", [])}, **manifest["documents"]}
     now = {}
     if corpus.is_dir():
-        for path in iter_corpus_files(corpus):
+        listing = scan_corpus(corpus)
+        for path in listing.files:
             rel = path.relative_to(corpus).as_posix()
             now[rel] = known_hash(path, records.get(rel))
+        # A link not followed or a folder that cannot be read: never read, hash "" (as recorded when skipped).
+        now.update((path.relative_to(corpus).as_posix(), "") for path, _reason in listing.skipped)
     model_changed = False
     if check_model:
         recorded = manifest["model"]

@@ -59,11 +59,12 @@ def skip_reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
 
 
-def skip_entry(rel: str, reason: str, sha: str, path: Path) -> dict[str, Any]:
-    """The manifest entry of a skipped file: its reason, and its hash and stat for freshness checks."""
+def skip_entry(rel: str, reason: str, sha: str, path: Path | None) -> dict[str, Any]:
+    """The manifest entry of a skipped file: its reason, and its hash and stat for freshness checks
+    (`path` None: a link or a folder the corpus scan left out, neither hashed nor stat'ed)."""
     log.warning("Skipping %s: %s", rel, reason)
     try:
-        stat = stat_record(path)
+        stat = stat_record(path) if path is not None else {}
     except OSError:
         stat = {}
     return {"path": rel, "reason": reason, "sha256": sha, **stat}
