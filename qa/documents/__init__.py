@@ -11,15 +11,14 @@ build summary); `read_document` turns any reader failure into one, so one bad fi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from qa.documents.corpus import CorpusListing, iter_corpus_files, scan_corpus
 from qa.documents.document import Document, Heading, Span, Unreadable, content_hash, title_from_name
-from qa.errors import CorpusError
 
 __all__ = [
-    "MAX_FILE_BYTES", "READERS_VERSION", "SUFFIXES", "Document", "Heading", "Span", "Unreadable", "content_hash",
-    "iter_corpus_files", "read_bytes", "read_document", "title_from_name",
+    "MAX_FILE_BYTES", "READERS_VERSION", "SUFFIXES", "CorpusListing", "Document", "Heading", "Span", "Unreadable",
+    "content_hash", "iter_corpus_files", "read_bytes", "read_document", "scan_corpus", "title_from_name",
 ]
 
 MAX_FILE_BYTES = 50_000_000  # 50 MB: larger files are dumps or scans, not reports; skipped with a warning
@@ -39,27 +38,14 @@ def _readers():
 SUFFIXES = (".txt", ".text", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
 
 
-def iter_corpus_files(corpus: Path) -> list[Path]:
-    """Every file under `corpus` that a user put there, sorted; hidden ones, the corpus's own README
-    and any qa index folder inside it (one holding a CURRENT pointer and builds) left out. Files of
-    unknown formats are listed too, so a build can say it skipped them."""
-    if not corpus.is_dir():
-        raise CorpusError(f"Corpus folder not found: {corpus}")
-    files = []
-    for folder, dirs, names in os.walk(corpus):
-        here = Path(folder)
-        dirs[:] = [d for d in dirs if not d.startswith((".", "~$")) and not _is_index(here / d)]
-        for name in names:
-            path = here / name
-            rel = path.relative_to(corpus).as_posix()
-            if name.startswith((".", "~$")) or rel.lower() in ("readme.md", "readme.txt") or not path.is_file():
-                continue
-            files.append(path)
-    return sorted(files)
+def reader_libraries() -> None:
+    """Load every reader's libraries now (a reading worker does, before its time budget runs)."""
+    import bs4  # noqa: F401 - lazy: loaded here on purpose, ahead of the first file
+    import charset_normalizer  # noqa: F401 - lazy: as above
+    import docx  # noqa: F401 - lazy: as above
+    import pypdf  # noqa: F401 - lazy: as above
 
-
-def _is_index(folder: Path) -> bool:
-    return (folder / "CURRENT").is_file() and any(folder.glob("build-*"))
+    _readers()
 
 
 def read_bytes(path: Path) -> bytes:
@@ -90,6 +76,8 @@ def read_document(path: Path, corpus: Path, data: bytes | None = None) -> Docume
         doc = reader(data, path.relative_to(corpus).as_posix(), path)
     except Unreadable:
         raise
+    except MemoryError:
+        raise Unreadable("lecture trop gourmande en mémoire") from None
     except Exception as exc:  # noqa: BLE001 - a third-party parser's failure on one file must not stop the build
         raise Unreadable(f"fichier illisible ({type(exc).__name__}: {exc})") from exc
     if not doc.paragraphs:

@@ -25,10 +25,13 @@ _BOILERPLATE_RE = re.compile(
     r"(^|[\s_-])(nav|navbar|menu|sidebar|breadcrumbs?|cookies?|consent|share|social|newsletter|banner|"
     r"footer|header|masthead|advert|ads|promo|related|comments?|skip)($|[\s_-])", re.IGNORECASE)
 _DECLARED_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=", re.IGNORECASE)
+CONTENT = ("main", "article", "h1")  # what a tag must not hold to be removed as page furniture
 _HIDDEN_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def read_html(data: bytes, doc_id: str, path: Path) -> Document:
+    """Every step is one pass over the tree (or over disjoint subtrees), never a search below each
+    tag, and the walk keeps its own stack: 100,000 nested <div> read in linear time, without recursion."""
     from bs4 import BeautifulSoup  # lazy: a heavy library, loaded on first use
 
     # A declared charset (<meta charset>, BOM) is trusted; otherwise the text decoder's rules (UTF-8,
@@ -36,76 +39,149 @@ def read_html(data: bytes, doc_id: str, path: Path) -> Document:
     declared = _DECLARED_CHARSET_RE.search(data[:4096]) or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
     soup = BeautifulSoup(data if declared else decode(data), "lxml")
     page_title = clean_inline(soup.title.get_text()) if soup.title else ""
-    for tag in soup.find_all(DROP_TAGS):
-        if tag.name in ("header", "footer") and _holds_content(tag):
-            continue  # an article's own <header> holds its <h1>
-        tag.decompose()
+    content = _holding(soup, CONTENT)
+    # an article's own <header> holds its <h1>
+    _prune(soup, lambda tag: tag.name in DROP_TAGS and not (tag.name in ("header", "footer") and id(tag) in content))
     for br in soup.find_all("br"):
         br.replace_with(" ")
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        attrs = tag.attrs or {}
-        names = " ".join([*(attrs.get("class") or []), str(attrs.get("id") or ""), str(attrs.get("role") or "")])
-        if (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true"
-                or _HIDDEN_RE.search(str(attrs.get("style") or ""))
-                or (tag.name not in ("body", "html", "main", "article") and _BOILERPLATE_RE.search(names)
-                    and not _holds_content(tag))):
-            tag.decompose()
+    _drop_hidden_and_boilerplate(soup)
     mains = soup.find_all(["main", "article"])
-    root = max(mains, key=lambda t: len(t.get_text())) if mains else (soup.body or soup)
+    if mains:
+        lengths = _text_lengths(soup)
+        root = max(mains, key=lambda t: lengths.get(id(t), 0))
+    else:
+        root = soup.body or soup
     builder = TextBuilder()
     h1 = root.find("h1") or soup.find("h1")
     title = clean_inline(h1.get_text(" ")) if h1 else page_title
     if title:
         builder.title(title)
-    _walk(root, builder, skip=h1)
+    _walk(root, builder, skip=h1, nested=_holding(soup, BLOCKS | set(HEADINGS)))
     if not builder.paragraphs:
         raise Unreadable("page HTML sans texte principal")
     return builder.document(doc_id, title or path.stem, data)
 
 
-def _holds_content(tag) -> bool:
-    """Whether removing `tag` would remove the page's main text: it wraps <main>, <article> or <h1>
-    (a class such as "layout-with-sidebar" on the page's wrapper names its layout, not its content)."""
-    return tag.find(["main", "article", "h1"]) is not None
+def _drop_hidden_and_boilerplate(soup) -> None:
+    """Remove hidden elements and navigation-like ones (named menu, cookie banner, share bar…) that do
+    not wrap the page's main text. Tags come in document order, so when one is looked at none of its
+    descendants is removed yet: the content flags computed once before the pass stay true."""
+    content = _holding(soup, CONTENT)
+
+    def furniture(tag) -> bool:
+        attrs = tag.attrs or {}
+        names = " ".join([*(attrs.get("class") or []), str(attrs.get("id") or ""), str(attrs.get("role") or "")])
+        return (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true"
+                or bool(_HIDDEN_RE.search(str(attrs.get("style") or "")))
+                or (tag.name not in ("body", "html", "main", "article") and bool(_BOILERPLATE_RE.search(names))
+                    and id(tag) not in content))
+
+    _prune(soup, furniture)
 
 
-def _walk(node, builder: TextBuilder, skip=None) -> None:
-    """Emit headings and leaf blocks in document order; loose inline text between blocks is a paragraph."""
+def _prune(soup, drop) -> None:
+    """Decompose every tag for which `drop(tag)` holds, in one pass in document order. A tag under a
+    removed one is passed over, known by its parent's id noted before any removal: bs4's own
+    `tag.decomposed` is no help, as on a live tag it searches the whole subtree for a child tag named
+    "_decomposed" (Tag.__getattr__), which made this pass quadratic in the nesting depth."""
+    tags = [(tag, id(tag.parent)) for tag in soup.find_all(True)]
+    gone: set[int] = set()
+    for tag, parent in tags:
+        if parent in gone or drop(tag):
+            gone.add(id(tag))
+            if parent not in gone:
+                tag.decompose()
+
+
+def _holding(soup, names) -> set[int]:
+    """The ids of the tags with a descendant named in `names`, in one bottom-up pass: in reversed
+    document order every node comes before its parent. (Removing such a tag would remove the page's
+    main text when `names` is CONTENT: a class such as "layout-with-sidebar" on the page's wrapper
+    names its layout, not its content.)"""
+    from bs4 import Tag  # lazy: a heavy library, loaded on first use
+
+    held: set[int] = set()
+    for node in reversed(list(soup.descendants)):
+        if isinstance(node, Tag) and node.parent is not None and (node.name in names or id(node) in held):
+            held.add(id(node.parent))
+    return held
+
+
+def _text_lengths(soup) -> dict[int, int]:
+    """len(tag.get_text()) of every tag, in one bottom-up pass (strings of the types get_text keeps)."""
+    from bs4 import CData, NavigableString, Tag  # lazy: a heavy library, loaded on first use
+
+    lengths: dict[int, int] = {}
+    for node in reversed(list(soup.descendants)):
+        if node.parent is None:
+            continue
+        if isinstance(node, Tag):
+            size = lengths.get(id(node), 0)
+        else:
+            size = len(node) if type(node) in (NavigableString, CData) else 0
+        if size:
+            lengths[id(node.parent)] = lengths.get(id(node.parent), 0) + size
+    return lengths
+
+
+def _walk(root, builder: TextBuilder, skip, nested: set[int]) -> None:
+    """Emit headings and leaf blocks in document order; loose inline text between blocks is a paragraph.
+    A block holding other blocks or headings (its id in `nested`) is walked into, on an explicit stack."""
     from bs4 import NavigableString, Tag  # lazy: a heavy library, loaded on first use
 
-    loose: list[str] = []
-
-    def flush() -> None:
-        if loose:
-            builder.paragraph(" ".join(loose))
-            loose.clear()
-
-    for child in node.children:
-        if isinstance(child, NavigableString):
+    stack: list[tuple] = [(iter(root.children), [])]
+    while stack:
+        children, loose = stack[-1]
+        child = next(children, None)
+        if child is None:
+            _flush(loose, builder)
+            stack.pop()
+        elif isinstance(child, NavigableString):
             if type(child) is NavigableString and child.strip():  # not comments, CDATA or doctypes
                 loose.append(str(child))
+        elif not isinstance(child, Tag) or child is skip:
             continue
-        if not isinstance(child, Tag) or child is skip:
-            continue
-        if child.name in HEADINGS:
-            flush()
+        elif child.name in HEADINGS:
+            _flush(loose, builder)
             builder.heading(child.get_text(""), HEADINGS[child.name])
         elif child.name == "table":
-            flush()
-            own = [tr for tr in child.find_all("tr") if tr.find_parent("table") is child]  # not a nested table's rows
-            rows = [[c.get_text(" ") for c in tr.find_all(["td", "th"], recursive=False)] for tr in own]
-            first = child.find("tr")
-            header = bool(first and first.find("th", recursive=False) and not first.find("td", recursive=False))
-            for row in table_rows(rows, header):
-                builder.paragraph(row)
+            _flush(loose, builder)
+            _table(child, builder)
         elif child.name in BLOCKS:
-            flush()
-            if child.find(list(BLOCKS | set(HEADINGS))) is None or child.name in ("p", "h5", "h6"):
+            _flush(loose, builder)
+            if id(child) not in nested or child.name in ("p", "h5", "h6"):
                 builder.paragraph(child.get_text(""))
             else:
-                _walk(child, builder, skip)
+                stack.append((iter(child.children), []))
         else:
             loose.append(child.get_text(""))
-    flush()
+
+
+def _flush(loose: list[str], builder: TextBuilder) -> None:
+    if loose:
+        builder.paragraph(" ".join(loose))
+        loose.clear()
+
+
+def _table(table, builder: TextBuilder) -> None:
+    """Each of the table's own rows (not a nested table's) as a paragraph, cells labelled by a header row."""
+    rows = [[c.get_text(" ") for c in tr.find_all(["td", "th"], recursive=False)] for tr in _own_rows(table)]
+    first = table.find("tr")
+    header = bool(first and first.find("th", recursive=False) and not first.find("td", recursive=False))
+    for row in table_rows(rows, header):
+        builder.paragraph(row)
+
+
+def _own_rows(table) -> list:
+    """The <tr> whose nearest <table> is `table`, in document order: one walk that does not enter
+    nested tables (rather than a climb from each row to its table)."""
+    from bs4 import Tag  # lazy: a heavy library, loaded on first use
+
+    rows, stack = [], list(reversed(table.contents))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Tag) and node.name != "table":
+            if node.name == "tr":
+                rows.append(node)
+            stack.extend(reversed(node.contents))
+    return rows

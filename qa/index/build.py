@@ -19,21 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from qa.chunking import IndexedPassage
-from qa.documents import iter_corpus_files
 from qa.errors import (
     ClusterUnavailableError,
     CorpusError,
-    IndexCorruptError,
-    IndexNotFoundError,
-    IndexVersionError,
     InputError,
 )
 from qa.index import dense as dense_index
 from qa.index import layout
-from qa.index.freshness import file_hash, stat_record, unchanged
-from qa.index.ingest import ReadResult, read_one, skip_entry, skip_reason
-from qa.index.loader import checked_build, read_stored
+from qa.index.ingest import ReadResult, read_one, skip_entry
+from qa.index.reuse import Part, Scan, previous_build, scan_corpus_against
 from qa.index.writer import write_build
 from qa.model import embed_passages, encode_question, load_model, model_checksum, precision_setting, resolve_model
 
@@ -58,16 +52,6 @@ class BuildSummary:
     full_reason: str = ""  # why every document was embedded again ("" for an incremental build)
     embedded_passages: int = 0
     dense: str = "flat"
-
-
-@dataclass
-class _Part:
-    """One document's share of a build: its row, passages and vectors (new or reused)."""
-
-    doc: dict[str, Any]  # documents.jsonl row: doc, title, sha256, text, pages
-    passages: list[IndexedPassage]
-    vectors: np.ndarray | None = None
-    sentence_vectors: np.ndarray | None = None
 
 
 def build_index(
@@ -116,9 +100,9 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     t0 = time.perf_counter()
     model_id, _ = resolve_model(model)
     checksum = model_checksum(model)
-    previous, manifest, full_reason = _previous(root, model_id, checksum, full)
+    previous, manifest, full_reason = previous_build(root, model_id, checksum, full)
     previous_docs = manifest.get("documents", {})
-    scan = _scan(corpus, previous, manifest if previous is not None else {})
+    scan = scan_corpus_against(corpus, previous, manifest if previous is not None else {})
     reads, vectors, sentence_vectors = _read(scan.todo, corpus, root, model, checksum, cluster, workers)
     fresh = _take_reads(scan, reads)
     parts = [part for part in scan.parts if part is not None]
@@ -166,44 +150,6 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     )
 
 
-@dataclass
-class _Scan:
-    """The corpus against the previous build: what is reused, skipped, and still to read."""
-
-    parts: list[_Part | None]  # in corpus order; None until a new document is read
-    skipped: list[dict[str, Any]]  # manifest entries: path, reason, sha256 and stat
-    reused: list[str]
-    todo: list[tuple[int, str, Path, dict[str, int]]]  # (slot in parts, rel, path, stat) to read
-
-
-def _scan(corpus: Path, previous: dict[str, _Part] | None, manifest: dict[str, Any]) -> _Scan:
-    """Walk the corpus: reuse what the previous build holds unchanged, list the rest to read."""
-    previous_docs = manifest.get("documents", {})
-    # Files skipped last time and untouched since are skipped again without being read (a scanned
-    # 40 MB PDF is not parsed at every build, and a build with nothing new never starts Ray).
-    previous_skips = {s["path"]: s for s in manifest.get("skipped", [])}
-    scan = _Scan([], [], [], [])
-    for path in iter_corpus_files(corpus):
-        rel = path.relative_to(corpus).as_posix()
-        record = previous_docs.get(rel)
-        try:
-            stat = stat_record(path)
-        except OSError as exc:
-            scan.skipped.append(skip_entry(rel, skip_reason(exc), file_hash(path), path))
-            continue
-        if rel in previous_skips and unchanged(previous_skips[rel], stat):
-            scan.skipped.append(previous_skips[rel])
-            continue
-        # Same size and times: not even read. Else same bytes (touched, not changed): reused too.
-        if previous is not None and rel in previous and (unchanged(record, stat) or _same_bytes(record, path, stat)):
-            scan.parts.append(_with_stat(previous[rel], stat))
-            scan.reused.append(rel)
-            continue
-        scan.todo.append((len(scan.parts), rel, path, stat))
-        scan.parts.append(None)
-    return scan
-
-
 def _read(todo: list, corpus: Path, root: Path, model: str | None, checksum: str, cluster: Any,
           workers: int) -> tuple[list[ReadResult], np.ndarray | None, np.ndarray | None]:
     """Read and cut the files to read: here, or on Ray (which embeds them too: vectors not None)."""
@@ -219,19 +165,19 @@ def _read(todo: list, corpus: Path, root: Path, model: str | None, checksum: str
         shutil.rmtree(shards, ignore_errors=True)
 
 
-def _take_reads(scan: _Scan, reads: list[ReadResult]) -> list[_Part]:
+def _take_reads(scan: Scan, reads: list[ReadResult]) -> list[Part]:
     """Put each file read in its slot, or in the skipped list with its reason; returns the new parts."""
-    fresh: list[_Part] = []
+    fresh: list[Part] = []
     for (slot, rel, path, stat), read in zip(scan.todo, reads, strict=True):
         if read.error:
             scan.skipped.append(skip_entry(rel, read.error, read.sha256, path))
             continue
-        scan.parts[slot] = _Part({**read.doc, **stat}, read.passages)
+        scan.parts[slot] = Part({**read.doc, **stat}, read.passages)
         fresh.append(scan.parts[slot])
     return fresh
 
 
-def _all_vectors(parts: list[_Part]) -> np.ndarray:
+def _all_vectors(parts: list[Part]) -> np.ndarray:
     dim = next(part.vectors.shape[1] for part in parts if part.vectors is not None)
     passages = sum(len(part.passages) for part in parts)
     return np.concatenate([part.vectors for part in parts]) if passages else np.zeros((0, dim), np.float32)
@@ -248,17 +194,7 @@ def _distributed():
     return distributed
 
 
-def _same_bytes(record: dict | None, path: Path, stat: dict[str, int]) -> bool:
-    """A file whose times changed but whose size and bytes did not (copied back, touched)."""
-    return bool(record) and record.get("size") == stat["size"] and file_hash(path) == record.get("sha256")
-
-
-def _with_stat(part: _Part, stat: dict[str, int]) -> _Part:
-    part.doc = {**part.doc, **stat}  # the file's current size and mtime, for the next quick check
-    return part
-
-
-def _distribute(parts: list[_Part], vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+def _distribute(parts: list[Part], vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
     """Hand each new document its rows of the vectors embedded in one batch."""
     p = s = 0
     for part in parts:
@@ -266,34 +202,3 @@ def _distribute(parts: list[_Part], vectors: np.ndarray, sentence_vectors: np.nd
         m = sum(len(x.sentences) for x in part.passages)
         part.vectors, part.sentence_vectors = vectors[p : p + n], sentence_vectors[s : s + m]
         p, s = p + n, s + m
-
-
-def _previous(root: Path, model_id: str, checksum: str,
-              full: bool) -> tuple[dict[str, _Part] | None, dict[str, Any], str]:
-    """The live build's reusable documents, its manifest ({} without one), and why nothing is reused.
-
-    Without a live build every document is new, which is not a "full rebuild" worth explaining.
-    """
-    try:
-        build, manifest = checked_build(root)  # every file hashed (once per process per version of it)
-    except IndexNotFoundError:
-        if (root / layout.CURRENT).exists():
-            return None, {}, "index précédent introuvable (CURRENT désigne une construction absente)"
-        return None, {}, ""
-    except IndexVersionError:  # not damaged: kept as the previous build until the next one
-        return None, {}, "index construit par une autre version de qa"
-    except IndexCorruptError as exc:  # CURRENT, the manifest or a file: never reused, kept nor served again
-        layout.discard_live(root)
-        return None, {}, f"index précédent endommagé ({exc.file or layout.MANIFEST}), écarté"
-    if full:
-        return None, manifest, "reconstruction complète demandée (--full)"
-    if manifest["model"].get("checksum") != checksum or manifest["model"].get("id") != model_id:
-        return None, manifest, f"modèle changé ({manifest['model'].get('id')} → {model_id})"
-    if manifest.get("chunking") != layout.settings()["chunking"]:
-        return None, manifest, "réglages de découpage ou de lecture changés"
-    try:
-        stored = read_stored(build)
-        return {doc: _Part(*stored[doc]) for doc in stored}, manifest, ""
-    except Exception as exc:  # noqa: BLE001 - a damaged build is not reused, never trusted
-        log.warning("Previous build %s cannot be reused (%s): embedding everything again.", build, exc)
-        return None, manifest, f"index précédent illisible ({exc})"

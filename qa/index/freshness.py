@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.documents import iter_corpus_files
-from qa.errors import QAError
+from qa.documents import CorpusListing, scan_corpus
+from qa.errors import CorpusError, QAError
 from qa.files import file_sha256
 from qa.index import layout
 from qa.model import model_checksum
@@ -46,10 +46,15 @@ def check_freshness(
     skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
     records = {**{s["path"]: s for s in manifest.get("skipped", [])}, **manifest["documents"]}
     now = {}
-    if corpus.is_dir():
-        for path in iter_corpus_files(corpus):
-            rel = path.relative_to(corpus).as_posix()
-            now[rel] = known_hash(path, records.get(rel))
+    try:
+        listing = scan_corpus(corpus) if corpus.is_dir() else CorpusListing()
+    except (CorpusError, OSError):  # the corpus folder itself cannot be listed: its documents count as removed
+        listing = CorpusListing()
+    for path in listing.files:
+        rel = path.relative_to(corpus).as_posix()
+        now[rel] = known_hash(path, records.get(rel))
+    # A link not followed or a folder that cannot be read: never read, hash "" (as recorded when skipped).
+    now.update((path.relative_to(corpus).as_posix(), "") for path, _reason in listing.skipped)
     model_changed = False
     if check_model:
         recorded = manifest["model"]

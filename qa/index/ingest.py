@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from qa.chunking import IndexedPassage, chunk_document
-from qa.documents import Document, Unreadable, content_hash, read_bytes, read_document
+from qa.documents import Document, Unreadable, content_hash, read_bytes
+from qa.documents.sandbox import read_in_worker
 from qa.index.freshness import file_hash, stat_record
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,15 @@ class ReadResult:
 
 def read_one(path: Path, corpus: Path) -> ReadResult:
     """The one way a file becomes a document row and passages, on both build paths; never raises for
-    a bad file (its reason comes back instead), so one bad file never stops a build."""
+    a bad file (its reason comes back instead), so one bad file never stops a build. The file is read
+    in a worker process, under a time budget and a memory cap (`qa.documents.sandbox`)."""
     try:
         data = read_bytes(path)
     except (OSError, Unreadable) as exc:
         return ReadResult(file_hash(path), error=skip_reason(exc))  # the hash freshness compares: unchanged stays fresh
     sha = content_hash(data)
     try:
-        doc = read_document(path, corpus, data)
+        doc = read_in_worker(path, corpus, data)
     except (ValueError, OSError) as exc:
         return ReadResult(sha, error=skip_reason(exc))
     return ReadResult(sha, document_row(doc), chunk_document(doc))
@@ -57,11 +59,12 @@ def skip_reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ValueError) else f"lecture impossible ({exc.strerror or exc})"
 
 
-def skip_entry(rel: str, reason: str, sha: str, path: Path) -> dict[str, Any]:
-    """The manifest entry of a skipped file: its reason, and its hash and stat for freshness checks."""
+def skip_entry(rel: str, reason: str, sha: str, path: Path | None) -> dict[str, Any]:
+    """The manifest entry of a skipped file: its reason, and its hash and stat for freshness checks
+    (`path` None: a link or a folder the corpus scan left out, neither hashed nor stat'ed)."""
     log.warning("Skipping %s: %s", rel, reason)
     try:
-        stat = stat_record(path)
+        stat = stat_record(path) if path is not None else {}
     except OSError:
         stat = {}
     return {"path": rel, "reason": reason, "sha256": sha, **stat}
