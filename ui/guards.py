@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 import qa
 from qa.errors import french_message
 from qa.index import load_index
-from qa.search import MAX_QUESTION_CHARS
+from qa.search import INVALID_TEXT, MAX_QUESTION_CHARS, is_text
 
 
 def analytics_off() -> None:
@@ -51,9 +51,11 @@ def french_error(exc: Exception) -> str:
 
 
 def check_question(question: object) -> str:
-    """The question stripped, or a French gr.Error (not text, empty, over MAX_QUESTION_CHARS)."""
+    """The question stripped, or a French gr.Error (not text, not valid Unicode, empty, over MAX_QUESTION_CHARS)."""
     if not isinstance(question, str):
         raise fail("La question doit être un texte.")
+    if not is_text(question):
+        raise fail(INVALID_TEXT)
     if len(question) > MAX_QUESTION_CHARS:
         raise fail(f"Question trop longue ({len(question)} caractères ; maximum {MAX_QUESTION_CHARS}).")
     question = question.strip()

@@ -14,7 +14,7 @@ from typing import Any
 
 import qa
 from qa.index import load_index, read_documents
-from qa.search import MAX_K, MAX_QUESTION_CHARS
+from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
 from ui.guards import check_docs, check_k, check_question, fail, french_error
 from ui.render import citations, render_answer, render_source, render_summary, render_user
 
@@ -132,6 +132,8 @@ def check_history(history: object) -> list[str | dict]:
                        '{"role": "user", "content": "…"}.')
         if len(text) > MAX_QUESTION_CHARS:
             raise fail(f"Historique invalide (tour {n}) : {len(text)} caractères ; maximum {MAX_QUESTION_CHARS}.")
+        if not is_text(text):
+            raise fail(f"Historique invalide (tour {n}) : caractères invalides (pas du texte UTF-8).")
     return history
 
 
