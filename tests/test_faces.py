@@ -18,7 +18,7 @@ from ui.handlers import respond
 from ui.render import percent, quoted
 
 from .test_cli import qa as run_cli
-from .test_ui_app import app_url  # noqa: F401  (the served app, launched once for this module)
+from .test_ui_app import app_url, served  # noqa: F401  (the served app, launched once for this module)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),

@@ -1,14 +1,12 @@
-"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no uploads,
-no analytics."""
+"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no
+analytics. The HTTP edge (routes, body cap, Gradio's own messages) is `ui.edge`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
-from starlette.responses import PlainTextResponse
 
 import qa
 from qa.errors import french_message
@@ -25,19 +23,6 @@ def analytics_off() -> None:
     app is made, it holds for everything the process does afterwards.
     """
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-
-
-class BlockUploads:
-    """ASGI middleware: the app takes no files, so every upload endpoint answers 403."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
-            await PlainTextResponse("Téléversement désactivé.", status_code=403)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def fail(message: str) -> gr.Error:

@@ -83,7 +83,7 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
         wire_viewer_and_reset(page, index)
         demo.load(lambda: summary(index, corpus), None, [page.summary], api_visibility="private")
         add_api_routes(index, corpus)
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64, api_open=False)  # no route skips the queue
     return demo
 
 
