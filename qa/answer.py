@@ -17,7 +17,7 @@ from qa.citations import Passage, Sentence, answer_passage
 from qa.confidence import Calibration, Outcome, calibration_for, outcome, relevance_label, rule_outcome
 from qa.french import analyze, normalize_apostrophes, words
 from qa.index import load_index
-from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, check_k, check_question, search
+from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, check_k, check_question, is_text, search
 from qa.signals import answer_signals, passage_signals, question_signals
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
@@ -177,7 +177,7 @@ def ask(
 
 def user_questions(history: Sequence[str | Mapping] | None) -> list[str]:
     """The user's earlier questions, from plain strings or chat messages. Turns that could not have
-    been asked (over MAX_QUESTION_CHARS) are ignored rather than searched."""
+    been asked (over MAX_QUESTION_CHARS, or not valid Unicode text) are ignored rather than searched."""
     out = []
     if isinstance(history, (str, Mapping)):
         history = [history]
@@ -188,7 +188,7 @@ def user_questions(history: Sequence[str | Mapping] | None) -> list[str]:
             text = _content_text(turn.get("content"))
         else:
             continue
-        if text.strip() and len(text) <= MAX_QUESTION_CHARS:
+        if text.strip() and len(text) <= MAX_QUESTION_CHARS and is_text(text):
             out.append(text.strip())
     return out
 

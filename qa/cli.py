@@ -7,7 +7,6 @@ Heavy libraries (torch, faiss, Gradio) load on first use inside qa, so `qa --hel
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -18,6 +17,7 @@ from qa.evaluate.answers import evaluate_answers
 from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
 from qa.index import Index, build_index, index_status, load_index
 from qa.search import retrieve
+from qa.terminal import clean, configure_output, json_text
 from qa.wording import RELEVANCE_LABELS, percent, quoted
 
 USAGE_ERROR = 2
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # The engine logs in English for developers; users read the CLI's French lines instead.
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, format="%(levelname)s %(message)s")
+    configure_output(logging.DEBUG if args.debug else logging.ERROR)
     _quiet_libraries(args.debug)
     handlers = {
         ("index", "build"): _build,
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(args: argparse.Namespace, message: str, exc: BaseException) -> int:
     """One French line on stderr (the engine's English details only with --debug)."""
-    print(f"Erreur : {message}", file=sys.stderr)
+    print(f"Erreur : {clean(message)}", file=sys.stderr)
     if args.debug:
         raise exc
     return 1
@@ -135,13 +135,13 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    print(f"Indexation de {args.corpus} …", file=sys.stderr)
+    print(f"Indexation de {clean(args.corpus)} …", file=sys.stderr)
     summary = build_index(args.corpus, args.index, model=args.model, full=args.full, dense=args.dense,
                           show_progress=sys.stderr.isatty(), workers=args.workers, ray_address=args.ray_address)
     for path, reason in summary.skipped:
-        print(f"Ignoré : {path} ({reason})", file=sys.stderr)
+        print(f"Ignoré : {clean(path)} ({clean(reason)})", file=sys.stderr)
     if summary.full_reason:
-        print(f"Tout est réencodé : {summary.full_reason}.", file=sys.stderr)
+        print(f"Tout est réencodé : {clean(summary.full_reason)}.", file=sys.stderr)
     print(
         f"Documents : {len(summary.added)} ajouté(s), {len(summary.changed)} modifié(s), "
         f"{len(summary.removed)} supprimé(s), {len(summary.reused)} réutilisé(s) sans réencodage, "
@@ -150,24 +150,24 @@ def _build(args: argparse.Namespace) -> int:
     print(
         f"Index prêt : {summary.documents} document(s), {summary.passages} passages "
         f"({summary.embedded_passages} encodés), {summary.sentences} phrases, index vectoriel {summary.dense}, "
-        f"modèle {summary.model}, en {summary.seconds:.1f} s."
+        f"modèle {clean(summary.model)}, en {summary.seconds:.1f} s."
     )
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     status = index_status(args.index, args.corpus)  # the manifest and the files' checksums; never the vectors
-    print(f"Index : {status.build}")
-    print(f"Construit le {status.created} — {len(status.documents)} document(s), {status.passages} passages")
-    print(f"Modèle : {status.model} (dimension {status.dimension}), index vectoriel {status.dense}")
+    print(f"Index : {clean(status.build)}")
+    print(f"Construit le {clean(status.created)} — {len(status.documents)} document(s), {status.passages} passages")
+    print(f"Modèle : {clean(status.model)} (dimension {status.dimension}), index vectoriel {clean(status.dense)}")
     for doc in status.documents:
-        print(f"  {doc.doc} — {doc.title} ({doc.passages} passages)")
+        print(f"  {clean(doc.doc)} — {clean(doc.title)} ({doc.passages} passages)")
     for path, reason in status.skipped:
-        print(f"  ignoré : {path} ({reason})")
+        print(f"  ignoré : {clean(path)} ({clean(reason)})")
     if status.damaged:  # refused on load whatever the corpus: say so first, and fail
         print("État : endommagé — relancez : qa index build")
         for name, problem in status.damaged:
-            print(f"  {name} : {problem}")
+            print(f"  {clean(name)} : {clean(problem)}")
         return 1
     fresh = status.freshness
     if not fresh.stale:
@@ -176,7 +176,7 @@ def _status(args: argparse.Namespace) -> int:
     print("État : périmé — relancez : qa index build")
     for label, docs in (("ajouté", fresh.added), ("modifié", fresh.changed), ("supprimé", fresh.removed)):
         for doc in docs:
-            print(f"  {label} : {doc}")
+            print(f"  {label} : {clean(doc)}")
     if fresh.model_changed:
         print("  le modèle a changé depuis la construction")
     if fresh.settings_changed:
@@ -194,15 +194,15 @@ def _ask(args: argparse.Namespace) -> int:
     idx = load_index(args.index)
     _warn_if_stale(idx)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(json_text(answer.to_dict()))
         return 0
 
     print(answer.label)
     if answer.confidence is None:
-        print(f"Confiance : non calibrée (règle par défaut du modèle {idx.model_id})")
+        print(f"Confiance : non calibrée (règle par défaut du modèle {clean(idx.model_id)})")
     else:
         print(f"Confiance : {percent(answer.confidence)}")
-    print(answer.message if answer.sentence is None else quoted(answer.sentence.text))
+    print(clean(answer.message if answer.sentence is None else quoted(answer.sentence.text), newlines=True))
     print()
     if not answer.passages:
         print("Aucun passage trouvé.")
@@ -212,13 +212,13 @@ def _ask(args: argparse.Namespace) -> int:
     quote_rank = None if answer.passage is None else answer.passage.rank
     for p, value, key in zip(answer.passages, answer.relevance, answer.relevance_levels, strict=True):
         level = RELEVANCE_LABELS[key] + (f" ({percent(value)})" if value is not None else "")
-        where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
-        print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
+        where = f"{clean(p.doc)}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
+        print(f"[{p.rank}] {clean(p.title)} — {clean(p.section or '(sans titre de section)')}")
         print(f"    {where} · score {p.score:.3f} · {level}")
         if p.rank == quote_rank and answer.sentence is not None:  # p.sentence is the quote
             print("    " + _highlight(p.text, *p.sentence_span(), tty))
-        else:
-            print("    " + p.text)  # only the quoted sentence is highlighted: nothing else claims to answer
+        else:  # only the quoted sentence is highlighted: nothing else claims to answer
+            print("    " + clean(p.text, newlines=True))
         print()
     return 0
 
@@ -229,14 +229,14 @@ def _ask_retrieval_only(args: argparse.Namespace) -> int:
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode, docs=args.doc)
     _warn_if_stale(load_index(args.index))
     if args.json:
-        print(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2))
+        print(json_text([p.to_dict() for p in passages]))
         return 0
     if not passages:
         print("Aucun passage trouvé.")
     tty = sys.stdout.isatty()
     for p in passages:
-        where = f"{p.doc}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
-        print(f"[{p.rank}] {p.title} — {p.section or '(sans titre de section)'}")
+        where = f"{clean(p.doc)}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
+        print(f"[{p.rank}] {clean(p.title)} — {clean(p.section or '(sans titre de section)')}")
         print(f"    {where} · score {p.score:.3f}")
         print("    " + _highlight(p.text, *p.sentence_span(), tty))
         print()
@@ -251,8 +251,11 @@ def _warn_if_stale(idx: Index) -> None:
 
 
 def _highlight(text: str, start: int, end: int, tty: bool) -> str:
+    """The passage with its sentence in bold yellow (`**` around it off a terminal): the document's text
+    is cleaned piece by piece, then the colours are added, so only the CLI's own escapes reach the terminal."""
     left, right = ("\033[1;33m", "\033[0m") if tty else ("**", "**")
-    return f"{text[:start]}{left}{text[start:end]}{right}{text[end:]}"
+    before, inside, after = (clean(part, newlines=True) for part in (text[:start], text[start:end], text[end:]))
+    return f"{before}{left}{inside}{right}{after}"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -267,18 +270,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _eval_piaf(args: argparse.Namespace) -> int:
     rows = evaluate_piaf(args.path, workdir=args.workdir, limit=args.limit)
-    print(format_table(rows))
+    print(clean(format_table(rows), newlines=True))
     return 0
 
 
 def _eval_answers(args: argparse.Namespace) -> int:
-    print(evaluate_answers(args.piaf, sets=args.sets, dev=args.dev, corpus=args.corpus, workdir=args.workdir,
-                           follow_ups=args.follow_ups, half=args.half))
+    print(clean(evaluate_answers(args.piaf, sets=args.sets, dev=args.dev, corpus=args.corpus, workdir=args.workdir,
+                           follow_ups=args.follow_ups, half=args.half), newlines=True))
     return 0
 
 
 def _eval_report(args: argparse.Namespace) -> int:
-    print(format_table(evaluate_report(args.path, index=args.index)))
+    print(clean(format_table(evaluate_report(args.path, index=args.index)), newlines=True))
     return 0
 
 

@@ -44,10 +44,27 @@ class SearchConfig:
 DEFAULT_CONFIG = SearchConfig()
 
 
+INVALID_TEXT = ("La question contient des caractères invalides (octets qui ne sont pas du texte UTF-8, "
+                "par exemple d'un terminal en Latin-1) : réécrivez-la en UTF-8.")
+
+
+def is_text(text: str) -> bool:
+    """True when `text` is valid Unicode text: no lone surrogate (bytes that were not UTF-8, as Python
+    keeps them from a Latin-1 terminal's argv, or a JSON "\\ud800" escape), so it can be encoded at all."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_question(question: str) -> str:
-    """The question stripped; `ValueError` if it is empty or too long to be a question."""
+    """The question stripped; `InputError` (a `ValueError`) if it is empty, too long to be a question,
+    or not valid Unicode text."""
     if not isinstance(question, str):
         raise TypeError(f"question must be a str, not {type(question).__name__}")
+    if not is_text(question):
+        raise InputError("question is not valid Unicode text (lone surrogate)", INVALID_TEXT)
     question = question.strip()
     if not question:
         raise InputError("question is empty", "La question est vide : écrivez une question sur le rapport.")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -146,3 +148,77 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path):
     probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "[]", probe.stderr
+
+
+# Escape sequences a document or a file name could carry: clear the screen, set the window title, write
+# the clipboard (OSC 52), an 8-bit CSI, DEL, a bidi override and an isolate, a carriage return.
+HOSTILE = ("Le comité a approuvé le budget \x1b[2J\x1b]0;pwned\x07 puis \x1b]52;c;SGVsbG8=\x07 et \x9b31m rouge "
+           "\x7f \u202egnp.exe\u202c \u2066x\u2069 \x1b[H fin.")
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b]52;c;SGVsbG8=\x07", "\\x1b]52;c;SGVsbG8=\\x07"),
+        ("a\x1b[2Jb", "a\\x1b[2Jb"),
+        ("8-bit \x9b31m", "8-bit \\x9b31m"),
+        ("titre\rfaux", "titre\\x0dfaux"),
+        ("\u202egnp.exe", "\\u202egnp.exe"),
+        ("\u2066isolé\u2069", "\\u2066isolé\\u2069"),
+        ("fichier-\udce9.txt", "fichier-\\xe9.txt"),  # a Latin-1 byte in a file name, as Python reads it
+        ("\ud800", "\\ud800"),
+        ("tab\tet\nligne", "tab\tet\\x0aligne"),
+        ("français « ’ » 🙂 مرحبا \u200f", "français « ’ » 🙂 مرحبا \u200f"),  # text, marks and emoji stay
+    ],
+)
+def test_clean_makes_control_characters_visible_and_inert(text, shown):
+    from qa.terminal import clean
+
+    assert clean(text) == shown
+    assert clean(text, newlines=True) == shown.replace("\\x0a", "\n")
+    assert not RAW.search(clean(text))
+
+
+def test_json_output_is_inert_and_keeps_the_data():
+    from qa.terminal import json_text
+
+    data = {"text": HOSTILE, "doc": "note\x1b[31m.txt", "byte": "\udce9"}
+    out = json_text(data)
+    assert not RAW.search(out) and json.loads(out) == data
+
+
+def test_highlight_keeps_its_own_colours_only():
+    from qa.cli import _highlight
+
+    text = "Avant \x1b[2J. La phrase \x1b]0;titre\x07 citée. Après."
+    start, end = text.index("La"), text.index("Après") - 1
+    shown = _highlight(text, start, end, tty=True)
+    assert shown.count("\x1b") == 2 and shown.startswith("Avant \\x1b[2J. \x1b[1;33mLa phrase \\x1b]0;titre\\x07")
+    assert shown.endswith("citée.\x1b[0m Après.")
+
+
+def test_documents_and_file_names_reach_the_terminal_inert(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "note\x1b]0;pwned\x07.txt").write_text(f"Rapport piégé\n\n{HOSTILE}\n", encoding="utf-8")
+    built = qa("index", "build", "--corpus", "c", "--index", "idx", cwd=tmp_path)
+    asked = qa("ask", "Qu'a approuvé le comité ?", "--index", "idx", cwd=tmp_path)
+    as_json = qa("ask", "Qu'a approuvé le comité ?", "--json", "--index", "idx", cwd=tmp_path)
+    status = qa("index", "status", "--index", "idx", cwd=tmp_path)
+    for run in (built, asked, as_json, status):
+        assert run.returncode == 0, run.stderr
+        assert not RAW.search(run.stdout + run.stderr), run.stdout
+    assert "\\x1b]52;c;SGVsbG8=\\x07" in asked.stdout and "note\\x1b]0;pwned\\x07.txt" in asked.stdout
+    assert "note\\x1b]0;pwned\\x07.txt — Rapport piégé" in status.stdout
+    top = json.loads(as_json.stdout)["passages"][0]
+    assert top["doc"] == "note\x1b]0;pwned\x07.txt" and HOSTILE in top["text"]  # programs get the data as it is
+
+
+def test_a_question_that_is_not_utf8_is_a_french_error(tmp_path):
+    """`qa ask $'\\xe9'` from a Latin-1 terminal: Python keeps the byte as a lone surrogate."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "qa", "ask", b"Qui a \xe9t\xe9 ?", "--index", "nulle-part"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("Erreur : La question contient des caractères invalides")

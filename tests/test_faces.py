@@ -18,7 +18,7 @@ from ui.handlers import respond
 from ui.render import percent, quoted
 
 from .test_cli import qa as run_cli
-from .test_ui_app import app_url  # noqa: F401  (the served app, launched once for this module)
+from .test_ui_app import app_url, served  # noqa: F401  (the served app, launched once for this module)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
@@ -53,18 +53,20 @@ def from_python(question: str, index, history=()) -> tuple[str, float | None, st
 
 
 def from_chat(question: str, index, turns=None) -> tuple[str, float | None, str | None]:
-    """The chat handler's answer, as kept in its state, checked against what its HTML shows."""
-    _, _, turns = respond(question, turns or [], 3, None, index=index)
-    turn = turns[-1]
-    page = turn["html"]
+    """The chat handler's answer, as kept in its state, checked against what its HTML shows (the quoted
+    sentence is read from the HTML: the state keeps no text of the answer)."""
+    _, shown, turns = respond(question, turns or [], 3, None, index=index)
+    turn, page = turns[-1], shown[1]["content"]
+    sentence = None
     if turn["outcome"] == "none":
         assert html.escape(qa.NO_ANSWER) in page and "<mark>" not in page
     else:
-        shown = "non calibrée" if turn["confidence"] is None else percent(turn["confidence"])
-        assert html.escape(OUTCOME_LABELS[turn["outcome"]]) in page and f"confiance {shown}" in page
-        assert html.escape(quoted(turn["sentence"])) in page
-        assert re.findall(r"<mark>(.*?)</mark>", page) == [html.escape(turn["sentence"])]
-    return face(turn["outcome"], turn["confidence"], turn["sentence"])
+        confidence = "non calibrée" if turn["confidence"] is None else percent(turn["confidence"])
+        assert html.escape(OUTCOME_LABELS[turn["outcome"]]) in page and f"confiance {confidence}" in page
+        (marked,) = re.findall(r"<mark>(.*?)</mark>", page)
+        sentence = html.unescape(marked)
+        assert html.escape(quoted(sentence)) in page
+    return face(turn["outcome"], turn["confidence"], sentence)
 
 
 @pytest.fixture(scope="module")

@@ -133,9 +133,9 @@ def test_report_text_is_escaped_in_answer_and_cards():
 
 
 def test_answer_block_and_cards_from_the_report(report_index):
-    _, _, turns = respond("Qui a revendiqué les attaques ?", [], 3, None, index=report_index)
+    _, shown, _ = respond("Qui a revendiqué les attaques ?", [], 3, None, index=report_index)
     expected = qa.ask("Qui a revendiqué les attaques ?", k=3, index=report_index)
-    page = turns[-1]["html"]
+    page = shown[1]["content"]
     assert expected.outcome in ("answer", "possible") and expected.passage.rank == 1
     head = page.split('<div class="sources-title">Sources</div>')[0]
     assert f'<span class="reponse-label">{html.escape(expected.label)}</span>' in head
@@ -262,12 +262,13 @@ def test_highlight_colours_keep_text_readable():
 
 def test_follow_up_uses_the_history(report_index):
     _, _, turns = respond("Quel groupe a mené les attaques ?", [], 3, None, index=report_index)
-    box, chat, turns = respond("Quelle est son idéologie ?", turns, 3, None, index=report_index)
-    assert box == "" and len(chat) == 4 and [t["id"] for t in turns] == [0, 1]
-    head = turns[-1]["html"].split("Sources</div>")[0]
+    box, shown, turns = respond("Quelle est son idéologie ?", turns, 3, None, index=report_index)
+    assert box == "" and [t["id"] for t in turns] == [0, 1]
+    assert [m["role"] for m in shown] == ["user", "assistant"]  # only this turn: the page appends it
+    head = shown[1]["content"].split("Sources</div>")[0]
     assert "reponse-label" in head and "base idéologique" in head
     assert "Question comprise avec la précédente" in head
-    alone = respond("Quelle est son idéologie ?", [], 3, None, index=report_index)[2][-1]["html"]
+    alone = respond("Quelle est son idéologie ?", [], 3, None, index=report_index)[1][1]["content"]
     assert "Question comprise" not in alone
 
 
@@ -319,9 +320,10 @@ def test_source_viewer_escapes_the_document():
 
 def test_source_viewer_names_the_page_of_a_pdf_citation():
     text = "Titre\n\nUne phrase citée ici."
-    pdf = render.render_source(text, render.Citation("r/a.pdf", "T", 7, 28, 7, 28, text[7:28], page=2))
+    digest = render.passage_digest(text[7:28])
+    pdf = render.render_source(text, render.Citation("r/a.pdf", "T", 7, 28, 7, 28, digest, page=2))
     assert "r/a.pdf · page 2, caractères 7–28" in pdf
-    assert "page" not in render.render_source(text, render.Citation("a.txt", "T", 7, 28, 7, 28, text[7:28]))
+    assert "page" not in render.render_source(text, render.Citation("a.txt", "T", 7, 28, 7, 28, digest))
 
 
 @pytest.mark.parametrize("selection", ["", "abc", "0:99", "7:1", "../../etc/passwd", "0:1" * 20, None, 12])
@@ -511,3 +513,20 @@ def test_ensure_index_rebuilds_with_the_model_the_index_was_built_with(tmp_path,
     ensure_index(index, corpus)
     assert "reconstruction" in capsys.readouterr().err
     assert load_index(index).model_id == str(Path(model_dir).resolve()) != "multilingual-e5-small"
+
+
+def test_a_session_keeps_a_compact_state_of_at_most_max_turns(report_index):
+    """Per turn: the question, where each citation points (a digest, not the passage) and the outcome; the
+    answer's HTML goes to the page once and is not kept; the oldest turns go past MAX_TURNS."""
+    import pickle
+
+    from ui.handlers import MAX_TURNS
+
+    _, shown, turns = respond("Qui a revendiqué les attaques ?", [], 3, None, index=report_index)
+    (turn,) = turns
+    assert set(turn) == {"id", "question", "citations", "outcome", "confidence"}
+    assert all(len(c.digest) == 32 and not hasattr(c, "text") for c in turn["citations"].values())
+    assert len(pickle.dumps(turn)) < len(shown[1]["content"]) / 5
+    old = [{**turn, "id": i} for i in range(MAX_TURNS)]
+    _, _, kept = respond("Et ses alliés ?", old, 3, None, index=report_index)
+    assert len(kept) == MAX_TURNS and kept[0]["id"] == 1 and kept[-1]["id"] == MAX_TURNS

@@ -48,6 +48,14 @@ SCROLL_TO_LAST_JS = """() => {
   if (box) box.scrollTop += last.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
 }"""
 
+
+
+def append_turn_js(max_messages: int) -> str:
+    """After an answer: append the turn's two messages (sent alone, in a hidden chatbot) to the chat,
+    keeping the last `max_messages`: each turn sends its own HTML, never the whole conversation again."""
+    return f"(chat, turn) => [(chat || []).concat(turn || []).slice(-{max_messages})]"
+
+
 CSS = """
 #controls { align-items: center; }
 .app-title h1 { margin-bottom: 0.1em; }

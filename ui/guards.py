@@ -1,19 +1,17 @@
-"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no uploads,
-no analytics."""
+"""Guards: input checks shared by every handler (all are callable over HTTP), French errors, no
+analytics. The HTTP edge (routes, body cap, Gradio's own messages) is `ui.edge`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
-from starlette.responses import PlainTextResponse
 
 import qa
 from qa.errors import french_message
 from qa.index import load_index
-from qa.search import MAX_QUESTION_CHARS
+from qa.search import INVALID_TEXT, MAX_QUESTION_CHARS, is_text
 
 
 def analytics_off() -> None:
@@ -27,19 +25,6 @@ def analytics_off() -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
-class BlockUploads:
-    """ASGI middleware: the app takes no files, so every upload endpoint answers 403."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
-            await PlainTextResponse("Téléversement désactivé.", status_code=403)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def fail(message: str) -> gr.Error:
     """A French error for the user: a toast titled «Erreur» (and the API's error message), no traceback."""
     return gr.Error(message, title="Erreur", print_exception=False)
@@ -51,9 +36,11 @@ def french_error(exc: Exception) -> str:
 
 
 def check_question(question: object) -> str:
-    """The question stripped, or a French gr.Error (not text, empty, over MAX_QUESTION_CHARS)."""
+    """The question stripped, or a French gr.Error (not text, not valid Unicode, empty, over MAX_QUESTION_CHARS)."""
     if not isinstance(question, str):
         raise fail("La question doit être un texte.")
+    if not is_text(question):
+        raise fail(INVALID_TEXT)
     if len(question) > MAX_QUESTION_CHARS:
         raise fail(f"Question trop longue ({len(question)} caractères ; maximum {MAX_QUESTION_CHARS}).")
     question = question.strip()

@@ -14,28 +14,26 @@ from typing import Any
 
 import qa
 from qa.index import load_index, read_documents
-from qa.search import MAX_K, MAX_QUESTION_CHARS
+from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
 from ui.guards import check_docs, check_k, check_question, fail, french_error
 from ui.render import citations, render_answer, render_source, render_summary, render_user
 
 MAX_UI_K = 10  # the slider's range; the API accepts up to the engine's MAX_K
 DEFAULT_K = 3
-MAX_TURNS = 100  # turns kept per session (state memory is bounded)
+MAX_TURNS = 100  # turns kept per session, in its state and in the page (memory is bounded)
 MAX_API_HISTORY = 100  # earlier turns an /ask call may send (the engine reads only the last few)
 _CITE_REF = re.compile(r"(\d{1,6}):(\d{1,3})")
 
-# {"id": int, "question": str, "html": str, "citations": {rank: Citation},
-#  "outcome": str, "confidence": float | None, "sentence": str | None}: what was shown, kept server-side
+# {"id": int, "question": str, "citations": {rank: Citation}, "outcome": str, "confidence": float | None}:
+# what a session keeps of each turn, server-side: the question for follow-ups, where each citation points
+# for the source viewer, and what the answer was. Not the answer's HTML (~13 KB a turn), which the page
+# keeps: each turn sends only its own two messages, which the page appends to the chat.
 Turn = dict[str, Any]
 
 
-def messages(turns: list[Turn]) -> list[dict[str, str]]:
-    """The chat as Gradio messages, rebuilt from the server-side state (never from client HTML)."""
-    out = []
-    for t in turns:
-        out.append({"role": "user", "content": render_user(t["question"])})
-        out.append({"role": "assistant", "content": t["html"]})
-    return out
+def turn_messages(question: str, answer_html: str) -> list[dict[str, str]]:
+    """One turn as Gradio chat messages: the question (escaped) and the answer's HTML."""
+    return [{"role": "user", "content": render_user(question)}, {"role": "assistant", "content": answer_html}]
 
 
 def validate_turn(
@@ -55,7 +53,8 @@ def respond(
     *,
     index: str | Path = "index",
 ) -> tuple[str, list[dict[str, str]], list[Turn]]:
-    """Answer one chat turn: ("" for the textbox, the chat messages, the new state)."""
+    """Answer one chat turn: ("" for the textbox, this turn's two messages for the page to append, the
+    new state, at most MAX_TURNS turns)."""
     question = check_question(question)
     k = check_k(k, MAX_UI_K)
     turns = list(turns or [])
@@ -66,19 +65,9 @@ def respond(
     except ValueError as exc:
         raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
     turn_id = turns[-1]["id"] + 1 if turns else 0
-    turns.append(
-        {
-            "id": turn_id,
-            "question": question,
-            "html": render_answer(answer, turn_id),
-            "citations": citations(answer),
-            "outcome": answer.outcome,
-            "confidence": answer.confidence,
-            "sentence": None if answer.sentence is None else answer.sentence.text,
-        }
-    )
-    turns = turns[-MAX_TURNS:]
-    return "", messages(turns), turns
+    turns.append({"id": turn_id, "question": question, "citations": citations(answer), "outcome": answer.outcome,
+                  "confidence": answer.confidence})
+    return "", turn_messages(question, render_answer(answer, turn_id)), turns[-MAX_TURNS:]
 
 
 def show_source(selection: object, turns: list[Turn] | None, *, index: str | Path = "index") -> str:
@@ -94,7 +83,7 @@ def show_source(selection: object, turns: list[Turn] | None, *, index: str | Pat
     try:
         doc = read_documents(index).get(citation.doc)
         # The index may have been rebuilt since the answer: never highlight offsets in another text.
-        if doc is None or doc["text"][citation.start : citation.end] != citation.text:
+        if doc is None or not citation.matches(doc["text"]):
             raise ValueError(f"{citation.doc} is not in the index as it was cited")
         return render_source(doc["text"], citation)
     except qa.QAError as exc:
@@ -132,6 +121,8 @@ def check_history(history: object) -> list[str | dict]:
                        '{"role": "user", "content": "…"}.')
         if len(text) > MAX_QUESTION_CHARS:
             raise fail(f"Historique invalide (tour {n}) : {len(text)} caractères ; maximum {MAX_QUESTION_CHARS}.")
+        if not is_text(text):
+            raise fail(f"Historique invalide (tour {n}) : caractères invalides (pas du texte UTF-8).")
     return history
 
 

@@ -16,10 +16,11 @@ import gradio as gr
 import qa
 from qa.index import IndexStatus
 from qa.search import MAX_QUESTION_CHARS
-from ui.assets import SCROLL_TO_LAST_JS, VIEWER_JS
+from ui.assets import SCROLL_TO_LAST_JS, VIEWER_JS, append_turn_js
 from ui.guards import analytics_off
 from ui.handlers import (
     DEFAULT_K,
+    MAX_TURNS,
     MAX_UI_K,
     ask_answer,
     index_status,
@@ -44,12 +45,14 @@ TITLE = "Questions-réponses sur les rapports"
 
 
 class ChatPanel(NamedTuple):
-    """The left column: the conversation, the question box and its button, the example questions."""
+    """The left column: the conversation, the question box and its button, the example questions, and
+    the hidden chatbot that carries each new turn's two messages to the page (`last_turn`)."""
 
     chat: gr.Chatbot
     question: gr.Textbox
     send: gr.Button
     examples: gr.Examples
+    last_turn: gr.Chatbot
 
 
 class SidePanel(NamedTuple):
@@ -83,7 +86,7 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
         wire_viewer_and_reset(page, index)
         demo.load(lambda: summary(index, corpus), None, [page.summary], api_visibility="private")
         add_api_routes(index, corpus)
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64, api_open=False)  # no route skips the queue
     return demo
 
 
@@ -145,7 +148,8 @@ def chat_panel() -> ChatPanel:
             )
             send = gr.Button("Envoyer", variant="primary", scale=1, min_width=110, elem_id="send")
         examples = gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Exemples de questions")
-    return ChatPanel(chat, question, send, examples)
+        last_turn = gr.Chatbot(visible=False, render_markdown=False, sanitize_html=True)
+    return ChatPanel(chat, question, send, examples, last_turn)
 
 
 def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
@@ -166,8 +170,8 @@ def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
 
 
 def wire_chat(page: Page, index: str | Path) -> None:
-    """A question (Enter, «Envoyer» or an example) is checked, then answered in a search slot, then the
-    chat scrolls to it."""
+    """A question (Enter, «Envoyer» or an example) is checked, then answered in a search slot; the page
+    appends the new turn to the chat (only that turn crosses the network) and scrolls to it."""
 
     def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[str, list, list]:
         return respond(question, turns, k, docs, index=index)
@@ -176,16 +180,18 @@ def wire_chat(page: Page, index: str | Path) -> None:
         validate_turn(question, turns, k, docs, index=index)
 
     chat, side = page.chat, page.side
-    inputs, outputs = [chat.question, page.turns, side.k, side.docs], [chat.question, chat.chat, page.turns]
+    inputs, outputs = [chat.question, page.turns, side.k, side.docs], [chat.question, chat.last_turn, page.turns]
+    append = {"fn": None, "inputs": [chat.chat, chat.last_turn], "outputs": [chat.chat],
+              "js": append_turn_js(2 * MAX_TURNS), "api_visibility": "private"}
     for event in (chat.question.submit, chat.send.click):
         event(
             validate, inputs, None, api_visibility="private", concurrency_limit=None, show_progress="hidden"
-        ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").then(
+        ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").success(**append).then(
             None, js=SCROLL_TO_LAST_JS
         )
-    chat.examples.load_input_event.then(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").then(
-        None, js=SCROLL_TO_LAST_JS
-    )
+    chat.examples.load_input_event.then(
+        ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask"
+    ).success(**append).then(None, js=SCROLL_TO_LAST_JS)
 
 
 def wire_viewer_and_reset(page: Page, index: str | Path) -> None:

@@ -7,6 +7,7 @@ through `esc` (html.escape with quote=True) before it is put in HTML.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +43,8 @@ def esc(text: object) -> str:
 
 @dataclass(frozen=True)
 class Citation:
-    """What the source viewer needs to show one citation: where it is, in document offsets.
+    """What the source viewer needs to show one citation: where it is, in document offsets, and a digest
+    of the passage (not its text: a session keeps up to 100 turns of citations).
 
     `quote` says whether the sentence is the answer's quoted one: only that one is highlighted as
     an answer (yellow); any other passage's closest sentence gets a neutral tint, so the viewer never
@@ -55,13 +57,23 @@ class Citation:
     end: int
     sentence_start: int
     sentence_end: int
-    text: str = ""  # the passage as cited: the viewer checks the document still has it at these offsets
+    digest: str = ""  # of the passage as cited: the viewer checks the document still has it at these offsets
     page: int | None = None
     quote: bool = False
 
     @classmethod
     def of(cls, p: Passage, *, quote: bool = False) -> Citation:
-        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, p.text, p.page, quote)
+        return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, passage_digest(p.text), p.page,
+                   quote)
+
+    def matches(self, document: str) -> bool:
+        """True when `document` still holds the cited passage at the cited offsets."""
+        return passage_digest(document[self.start : self.end]) == self.digest
+
+
+def passage_digest(text: str) -> str:
+    """A short digest of a passage (16 bytes of BLAKE2b): a session keeps it instead of the passage's text."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def quoted_rank(answer: Answer) -> int | None:

@@ -13,12 +13,18 @@ from starlette.middleware import Middleware
 import qa
 from qa.index import built_corpus, load_index
 from ui.assets import CSS, HEAD, THEME
-from ui.guards import BlockUploads, analytics_off
+from ui.edge import Edge
+from ui.guards import analytics_off
 from ui.layout import build_app
+
+# Sessions whose state Gradio keeps (the page's config, ~25 KB, and the chat's turns, up to ~100 KB),
+# least recently used dropped first; Gradio's default, 10,000, would let memory grow by up to ~1 GB.
+SESSIONS = 500
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, prevent_thread_lock: bool = False) -> None:
-    """Launch with the app's settings: local only unless asked, no share, no uploads, no analytics."""
+    """Launch with the app's settings: local only unless asked, no share, no analytics, the HTTP edge
+    (`ui.edge.Edge`: only the routes the app needs, bodies capped, French answers), SESSIONS sessions kept."""
     analytics_off()
     demo.launch(
         server_name=host,
@@ -37,7 +43,8 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, preven
         run_history=False,
         quiet=True,
         show_error=False,
-        app_kwargs={"middleware": [Middleware(BlockUploads)]},
+        state_session_capacity=SESSIONS,
+        app_kwargs={"middleware": [Middleware(Edge, blocks=demo)]},
     )
 
 
