@@ -6,6 +6,8 @@ here so that `qa ask` and the chat say the same thing in the same way.
 
 from __future__ import annotations
 
+import re
+
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # French typography: a narrow no-break space before % (and before ; ! ?)
 
@@ -31,3 +33,36 @@ def percent(p: float) -> str:
     if value > 99 and p < 1:
         return f">{NBSP}99{NNBSP}%"
     return f"{value}{NNBSP}%"
+
+
+_BEFORE = "?!:;»"  # a narrow no-break space goes before these, and after «
+_ENTITY = re.compile(r"&#?\w+;")  # an escaped character (&amp;, &#x27;): its ; is not punctuation
+
+
+def guillemets(text: str) -> str:
+    """French quotation marks with narrow no-break spaces, as the app writes them: « text »."""
+    return f"«{NNBSP}{text}{NNBSP}»"
+
+
+def typeset(text: str) -> str:
+    """A sentence the app writes, in French typography: the space before ? ! : ; and » (plain, no-break,
+    or none) becomes a narrow no-break space, and so does the one after «. For the app's own wording
+    only: never for a quote of the report or a question, which are shown as written. HTML entities
+    (`&amp;`) are left whole."""
+    out: list[str] = []
+    entity_ends = {m.end() - 1 for m in _ENTITY.finditer(text)}
+    for i, char in enumerate(text):
+        if i in entity_ends:
+            pass
+        elif char in _BEFORE and i and (text[i - 1].isalnum() or text[i - 1] in ")…"):
+            if char != ":" or not (i + 1 < len(text) and text[i + 1].isalnum()):  # 10:30, http://
+                out.append(NNBSP)
+        elif char in " " + NBSP and i + 1 < len(text) and text[i + 1] in _BEFORE:
+            if text[i + 1] != ":" or i + 2 >= len(text) or not text[i + 2].isalnum():
+                char = NNBSP
+        elif char in " " + NBSP and i and text[i - 1] == "«":
+            char = NNBSP
+        out.append(char)
+        if char == "«" and i + 1 < len(text) and text[i + 1] not in " " + NBSP + NNBSP:
+            out.append(NNBSP)
+    return "".join(out)

@@ -16,7 +16,8 @@ import qa
 from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
 from ui.guards import check_docs, check_k, check_question, fail, french_error
-from ui.render import citations, render_answer, render_source, render_summary, render_user
+from ui.render import citations, render_answer, render_source, render_user
+from ui.summary import render_summary
 
 MAX_UI_K = 10  # the slider's range; the API accepts up to the engine's MAX_K
 DEFAULT_K = 3
@@ -85,11 +86,16 @@ def show_source(selection: object, turns: list[Turn] | None, *, index: str | Pat
         # The index may have been rebuilt since the answer: never highlight offsets in another text.
         if doc is None or not citation.matches(doc["text"]):
             raise ValueError(f"{citation.doc} is not in the index as it was cited")
-        return render_source(doc["text"], citation)
+        return render_source(doc["text"], citation, document_headings(index, citation.doc))
     except qa.QAError as exc:
         raise fail(french_error(exc)) from exc
     except ValueError as exc:  # the index was rebuilt since the answer: its offsets may point elsewhere now
         raise fail("Ce passage n'est plus dans l'index actuel : posez la question à nouveau.") from exc
+
+
+def document_headings(index: str | Path, doc: str) -> frozenset[str]:
+    """The section headings of one document of the index (its passages' sections), for the viewer."""
+    return frozenset(p.section for p in load_index(index).passages if p.doc == doc and p.section)
 
 
 def retrieve_passages(question: object, k: object = 5, *, index: str | Path = "index") -> list[dict]:

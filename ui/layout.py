@@ -16,7 +16,8 @@ import gradio as gr
 import qa
 from qa.index import IndexStatus
 from qa.search import MAX_QUESTION_CHARS
-from ui.assets import SCROLL_TO_LAST_JS, VIEWER_JS, append_turn_js
+from qa.wording import typeset
+from ui.assets import AFTER_ANSWER_JS, VIEWER_JS, append_turn_js
 from ui.guards import analytics_off
 from ui.handlers import (
     DEFAULT_K,
@@ -32,13 +33,16 @@ from ui.handlers import (
 )
 from ui.render import VIEWER_PLACEHOLDER
 
-EXAMPLES = [
-    "Qui a revendiqué les attaques ?",
-    "Combien de localités ont été ciblées ?",
-    "Quelles forces étrangères quittent la région ?",
-    "Quel rôle joue la MINUSMA ?",
-    "Quelles armes ont été utilisées ?",
-    "Quelles sont les conséquences pour les civils ?",
+EXAMPLES = [  # a narrow no-break space before «?»: it never wraps alone onto the next line
+    typeset(question)
+    for question in (
+        "Qui a revendiqué les attaques ?",
+        "Combien de localités ont été ciblées ?",
+        "Quelles forces étrangères quittent la région ?",
+        "Quel rôle joue la MINUSMA ?",
+        "Quelles armes ont été utilisées ?",
+        "Quelles sont les conséquences pour les civils ?",
+    )
 ]
 CONCURRENCY = 2  # two CPU cores: more parallel questions would only slow each other down
 TITLE = "Questions-réponses sur les rapports"
@@ -111,8 +115,8 @@ def header(index: str | Path, corpus: str | Path) -> gr.HTML:
     """The title, what the assistant does, and the corpus summary (returned: it is refreshed at page load)."""
     gr.Markdown(
         f"# {TITLE}\n"
-        "Posez une question en français : l'assistant cite les passages du rapport qui y répondent, "
-        "mot pour mot, sans rien inventer.",
+        + typeset("Posez une question en français : l'assistant cite les passages du rapport qui y répondent, "
+                  "mot pour mot, sans rien inventer."),
         elem_classes="app-title",
     )
     return gr.HTML(summary(index, corpus), elem_id="summary")
@@ -125,7 +129,7 @@ def chat_panel() -> ChatPanel:
             label="Conversation",
             show_label=False,
             elem_id="chat",
-            height=540,
+            height="auto",  # no box of its own: the page has one scroll, the newest answer shows whole
             autoscroll=False,
             render_markdown=False,
             sanitize_html=True,
@@ -154,7 +158,7 @@ def chat_panel() -> ChatPanel:
 
 def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
     """The right column: the controls, the document filter (shown only for two documents or more), the viewer."""
-    with gr.Column(scale=2, min_width=320):
+    with gr.Column(scale=2, min_width=320, elem_id="side"):
         with gr.Row(equal_height=False, elem_id="controls"):
             k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Nombre de passages", scale=3)
             clear = gr.Button("Nouvelle conversation", variant="secondary", scale=1, min_width=150, size="md")
@@ -187,16 +191,16 @@ def wire_chat(page: Page, index: str | Path) -> None:
         event(
             validate, inputs, None, api_visibility="private", concurrency_limit=None, show_progress="hidden"
         ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").success(**append).then(
-            None, js=SCROLL_TO_LAST_JS
+            None, js=AFTER_ANSWER_JS
         )
     chat.examples.load_input_event.then(
         ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask"
-    ).success(**append).then(None, js=SCROLL_TO_LAST_JS)
+    ).success(**append).then(None, js=AFTER_ANSWER_JS)
 
 
 def wire_viewer_and_reset(page: Page, index: str | Path) -> None:
-    """A citation click opens its source in the viewer; «Nouvelle conversation» or the chat's own clear
-    empties the session."""
+    """A citation click opens its source in the viewer; «Nouvelle conversation» empties the session (the
+    chat has no clear icon of its own: it would repeat that button, in a corner of the first question)."""
 
     def open_source(selection: str, turns: list) -> str:
         return show_source(selection, turns, index=index)
@@ -204,7 +208,6 @@ def wire_viewer_and_reset(page: Page, index: str | Path) -> None:
     chat, turns, viewer = page.chat.chat, page.turns, page.side.viewer
     page.cite_go.click(open_source, [page.cite_sel, turns], [viewer], api_visibility="private", concurrency_limit=None)
     page.side.clear.click(lambda: ([], [], VIEWER_PLACEHOLDER), None, [chat, turns, viewer], api_visibility="private")
-    chat.clear(lambda: ([], VIEWER_PLACEHOLDER), None, [turns, viewer], api_visibility="private")
 
 
 def add_api_routes(index: str | Path, corpus: str | Path) -> None:

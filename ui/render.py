@@ -1,8 +1,9 @@
-"""HTML rendering of answers, citation cards, the source viewer and the corpus summary.
+"""HTML rendering of answers, citation cards and the source viewer (the corpus summary: `ui.summary`).
 
 Pure functions: no Gradio, no I/O but the calibration file (read once, cached) whose thresholds name
 the relevance levels. Every text that comes from the report or from the user goes
-through `esc` (html.escape with quote=True) before it is put in HTML.
+through `esc` (html.escape with quote=True) before it is put in HTML; the app's own wording goes through
+`typeset` (French spacing: a narrow no-break space before ? ! : ; and inside « »).
 """
 
 from __future__ import annotations
@@ -10,20 +11,19 @@ from __future__ import annotations
 import hashlib
 import html
 from dataclasses import dataclass
-from datetime import datetime
 
 from qa.answer import Answer
 from qa.citations import Passage, Sentence
 from qa.confidence import Calibration, relevance_label
-from qa.index import IndexStatus
-from qa.wording import RELEVANCE_LABELS, percent, quoted
+from qa.wording import NNBSP, RELEVANCE_LABELS, guillemets, percent, typeset
 
 NO_SECTION = "(sans titre de section)"
 NEAR_PASSAGES = "Passages les plus proches (sans réponse certaine)"
-VIEWER_PLACEHOLDER = (
+VIEWER_PLACEHOLDER = typeset(
     '<div class="src-empty">Cliquez sur « Voir dans le document » sous une citation pour afficher '
     "ici le texte complet du rapport, passage surligné.</div>"
 )
+COPY_LABEL = "Copier la citation"
 RELEVANCE = {key: (label, {"high": 3, "medium": 2, "low": 1}.get(key, 0)) for key, label in RELEVANCE_LABELS.items()}
 UNCALIBRATED_HELP = (
     "Pertinence non calibrée : le modèle de l'index n'a pas de fichier de calibration, l'assistant ne peut "
@@ -60,11 +60,13 @@ class Citation:
     digest: str = ""  # of the passage as cited: the viewer checks the document still has it at these offsets
     page: int | None = None
     quote: bool = False
+    rank: int = 0  # the citation's number in its answer, [rank], named in the viewer's header
+    section: str = ""
 
     @classmethod
     def of(cls, p: Passage, *, quote: bool = False) -> Citation:
         return cls(p.doc, p.title, p.start, p.end, p.sentence.start, p.sentence.end, passage_digest(p.text), p.page,
-                   quote)
+                   quote, p.rank, p.section)
 
     def matches(self, document: str) -> bool:
         """True when `document` still holds the cited passage at the cited offsets."""
@@ -99,7 +101,7 @@ def _relevance_badge(p: Passage, value: float | None, calibration: Calibration |
             f"Probabilité estimée que le passage contienne la réponse : {percent(value)} "
             f"(élevée à partir de {percent(t.relevance_high)}, moyenne à partir de {percent(t.relevance_medium)})."
         )
-    return f'<span class="rel rel-{key or "none"}" title="{esc(detail)}">{bars} {esc(label)}</span>'
+    return f'<span class="rel rel-{key or "none"}" title="{esc(typeset(detail))}">{bars} {esc(label)}</span>'
 
 
 def span_label(p: Passage) -> str:
@@ -124,10 +126,27 @@ def highlighted_passage(p: Passage, sentence: Sentence | None = None, *, quote: 
 
 def cite_button(turn: int, rank: int, label: str, css: str = "cite-btn") -> str:
     """A button the page's click listener turns into a source-viewer request ("<turn>:<rank>")."""
+    name = f"Voir la citation {rank} dans le document"
     return (
-        f'<button class="{css}" value="{turn}:{rank}" title="Afficher ce passage dans le document complet">'
+        f'<button class="{css}" value="{turn}:{rank}" title="{esc(name)}" aria-label="{esc(name)}">'
         f"{esc(label)}</button>"
     )
+
+
+def citation_text(p: Passage, sentence: Sentence | None = None) -> str:
+    """A citation ready to paste into an article: «« sentence » — Title, section, p. N (document,
+    caractères a–b)», the sentence's own span; no page for a format without pages."""
+    sentence = sentence or p.sentence
+    where = ", ".join(part for part in (p.title, p.section, f"p.{NNBSP}{p.page}" if p.page is not None else "")
+                      if part)
+    return f"{guillemets(sentence.text)} — {where} ({p.doc}, caractères {sentence.start}–{sentence.end})"
+
+
+def copy_button(p: Passage, sentence: Sentence | None = None) -> str:
+    """«Copier la citation»: the page's click listener puts the button's value on the clipboard."""
+    name = f"Copier la citation {p.rank}"
+    return (f'<button class="copy-btn" value="{esc(citation_text(p, sentence))}" title="{esc(name)}" '
+            f'aria-label="{esc(name)}">{COPY_LABEL}</button>')
 
 
 def render_card(
@@ -155,7 +174,8 @@ def render_card(
         f'<span class="card-span">{esc(span_label(p))}</span> · '
         f"{_relevance_badge(p, relevance, calibration)}</div>"
         f'<div class="card-text">{text}</div>'
-        f'<div class="card-actions">{cite_button(turn, p.rank, "Voir dans le document")}</div>'
+        f'<div class="card-actions">{cite_button(turn, p.rank, "Voir dans le document")} '
+        f"{copy_button(p, quote)}</div>"
         f"</div>"
     )
 
@@ -180,9 +200,10 @@ def render_answer(answer: Answer, turn: int) -> str:
     )
     parts = ['<div class="qa-answer">']
     if answer.follow_up:
-        parts.append(f'<div class="followup">Question comprise avec la précédente : {esc(quoted(answer.query))}</div>')
+        parts.append(f'<div class="followup">Question comprise avec la précédente{NNBSP}: '
+                     f"{esc(guillemets(answer.query))}</div>")
     if rank is None or answer.sentence is None:
-        parts.append(f'<div class="noanswer">{esc(answer.message)}</div>')
+        parts.append(f'<div class="noanswer">{esc(typeset(answer.message))}</div>')
         if cards:
             parts.append(f'<div class="sources-title near">{esc(NEAR_PASSAGES)}</div>{cards}')
     else:
@@ -190,9 +211,10 @@ def render_answer(answer: Answer, turn: int) -> str:
         help_text = CONFIDENCE_HELP if answer.confidence is not None else UNCALIBRATED_CONFIDENCE_HELP
         parts.append(
             f'<div class="{css}"><div class="reponse-head"><span class="reponse-label">{esc(answer.label)}</span> '
-            f'<span class="confiance" title="{esc(help_text)}">{esc(confidence_text(answer))}</span></div>'
-            f'<blockquote class="reponse-text">{esc(quoted(answer.sentence.text))} '
-            f"{cite_button(turn, rank, f'[{rank}]', 'cite-btn cite-num')}</blockquote></div>"
+            f'<span class="confiance" title="{esc(typeset(help_text))}">{esc(confidence_text(answer))}</span></div>'
+            f'<blockquote class="reponse-text">{esc(guillemets(answer.sentence.text))} '
+            f"{cite_button(turn, rank, f'[{rank}]', 'cite-btn cite-num')}</blockquote>"
+            f'<div class="reponse-actions">{copy_button(answer.passage, answer.sentence)}</div></div>'
             f'<div class="sources-title">Sources</div>{cards}'
         )
     parts.append("</div>")
@@ -204,67 +226,48 @@ def render_user(question: str) -> str:
     return esc(question)
 
 
-def render_source(text: str, c: Citation) -> str:
+def with_headings(text: str, headings: frozenset[str]) -> str:
+    """`text` escaped, each line that is one of the document's headings (a Markdown line without its
+    #s) in a heading element, so the viewer shows sections as sections; the text itself is unchanged."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        if body.strip() and body.strip().lstrip("#").strip() in headings:
+            out.append(f'<span class="src-h" role="heading" aria-level="3">{esc(body)}</span>{esc(line[len(body):])}')
+        else:
+            out.append(esc(line))
+    return "".join(out)
+
+
+def source_header(c: Citation) -> str:
+    """The viewer's header: which citation, of which document, section and page, and the way back."""
+    page = f"page {c.page}, " if c.page is not None else ""
+    number = f"Citation [{c.rank}] — " if c.rank else ""
+    return (
+        f'<div class="src-head"><div class="src-top"><div class="src-title">{esc(number)}{esc(c.title)}</div>'
+        '<button class="src-close" aria-label="Fermer le document et revenir à la citation" '
+        'title="Revenir à la citation (Échap)">Fermer</button></div>'
+        f'<div class="src-section">{esc(c.section or NO_SECTION)}</div>'
+        f'<div class="src-meta">{esc(c.doc)} · {page}caractères {c.start}–{c.end}</div></div>'
+    )
+
+
+def render_source(text: str, c: Citation, headings: frozenset[str] = frozenset()) -> str:
     """The whole document, escaped, with the passage in <mark id="hl"> and its sentence marked inside:
-    as the answer (class hl-sentence) when the citation is the quote, else neutrally (hl-near)."""
+    as the answer (class hl-sentence) when the citation is the quote, else neutrally (hl-near); the
+    lines that are `headings` outside the passage shown as headings."""
     if not (0 <= c.start <= c.sentence_start <= c.sentence_end <= c.end <= len(text)):
         raise ValueError(f"citation offsets {c.start}–{c.end} do not fit the document ({len(text)} characters)")
     sentence_css = "hl-sentence" if c.quote else "hl-near"
     body = (
-        f"{esc(text[: c.start])}"
+        f"{with_headings(text[: c.start], headings)}"
         f'<mark id="hl" class="hl-passage">{esc(text[c.start : c.sentence_start])}'
         f'<mark class="{sentence_css}">{esc(text[c.sentence_start : c.sentence_end])}</mark>'
         f"{esc(text[c.sentence_end : c.end])}</mark>"
-        f"{esc(text[c.end :])}"
+        f"{with_headings(text[c.end :], headings)}"
     )
+    name = f"Texte du document {c.title}"
     return (
-        f'<div class="src">'
-        f'<div class="src-head"><div class="src-title">{esc(c.title)}</div>'
-        f'<div class="src-meta">{esc(c.doc)} · {"page " + str(c.page) + ", " if c.page is not None else ""}'
-        f'caractères {c.start}–{c.end}</div></div>'
-        f'<div class="src-body">{body}</div></div>'
+        f'<div class="src">{source_header(c)}'
+        f'<div class="src-body" tabindex="0" role="region" aria-label="{esc(name)}">{body}</div></div>'
     )
-
-
-def format_date(iso: str) -> str:
-    """'2026-11-24T08:58:48+00:00' → '24/11/2026 à 08:58 UTC' (the ISO text itself when unparsable)."""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso)
-    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
-    return f"{moment:%d/%m/%Y} à {moment:%H:%M}{zone}"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n > 1 else ''}"
-
-
-def render_summary(status: IndexStatus) -> str:
-    """The corpus line (documents, passages, model, build date) and, if stale, a visible warning."""
-    titles = [d.title for d in status.documents]
-    shown = ", ".join(titles[:5]) + (f" et {len(titles) - 5} autres" if len(titles) > 5 else "")
-    line = (
-        f"{_plural(len(status.documents), 'document')} ({shown}) · "
-        f"{_plural(status.passages, 'passage')} · "
-        f"modèle {status.model} · "
-        f"index construit le {format_date(status.created)}"
-    )
-    out = f'<div class="summary"><span class="summary-label">Corpus</span> {esc(line)}</div>'
-    fresh = status.freshness
-    if fresh.stale:
-        details = [
-            f"{len(docs)} {label}"
-            for docs, label in (
-                (fresh.added, "ajouté(s)"), (fresh.changed, "modifié(s)"), (fresh.removed, "supprimé(s)"))
-            if docs
-        ]
-        if fresh.model_changed:
-            details.append("modèle changé")
-        if fresh.settings_changed:
-            details.append("réglages d'indexation changés")
-        out += (
-            f'<div class="stale">⚠ Index périmé ({esc(", ".join(details))}) : les réponses portent sur '
-            f"l'index tel qu'il a été construit. Relancez « qa index build » ou redémarrez « qa serve ».</div>"
-        )
-    return out
