@@ -15,7 +15,7 @@ from gradio_client import Client
 import qa
 from qa.answer import OUTCOME_LABELS
 from ui.handlers import respond
-from ui.render import percent, quoted
+from ui.render import guillemets, percent, typeset
 
 from .test_cli import qa as run_cli
 from .test_ui_app import app_url, served  # noqa: F401  (the served app, launched once for this module)
@@ -59,13 +59,13 @@ def from_chat(question: str, index, turns=None) -> tuple[str, float | None, str 
     turn, page = turns[-1], shown[1]["content"]
     sentence = None
     if turn["outcome"] == "none":
-        assert html.escape(qa.NO_ANSWER) in page and "<mark>" not in page
+        assert html.escape(typeset(qa.NO_ANSWER)) in page and "<mark>" not in page
     else:
         confidence = "non calibrée" if turn["confidence"] is None else percent(turn["confidence"])
         assert html.escape(OUTCOME_LABELS[turn["outcome"]]) in page and f"confiance {confidence}" in page
         (marked,) = re.findall(r"<mark>(.*?)</mark>", page)
         sentence = html.unescape(marked)
-        assert html.escape(quoted(sentence)) in page
+        assert html.escape(guillemets(sentence)) in page
     return face(turn["outcome"], turn["confidence"], sentence)
 
 
@@ -152,8 +152,8 @@ def test_ask_over_plain_http(app_url, report_index):  # noqa: F811
         (["", [], 3], "La question est vide"),
         (["x" * 2001, [], 3], "Question trop longue"),
         ([ANSWERED, "Quel groupe ?", 3], "L'historique doit être une liste"),
-        ([ANSWERED, ["Q ?"] * 101, 3], "Historique trop long (101 tours ; maximum 100)"),
-        ([ANSWERED, ["Q ?", "x" * 2001], 3], "Historique invalide (tour 2) : 2001 caractères"),
+        ([ANSWERED, ["Q ?"] * 101, 3], "Historique trop long (101 tours\u202f; maximum 100)"),
+        ([ANSWERED, ["Q ?", "x" * 2001], 3], "Historique invalide (tour 2)\u202f: 2001 caractères"),
         ([ANSWERED, [3], 3], "Historique invalide (tour 1)"),
         ([ANSWERED, [{"role": "user", "content": {"a": 1}}], 3], "Historique invalide (tour 1)"),
         ([ANSWERED, [], 0], "Le nombre de passages doit être un entier de 1 à 50"),

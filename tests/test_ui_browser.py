@@ -191,7 +191,7 @@ def test_empty_question_is_a_french_toast_and_keeps_the_chat(page):
     ask(page, "Combien de localités ont été ciblées ?")
     page.locator("#question textarea").fill("   ")
     page.locator("#question textarea").press("Enter")
-    toast = page.get_by_text("La question est vide : écrivez une question sur le rapport.")
+    toast = page.get_by_text("La question est vide\u202f: écrivez une question sur le rapport.")
     toast.wait_for(timeout=10_000)
     assert page.locator("#chat .qa-answer").count() == 1
     assert page.locator("#chat .qa-answer").first.is_visible()

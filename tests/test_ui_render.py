@@ -21,6 +21,7 @@ from ui import render
 from ui.handlers import respond, retrieve_passages, show_source, summary
 from ui.layout import build_app
 from ui.serving import ensure_index
+from ui.summary import format_date
 
 HOSTILE = '<script>alert("x")</script> <img src=x onerror=alert(1)> &amp; "quotes" \'apostrophe\''
 
@@ -141,7 +142,7 @@ def test_answer_block_and_cards_from_the_report(report_index):
     assert f'<span class="reponse-label">{html.escape(expected.label)}</span>' in head
     shown = "non calibrée" if expected.confidence is None else render.percent(expected.confidence)
     assert f"confiance {shown}</span>" in head
-    assert html.escape(render.quoted(expected.sentence.text)) in head
+    assert html.escape(render.guillemets(expected.sentence.text)) in head
     assert ">[1]</button>" in head
     assert "Jama’at Nusrat al-Islam wal-Muslimeen (JNIM)" in head
     cards = _cards(page)
@@ -188,7 +189,7 @@ def test_a_possible_answer_is_hedged(calibration):
     head, cards = page.split("Sources</div>")[0], _cards(page)
     assert '<div class="reponse reponse-possible">' in head and '<div class="reponse">' not in head
     assert '<span class="reponse-label">Réponse possible — à vérifier</span>' in head
-    assert "confiance 42\u202f%" in head and html.escape(render.quoted("Kayes en fait partie.")) in head
+    assert "confiance 42\u202f%" in head and html.escape(render.guillemets("Kayes en fait partie.")) in head
     assert "[2]</button>" in head
     # Yellow only on the quoted sentence, in the card of the passage that holds it (the second).
     assert _marks(page) == ["Kayes en fait partie."] and _marks(cards[1]) == ["Kayes en fait partie."]
@@ -210,7 +211,7 @@ def test_relevance_labels_follow_the_calibration_thresholds(calibration):
     assert _badges(page) == ["high", "medium", "low"]
     cards = _cards(page)
     assert "pertinence élevée" in cards[0] and "pertinence moyenne" in cards[1] and "pertinence faible" in cards[2]
-    assert ('title="Probabilité estimée que le passage contienne la réponse : 60\u202f% '
+    assert ('title="Probabilité estimée que le passage contienne la réponse\u202f: 60\u202f% '
             '(élevée à partir de 60\u202f%, moyenne à partir de 25\u202f%)."') in cards[0]
 
 
@@ -283,13 +284,16 @@ def test_source_viewer_highlights_the_passage(report_index):
     _, _, turns = respond("Combien de localités ont été ciblées ?", [], 3, None, index=report_index)
     text = read_documents(report_index)["mali-attaques-juillet-2025.txt"]["text"]
     layout = re.compile(
-        r'<div class="src-body">([^<]*)<mark id="hl" class="hl-passage">([^<]*)'
+        r'<div class="src-body"[^>]*>([^<]*)<mark id="hl" class="hl-passage">([^<]*)'
         r'<mark class="(hl-sentence|hl-near)">([^<]*)</mark>([^<]*)</mark>([^<]*)</div></div>'
     )
+    headings = re.compile(r'<span class="src-h" role="heading" aria-level="3">([^<]*)</span>')  # issue 18
     answer = qa.ask("Combien de localités ont été ciblées ?", k=3, index=report_index)
     assert len(turns[-1]["citations"]) == 3
     for rank, c in turns[-1]["citations"].items():
         out = show_source(f"{turns[-1]['id']}:{rank}", turns, index=report_index)
+        assert headings.search(out)  # the document's section headings are shown as headings
+        out = headings.sub(r"\1", out)
         groups = layout.search(out).groups()
         # Yellow (hl-sentence) only for the quoted sentence; other passages' sentences are neutral.
         is_quote = answer.passage is not None and rank == answer.passage.rank
@@ -339,7 +343,7 @@ def test_source_viewer_refuses_unknown_citations(report_index, selection):
     [
         ("", 3, None, "La question est vide"),
         ("   \n ", 3, None, "La question est vide"),
-        ("x" * 2001, 3, None, "Question trop longue (2001 caractères ; maximum 2000)"),
+        ("x" * 2001, 3, None, "Question trop longue (2001 caractères\u202f; maximum 2000)"),
         (None, 3, None, "La question doit être un texte"),
         ("Qui ?", 0, None, "Le nombre de passages doit être un entier de 1 à 10"),
         ("Qui ?", 11, None, "Le nombre de passages doit être un entier de 1 à 10"),
@@ -436,7 +440,7 @@ def test_summary_and_stale_warning(report_index, report_corpus, tmp_path):
     (grown / "nouveau.txt").write_text("Un nouveau rapport.\n", encoding="utf-8")
     stale = summary(report_index, grown)
     assert "Index périmé (1 ajouté(s))" in stale
-    assert render.format_date("2026-11-24T08:58:48+00:00") == "24/11/2026 à 08:58 UTC"
+    assert format_date("2026-11-24T08:58:48+00:00") == "24/11/2026 à 08:58 UTC"
 
 
 def test_every_example_question_is_answered(report_index):

@@ -128,7 +128,7 @@ def cite_button(turn: int, rank: int, label: str, css: str = "cite-btn") -> str:
     """A button the page's click listener turns into a source-viewer request ("<turn>:<rank>")."""
     name = f"Voir la citation {rank} dans le document"
     return (
-        f'<button class="{css}" value="{turn}:{rank}" title="{esc(name)}" aria-label="{esc(name)}">'
+        f'<button class="{css}" value="{turn}:{rank}" title="{esc(name)}">'
         f"{esc(label)}</button>"
     )
 
@@ -143,10 +143,11 @@ def citation_text(p: Passage, sentence: Sentence | None = None) -> str:
 
 
 def copy_button(p: Passage, sentence: Sentence | None = None) -> str:
-    """«Copier la citation»: the page's click listener puts the button's value on the clipboard."""
+    """«Copier la citation»: the page's click listener puts the button's value on the clipboard. (The chat's
+    sanitiser drops aria-* attributes: the button's French text is its name, `title` says which one.)"""
     name = f"Copier la citation {p.rank}"
-    return (f'<button class="copy-btn" value="{esc(citation_text(p, sentence))}" title="{esc(name)}" '
-            f'aria-label="{esc(name)}">{COPY_LABEL}</button>')
+    return (f'<button class="copy-btn" value="{esc(citation_text(p, sentence))}" title="{esc(name)}">'
+            f"{COPY_LABEL}</button>")
 
 
 def render_card(
