@@ -73,6 +73,9 @@ button.src-close:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px
   overflow: visible !important; }
 #chat { min-height: calc(100vh - 20rem); }
 #chat .scroll-down-button-container { display: none !important; }
+/* Gradio's clear icon, in the corner of the first question: it read as «delete this message» and
+   repeated «Nouvelle conversation». */
+#chat .icon-button-wrapper { display: none !important; }
 .qa-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
   clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 }
