@@ -114,5 +114,6 @@ def test_text_that_is_not_unicode_is_refused_in_french_on_every_face(report_inde
         with pytest.raises(gr.Error) as refused:
             handler()
         assert refused.value.message.startswith("La question contient des caractères invalides")
-    with pytest.raises(gr.Error, match="Historique invalide \\(tour 1\\)\u202f: caractères invalides"):
+    with pytest.raises(gr.Error) as refused:  # str(gr.Error) is a repr: the narrow space reads \u202f there
         ask_answer("Et ses alliés ?", [question], 3, index=report_index)
+    assert refused.value.message.startswith("Historique invalide (tour 1)\u202f: caractères invalides")

@@ -170,7 +170,7 @@ def test_card_labels_come_from_each_passage_relevance(report_index):
     if cal is not None:
         assert expected[0] == "high" and len(set(expected)) > 1, answer.relevance
         for card, r in zip(_cards(page), answer.relevance, strict=True):
-            assert f"probabilité estimée que le passage contienne la réponse : {render.percent(r)}" in card.lower()
+            assert f"probabilité estimée que le passage contienne la réponse\u202f: {render.percent(r)}" in card.lower()
     else:  # no calibration file for the model: no card claims a level
         assert set(expected) == {"none"} and page.count("pertinence non calibrée") == 3
 
