@@ -17,8 +17,9 @@ from ui.edge import Edge
 from ui.guards import analytics_off
 from ui.layout import build_app
 
-# Sessions whose state Gradio keeps (the page's config, ~25 KB, and the chat's turns, up to ~100 KB),
-# least recently used dropped first; Gradio's default, 10,000, would let memory grow by up to ~1 GB.
+# Sessions whose state Gradio keeps, least recently used dropped first. A session costs ~45 KB (Gradio's
+# copy of the page's config) plus its chat's turns, ~1.5 KB each with 3 passages (at most 100 turns):
+# 500 sessions of 10 turns hold ~30 MB. Gradio's default, 10,000, would let ~450 MB of configs pile up.
 SESSIONS = 500
 
 
