@@ -197,3 +197,16 @@ def test_a_reader_over_its_budget_is_killed_and_the_next_file_is_read(tmp_path):
         assert worker.read(note, tmp_path, note.read_bytes()).text.startswith("Le JNIM")  # a fresh worker
     finally:
         worker.close()
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_with_its_reason(tmp_path):
+    """Bytes the file system cannot decode: the file is skipped (its id could not be written or
+    shown), listed with the name's bytes escaped, and the rest of the corpus is read."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPORT, corpus / REPORT.name)
+    (Path(os.fsdecode(os.fsencode(corpus) + b"/bad\xff.txt"))).write_text("Kayes et les drones.\n", encoding="utf-8")
+    listing = scan_corpus(corpus)
+    assert [p.name for p in listing.files] == [REPORT.name]
+    skipped = [(p.name, reason) for p, reason in listing.skipped]
+    assert skipped == [("bad\\xff.txt", "nom de fichier illisible (pas en UTF-8)")]

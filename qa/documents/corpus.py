@@ -58,11 +58,28 @@ def scan_corpus(corpus: Path) -> CorpusListing:
             listing.skipped.append((folder, f"dossier illisible ({exc.strerror or exc})"))
             continue
         for entry in entries:
-            if not entry.name.startswith(HIDDEN):
-                _take(entry, folder, real, corpus, root, listing, folders)
+            if entry.name.startswith(HIDDEN):
+                continue
+            if not _utf8(entry.name):  # its id could be neither shown nor written in the manifest
+                listing.skipped.append((folder / printable_name(entry.name), "nom de fichier illisible (pas en UTF-8)"))
+                continue
+            _take(entry, folder, real, corpus, root, listing, folders)
     listing.files.sort()
     listing.skipped.sort()
     return listing
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system could not decode, kept as lone surrogates
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """A file name whose bytes are not UTF-8, written with escapes (b"bad\\xff.txt" -> "bad\\xff.txt")."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def iter_corpus_files(corpus: Path) -> list[Path]:
