@@ -17,6 +17,7 @@ from qa.errors import QAError, french_message
 from qa.evaluate.answers import evaluate_answers
 from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
 from qa.index import Index, build_index, index_status, load_index
+from qa.progress import report
 from qa.search import retrieve
 from qa.wording import RELEVANCE_LABELS, percent, quoted
 
@@ -135,6 +136,7 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    report()  # each long step of a first run says what it does
     print(f"Indexation de {args.corpus} …", file=sys.stderr)
     summary = build_index(args.corpus, args.index, model=args.model, full=args.full, dense=args.dense,
                           show_progress=sys.stderr.isatty(), workers=args.workers, ray_address=args.ray_address)
@@ -256,12 +258,15 @@ def _highlight(text: str, start: int, end: int, tty: bool) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ui.serving import serve  # lazy: Gradio loads only for `qa serve`
+    from ui.serving import IndexBuildFailed, serve  # lazy: Gradio loads only for `qa serve`
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"Attention : l'assistant sera joignable depuis le réseau ({args.host}), sans authentification.",
               file=sys.stderr)
-    serve(host=args.host, port=args.port, corpus=args.corpus, index=args.index)
+    try:
+        serve(host=args.host, port=args.port, corpus=args.corpus, index=args.index)
+    except IndexBuildFailed as exc:  # the build's own process has said why
+        return exc.status
     return 0
 
 
