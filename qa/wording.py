@@ -6,6 +6,8 @@ here so that `qa ask` and the chat say the same thing in the same way.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # French typography: a narrow no-break space before % (and before ; ! ?)
 
@@ -31,3 +33,14 @@ def percent(p: float) -> str:
     if value > 99 and p < 1:
         return f">{NBSP}99{NNBSP}%"
     return f"{value}{NNBSP}%"
+
+
+def format_date(iso: str) -> str:
+    """'2026-11-24T08:58:48+00:00' → '24/11/2026 à 08:58 UTC' (the ISO text itself when unparsable): how
+    the CLI (`qa index status`) and the app write an index's build date."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
+    return f"{moment:%d/%m/%Y} à {moment:%H:%M}{zone}"
