@@ -12,83 +12,21 @@ import os
 import sys
 
 from qa.answer import ask
-from qa.errors import QAError, french_message
+from qa.arguments import build_parser
+from qa.errors import QAError, build_command, french_message
 from qa.evaluate.answers import evaluate_answers
 from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
 from qa.index import Index, build_index, index_status, load_index
+from qa.progress import report
 from qa.search import retrieve
 from qa.terminal import clean, configure_output, json_text
-from qa.wording import RELEVANCE_LABELS, percent, quoted
+from qa.wording import RELEVANCE_LABELS, format_date, percent, quoted
 
 USAGE_ERROR = 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qa",
-        description="Questions-réponses en français sur des rapports, avec citations exactes.",
-    )
-    parser.add_argument("--debug", action="store_true", help="afficher les détails techniques des erreurs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
-
-    index = sub.add_parser("index", help="construire ou vérifier l'index")
-    isub = index.add_subparsers(dest="index_command", metavar="ACTION")
-    build = isub.add_parser("build", help="indexer les documents du corpus")
-    build.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
-    build.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
-    build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
-    build.add_argument("--full", action="store_true",
-                       help="tout réencoder, même les documents inchangés "
-                            "(défaut : seulement les nouveaux et modifiés)")
-    build.add_argument("--workers", type=int, default=None,
-                       help="encoder sur N workers Ray (extra « cluster » ; défaut : un seul processus)")
-    build.add_argument("--ray-address", default=None, help="adresse d'un cluster Ray existant (extra « cluster »)")
-    build.add_argument("--dense", choices=["auto", "flat", "ivf"], default="auto",
-                       help="index vectoriel : exact (flat), approché (ivf) ou selon la taille (auto, défaut)")
-    status = isub.add_parser("status", help="l'index est-il à jour ?")
-    status.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
-    status.add_argument("--corpus", default=None, help="dossier des documents (défaut : celui de l'index)")
-
-    ask = sub.add_parser("ask", help="poser une question")
-    ask.add_argument("question", help="la question, en français")
-    ask.add_argument("-k", type=int, default=3, help="nombre de passages (défaut : 3)")
-    ask.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
-    ask.add_argument("--json", action="store_true", help="sortie JSON pour les programmes")
-    ask.add_argument("--doc", action="append", default=None, metavar="DOCUMENT",
-                     help="chercher seulement dans ce document (chemin relatif au corpus ; répétable)")
-    ask.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=argparse.SUPPRESS)
-
-    serve = sub.add_parser("serve", help="ouvrir l'assistant dans le navigateur")
-    serve.add_argument("--host", default="127.0.0.1", help="adresse d'écoute (défaut : 127.0.0.1, cette machine seule)")
-    serve.add_argument("--port", type=int, default=7860, help="port (défaut : 7860)")
-    serve.add_argument("--corpus", default=None,
-                       help="dossier des documents (défaut : celui de l'index, sinon corpus)")
-    serve.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
-
-    ev = sub.add_parser("eval", help="mesurer la qualité et la vitesse")
-    esub = ev.add_subparsers(dest="eval_command", metavar="JEU")
-    piaf = esub.add_parser("piaf", help="questions PIAF (fichier JSON au format SQuAD)")
-    piaf.add_argument("path", help="chemin de piaf-dev.json")
-    piaf.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
-    piaf.add_argument("--limit", type=int, default=None, help="n'utiliser que les N premiers articles")
-    answers = esub.add_parser("answers", help="réponses de qa.ask : couverture, précision, calibration")
-    answers.add_argument("piaf", help="chemin de piaf-dev.json")
-    answers.add_argument("--sets", default=None,
-                         help="questions sur le rapport : dans le sujet, voisines, hors sujet (mali-answers.json)")
-    answers.add_argument("--dev", default=None, help="questions du rapport au format mali-dev.json (facultatif)")
-    answers.add_argument("--half", choices=["tune", "check", "all"], default="check",
-                         help="moitié des questions : réglage (tune), contrôle (check, défaut) ou toutes (all)")
-    answers.add_argument("--follow-ups", default=None, help="questions de suivi supplémentaires (JSON)")
-    answers.add_argument("--corpus", default="corpus", help="dossier du rapport (défaut : corpus)")
-    answers.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
-    mali = esub.add_parser("report", help="questions sur le rapport (mali-dev.json)")
-    mali.add_argument("path", help="chemin de mali-dev.json")
-    mali.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     # The engine logs in English for developers; users read the CLI's French lines instead.
     configure_output(logging.DEBUG if args.debug else logging.ERROR)
@@ -135,6 +73,7 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    report()  # each long step of a first run says what it does
     print(f"Indexation de {clean(args.corpus)} …", file=sys.stderr)
     summary = build_index(args.corpus, args.index, model=args.model, full=args.full, dense=args.dense,
                           show_progress=sys.stderr.isatty(), workers=args.workers, ray_address=args.ray_address)
@@ -158,14 +97,15 @@ def _build(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     status = index_status(args.index, args.corpus)  # the manifest and the files' checksums; never the vectors
     print(f"Index : {clean(status.build)}")
-    print(f"Construit le {clean(status.created)} — {len(status.documents)} document(s), {status.passages} passages")
+    built = clean(format_date(status.created))
+    print(f"Construit le {built} — {len(status.documents)} document(s), {status.passages} passages")
     print(f"Modèle : {clean(status.model)} (dimension {status.dimension}), index vectoriel {clean(status.dense)}")
     for doc in status.documents:
         print(f"  {clean(doc.doc)} — {clean(doc.title)} ({doc.passages} passages)")
     for path, reason in status.skipped:
         print(f"  ignoré : {clean(path)} ({clean(reason)})")
     if status.damaged:  # refused on load whatever the corpus: say so first, and fail
-        print("État : endommagé — relancez : qa index build")
+        print(f"État : endommagé — relancez : {build_command(args.index)}")
         for name, problem in status.damaged:
             print(f"  {clean(name)} : {clean(problem)}")
         return 1
@@ -173,7 +113,7 @@ def _status(args: argparse.Namespace) -> int:
     if not fresh.stale:
         print("État : à jour")
         return 0
-    print("État : périmé — relancez : qa index build")
+    print(f"État : périmé — relancez : {build_command(args.index)}")
     for label, docs in (("ajouté", fresh.added), ("modifié", fresh.changed), ("supprimé", fresh.removed)):
         for doc in docs:
             print(f"  {label} : {clean(doc)}")
@@ -192,7 +132,7 @@ def _ask(args: argparse.Namespace) -> int:
         return _ask_retrieval_only(args)
     answer = ask(args.question, k=args.k, index=args.index, docs=args.doc)
     idx = load_index(args.index)
-    _warn_if_stale(idx)
+    _warn_if_stale(idx, args.index)
     if args.json:
         print(json_text(answer.to_dict()))
         return 0
@@ -227,7 +167,7 @@ def _ask_retrieval_only(args: argparse.Namespace) -> int:
     """The hidden `--mode dense|bm25` debug path: one retrieval arm's ranking, no answer decided."""
 
     passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode, docs=args.doc)
-    _warn_if_stale(load_index(args.index))
+    _warn_if_stale(load_index(args.index), args.index)
     if args.json:
         print(json_text([p.to_dict() for p in passages]))
         return 0
@@ -243,11 +183,11 @@ def _ask_retrieval_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_if_stale(idx: Index) -> None:
+def _warn_if_stale(idx: Index, index: str) -> None:
     """Answers come from the index as built: say so on stderr when the corpus has moved on since."""
     if idx.freshness.stale:
-        print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : qa index build",
-              file=sys.stderr)
+        print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : "
+              + build_command(index), file=sys.stderr)
 
 
 def _highlight(text: str, start: int, end: int, tty: bool) -> str:
@@ -259,12 +199,15 @@ def _highlight(text: str, start: int, end: int, tty: bool) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ui.serving import serve  # lazy: Gradio loads only for `qa serve`
+    from ui.serving import IndexBuildFailed, serve  # lazy: Gradio loads only for `qa serve`
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"Attention : l'assistant sera joignable depuis le réseau ({args.host}), sans authentification.",
               file=sys.stderr)
-    serve(host=args.host, port=args.port, corpus=args.corpus, index=args.index)
+    try:
+        serve(host=args.host, port=args.port, corpus=args.corpus, index=args.index)
+    except IndexBuildFailed as exc:  # the build's own process has said why
+        return exc.status
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class QAError(Exception):
     """Base class: a broken state the user can fix; its message says how."""
@@ -12,7 +14,11 @@ class ModelUnavailableError(QAError):
 
 
 class IndexNotFoundError(QAError):
-    """No index at the given path: run `qa index build`."""
+    """No index at the given path: run `qa index build`. `folder`: that path, as it was given."""
+
+    def __init__(self, message: str, folder: str = "") -> None:
+        super().__init__(message)
+        self.folder = folder
 
 
 class IndexCorruptError(QAError):
@@ -58,12 +64,21 @@ class InputError(QAError, ValueError):
         self.french = french
 
 
+def build_command(folder: str) -> str:
+    """The command that (re)builds the index folder `folder` as the user named it (`index`, the default, needs
+    no option)."""
+    return "qa index build" + ("" if folder == "index" else f" --index {shlex.quote(folder)}")
+
+
 def french_message(exc: Exception) -> str:
     """The one French line a face (CLI, app) shows for an engine error."""
     if isinstance(exc, InputError):
         return exc.french
     if isinstance(exc, IndexNotFoundError):
-        return "Aucun index trouvé. Lancez d'abord : qa index build"
+        folder = getattr(exc, "folder", "")
+        if not folder:
+            return "Aucun index trouvé. Lancez d'abord : qa index build"
+        return f"Aucun index trouvé dans le dossier {folder}. Construisez-le d'abord : {build_command(folder)}"
     if isinstance(exc, IndexModelMismatchError):
         return ("L'index a été construit avec un autre modèle d'encodage que celui installé ; "
                 "ses résultats seraient faux. Reconstruisez-le : qa index build")

@@ -7,6 +7,7 @@ here so that `qa ask` and the chat say the same thing in the same way.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 NBSP = "\u00a0"
 NNBSP = "\u202f"  # French typography: a narrow no-break space before % (and before ; ! ?)
@@ -66,3 +67,14 @@ def typeset(text: str) -> str:
         if char == "«" and i + 1 < len(text) and text[i + 1] not in " " + NBSP + NNBSP:
             out.append(NNBSP)
     return "".join(out)
+
+
+def format_date(iso: str) -> str:
+    """'2026-11-24T08:58:48+00:00' → '24/11/2026 à 08:58 UTC' (the ISO text itself when unparsable): how
+    the CLI (`qa index status`) and the app write an index's build date."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
+    return f"{moment:%d/%m/%Y} à {moment:%H:%M}{zone}"

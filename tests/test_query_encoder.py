@@ -61,13 +61,13 @@ def encoder(model_dir) -> qe.QueryEncoder:
 def exports(monkeypatch) -> list[Path]:
     """Record every real export (the exporter still runs) and forget the per-process encoders."""
     calls: list[Path] = []
-    real = onnx_export._export_into
+    real = onnx_export.export_into
 
     def counting(model_dir: Path, out_path: Path):
         calls.append(model_dir)
         return real(model_dir, out_path)
 
-    monkeypatch.setattr(onnx_export, "_export_into", counting)
+    monkeypatch.setattr(onnx_export, "export_into", counting)
     monkeypatch.setattr(qe, "_encoders", {})
     return calls
 
@@ -141,10 +141,14 @@ def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder
     q8 = qe.load_query_encoder(model_dir)
     assert qe.DEFAULT_QUANTIZED is True and q8.quantized and q8.path.name == store.Q8_FILE
     assert q8.path.parent == encoder.path.parent == store.onnx_cache_dir(model_dir)
-    assert q8.path.stat().st_size < encoder.path.stat().st_size  # the big embedding table stays float32
+    assert q8.path.stat().st_size < 130_000_000  # 120 MB: the embedding table in int8 rows too (407 MB without)
     record = json.loads((q8.path.parent / store.RECORD).read_text(encoding="utf-8"))
     assert record["files"][store.Q8_FILE] == {"size": q8.path.stat().st_size, "sha256": file_sha256(q8.path)}
-    assert record["q8"]["min_cosine_to_fp32"] >= 0.999
+    assert record["q8"]["min_cosine_to_fp32"] >= 0.999 and "tables=int8-rows" in record["q8"]["settings"]
+    # The float32 export the 8-bit file was checked against is gone: one copy of the model per use.
+    assert not encoder.path.exists() and store.FP32_FILE not in record["files"]
+    assert sorted(p.name for p in q8.path.parent.iterdir() if not p.name.startswith(".")) == sorted(
+        [store.Q8_FILE, store.RECORD, "vocab-entries.npy", "vocab-pieces.npy"])
     for text in TEXTS:
         assert cosine(q8.encode(text), embed_query(torch_model, text)) >= 0.999
     batch = q8.encode_batch(["Qui ?", LONG, FRENCH[0]])
@@ -152,14 +156,16 @@ def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, encoder
     assert cosine(batch[2], embed_query(torch_model, FRENCH[0])) >= 0.999
 
 
-def test_8bit_model_is_made_from_the_float32_export_once(tiny_model, exports):
+def test_8bit_model_is_made_from_the_float32_export_which_then_goes(tiny_model, exports):
     q8 = qe.load_query_encoder(tiny_model)
-    fp32 = qe.load_query_encoder(tiny_model, quantized=False)
-    assert q8.path.name == store.Q8_FILE and fp32.path.name == store.FP32_FILE and q8.path.parent == fp32.path.parent
-    assert exports == [tiny_model.resolve()]  # quantised from the float32 export, not exported twice
+    assert q8.path.name == store.Q8_FILE and exports == [tiny_model.resolve()]
+    assert not (q8.path.parent / store.FP32_FILE).exists()  # checked against it, then deleted
     mtime = q8.path.stat().st_mtime_ns
     qe._encoders.clear()
     assert qe.load_query_encoder(tiny_model).path.stat().st_mtime_ns == mtime and len(exports) == 1
+    fp32 = qe.load_query_encoder(tiny_model, quantized=False)  # asked for (QA_QUERY_ENCODER=fp32): made again, kept
+    assert fp32.path.name == store.FP32_FILE and fp32.path.parent == q8.path.parent and len(exports) == 2
+    assert fp32.path.exists() and q8.path.stat().st_mtime_ns == mtime
 
 
 def test_8bit_weights_that_stray_are_refused(tiny_model, exports, monkeypatch):
@@ -244,7 +250,7 @@ def test_8bit_file_is_made_again_for_other_settings_and_old_int8_files_go(tiny_m
     mtime = q8.stat().st_mtime_ns
     qe._encoders.clear()
     assert qe.load_query_encoder(tiny_model).path == q8 and q8.stat().st_mtime_ns != mtime
-    assert len(exports) == 1
+    assert len(exports) == 2  # the float32 export went once the first 8-bit file passed: made again for the second
 
 
 def test_unknown_query_encoder_setting_warns_and_uses_the_default(tiny_model, exports, monkeypatch, caplog):
@@ -276,12 +282,15 @@ def test_export_lives_in_the_cache_not_the_model_dir(encoder, model_dir):
     assert not list(encoder.path.parent.glob(".*.tmp-*"))  # no temporary file left behind
 
 
-def test_second_load_reuses_the_export(encoder, model_dir, exports):
-    mtime = encoder.path.stat().st_mtime_ns
-    again = qe.load_query_encoder(model_dir, quantized=False)
-    assert again is not encoder  # really loaded again (the per-process cache was cleared)
+def test_second_load_reuses_the_export(model_dir, exports):
+    first = qe.load_query_encoder(model_dir)  # the 8-bit default (made by an earlier test, or now)
+    exports.clear()
+    mtime = first.path.stat().st_mtime_ns
+    qe._encoders.clear()
+    again = qe.load_query_encoder(model_dir)
+    assert again is not first  # really loaded again (the per-process cache was cleared)
     assert exports == [] and again.path.stat().st_mtime_ns == mtime
-    assert cosine(again.encode(TEXTS[0]), encoder.encode(TEXTS[0])) >= 0.99999
+    assert cosine(again.encode(TEXTS[0]), first.encode(TEXTS[0])) >= 0.99999
 
 
 def test_loaded_once_per_process_across_threads(model_dir, exports):
@@ -339,7 +348,7 @@ def test_damaged_cache_file_is_made_again(tiny_model, exports, quantized):
     qe._encoders.clear()
     again = qe.load_query_encoder(tiny_model, quantized=quantized)
     assert again.path == path and again.encode("Qui ?").shape == (32,)
-    assert len(exports) == (1 if quantized else 2)  # a damaged 8-bit file is quantised again, not re-exported
+    assert len(exports) == 2  # the 8-bit file too: its float32 source went once it passed
 
 
 # ------------------------------------------------------------------------------ errors and imports

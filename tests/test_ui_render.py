@@ -17,11 +17,11 @@ from qa import confidence
 from qa.citations import Passage, Sentence
 from qa.confidence import Calibration, Logistic, Thresholds, calibration_for, relevance_label
 from qa.index import load_index, read_documents
+from qa.wording import format_date
 from ui import render
 from ui.handlers import respond, retrieve_passages, show_source, summary
 from ui.layout import build_app
 from ui.serving import ensure_index
-from ui.summary import format_date
 
 HOSTILE = '<script>alert("x")</script> <img src=x onerror=alert(1)> &amp; "quotes" \'apostrophe\''
 

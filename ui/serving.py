@@ -3,6 +3,8 @@ model, then launches the app on 127.0.0.1 with the app's settings (`launch`)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,6 +58,10 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
     index built from another folder never rebuilds it from the wrong one; likewise the rebuild uses
     the model the index was built with (`qa index build --model …`), not the default.
+
+    The build runs in a child process (`qa index build`, which says each of its steps on stderr), so
+    the document model (torch, ~1 GB) and the first run's ONNX export go away with it: the server
+    keeps only what questions need. Raises IndexBuildFailed when it fails (it has said why).
     """
     corpus = Path(corpus) if corpus is not None else built_corpus(index) or Path("corpus")
     model = built_model(index)
@@ -71,10 +77,22 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     except (qa.IndexCorruptError, OSError):
         state = "endommagé ou illisible"
     print(f"Index {state} : reconstruction…", file=sys.stderr, flush=True)
-    s = qa.build_index(corpus, index, model=model)
-    print(f"Index prêt : {s.documents} document(s), {s.passages} passages ({s.embedded_passages} encodés), "
-          f"en {s.seconds:.1f} s.", file=sys.stderr)
+    command = [sys.executable, "-m", "qa", "index", "build", "--corpus", str(corpus), "--index", str(index)]
+    # The child imports this process's qa (same interpreter, same import path: a source checkout too).
+    path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run([*command, *(["--model", model] if model else [])], env={**os.environ, "PYTHONPATH": path},
+                          stdout=2, check=False)  # all its lines (steps, summary) to the server's stderr
+    if done.returncode != 0:
+        raise IndexBuildFailed(f"qa index build exited with status {done.returncode}", done.returncode)
     return corpus
+
+
+class IndexBuildFailed(Exception):
+    """`qa serve`'s first build failed; the child process has said why, in French, on stderr."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def built_model(index: str | Path) -> str | None:

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime
 
 from qa.index import IndexStatus
-from qa.wording import typeset
-
-
-def format_date(iso: str) -> str:
-    """'2026-11-24T08:58:48+00:00' → '24/11/2026 à 08:58 UTC' (the ISO text itself when unparsable)."""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso)
-    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
-    return f"{moment:%d/%m/%Y} à {moment:%H:%M}{zone}"
+from qa.wording import format_date, typeset
 
 
 def _plural(n: int, word: str) -> str:

@@ -29,7 +29,15 @@ from qa.index import layout
 from qa.index.ingest import ReadResult, read_one, skip_entry
 from qa.index.reuse import Part, Scan, previous_build, scan_corpus_against
 from qa.index.writer import write_build
-from qa.model import embed_passages, encode_question, load_model, model_checksum, precision_setting, resolve_model
+from qa.model import (
+    embed_passages,
+    load_model,
+    model_checksum,
+    precision_setting,
+    prepare_question_encoder,
+    resolve_model,
+)
+from qa.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,10 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
     previous, manifest, full_reason = previous_build(root, model_id, checksum, full)
     previous_docs = manifest.get("documents", {})
     scan = scan_corpus_against(corpus, previous, manifest if previous is not None else {})
+    if scan.todo:  # made (once) before the document model loads: the two peaks of memory do not add up
+        prepare_question_encoder(model)
+    stage(f"Lecture de {len(scan.todo)} fichier(s) nouveau(x) ou modifié(s)"
+          + (f", {len(scan.reused)} inchangé(s) repris de l'index précédent" if scan.reused else "") + "…")
     reads, vectors, sentence_vectors = _read(scan.todo, corpus, root, model, checksum, cluster, workers)
     fresh = _take_reads(scan, reads)
     parts = [part for part in scan.parts if part is not None]
@@ -119,6 +131,7 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         _distribute(fresh, vectors, sentence_vectors)
 
     layout.checkpoint("embedded")
+    stage("Écriture de l'index…")
     passages = [p for part in parts for p in part.passages]
     all_sentences = np.concatenate([part.sentence_vectors for part in parts])
     plan = dense_index.plan(len(passages), dense)
@@ -129,8 +142,6 @@ def _build(corpus: Path, root: Path, *, model: str | None, full: bool, dense: st
         dense=plan, locked=True, dense_parts=max(2, workers) if on_ray else 1,
         pool_map=_distributed().ray_map if on_ray else map,
     )
-    if new_passages:
-        encode_question(model, "query")  # export the fast question encoder now, not at the first question
     now = {part.doc["doc"]: part.doc["sha256"] for part in parts}
     return BuildSummary(
         index=final,

@@ -97,7 +97,7 @@ def current_build(root: Path) -> Path:
     try:
         raw = pointer.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
-        raise IndexNotFoundError(f"No index at {root}: run `qa index build` first.") from None
+        raise IndexNotFoundError(f"No index at {root}: run `qa index build` first.", folder=str(root)) from None
     except OSError as exc:
         raise IndexCorruptError(f"{pointer} cannot be read ({exc}): rebuild the index with `qa index build`.",
                                 file=CURRENT) from exc
@@ -107,7 +107,8 @@ def current_build(root: Path) -> Path:
                                 file=CURRENT)
     path = root / name
     if not path.is_dir():
-        raise IndexNotFoundError(f"Index at {root} points to a missing build {name!r}: run `qa index build`.")
+        raise IndexNotFoundError(f"Index at {root} points to a missing build {name!r}: run `qa index build`.",
+                                 folder=str(root))
     return path
 
 

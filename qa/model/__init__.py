@@ -9,9 +9,10 @@ encoder's cache), `query_encoder` (questions → vectors). Heavy libraries load 
 from qa.model.embedding import embed_documents, embed_passages, embed_query, precision_setting
 from qa.model.identity import DEFAULT_MODEL, E5_PROMPTS, HUB_MODEL
 from qa.model.loading import load_model, model_checksum, resolve_model
-from qa.model.query_encoder import encode_question
+from qa.model.query_encoder import encode_question, prepare_question_encoder
 
 __all__ = [
     "DEFAULT_MODEL", "E5_PROMPTS", "HUB_MODEL", "embed_documents", "embed_passages", "embed_query",
-    "encode_question", "load_model", "model_checksum", "precision_setting", "resolve_model",
+    "encode_question", "load_model", "model_checksum", "precision_setting", "prepare_question_encoder",
+    "resolve_model",
 ]

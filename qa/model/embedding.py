@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from qa.chunking import IndexedPassage, indexed_sentences, indexed_text
 from qa.errors import InputError
 from qa.french import normalize_apostrophes
+from qa.progress import bar, stage
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,16 +61,19 @@ def embed_documents(
         return np.zeros((0, dimension() or 0), dtype=np.float32)
     batches = document_batches(model, texts, batch_size)
     order = [i for batch in batches for i in batch]
-    if show_progress:
-        from tqdm.auto import tqdm  # lazy: only builds show progress
-
-        batches = tqdm(batches, desc="Vecteurs", unit="lot")
+    stage(f"Encodage de {len(texts)} textes (passages et phrases)…")
+    shown = bar(len(texts), "textes", show=show_progress)
+    parts = []
     with _document_autocast():
-        vectors = np.concatenate([
-            model.encode_document([texts[i] for i in batch], batch_size=batch_size, show_progress_bar=False,
-                                  convert_to_numpy=True, normalize_embeddings=True)
-            for batch in batches
-        ])
+        for batch in batches:
+            parts.append(model.encode_document([texts[i] for i in batch], batch_size=batch_size,
+                                               show_progress_bar=False, convert_to_numpy=True,
+                                               normalize_embeddings=True))
+            if shown is not None:
+                shown.update(len(batch))
+    if shown is not None:
+        shown.close()
+    vectors = np.concatenate(parts)
     out = np.empty(vectors.shape, dtype=np.float32)
     out[order] = vectors
     return out

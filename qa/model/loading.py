@@ -70,6 +70,8 @@ def load_model(name: str | None = None) -> SentenceTransformer:
     with _lock:
         model_id, location = resolve_model(name)
         if model_id not in _models:
+            if model_id == DEFAULT_MODEL:  # the converted copy: check what torch reads
+                bundled.verify(Path(location), *bundled.VERIFIED_FILES)
             _models[model_id] = _load(model_id, location)
         return _models[model_id]
 
@@ -94,8 +96,11 @@ def _load(model_id: str, location: str) -> SentenceTransformer:
 
     local = Path(location).is_dir()
     logger.info("Loading embedding model %s from %s.", model_id, location)
+    # The bundled copy's weights are float16, upcast to float32 at load: read whole, not memory-mapped, or
+    # the file's mapping outlives the upcast (236 MB more for as long as the model lives).
+    kwargs = {"disable_mmap": True} if model_id == DEFAULT_MODEL else {}
     try:
-        model = SentenceTransformer(location, local_files_only=local or _hub_offline())
+        model = SentenceTransformer(location, local_files_only=local or _hub_offline(), model_kwargs=kwargs)
     except (OSError, ValueError) as exc:
         raise ModelUnavailableError(
             f"Cannot load the embedding model {model_id!r} from {location}: {exc}. Pass --model PATH to a "

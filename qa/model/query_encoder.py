@@ -30,11 +30,11 @@ from qa.model.onnx_store import (
     DEFAULT_MAX_LENGTH,
     QueryEncoder,
     QueryEncoderUnavailable,
-    load_tokenizer,
     open_session,
     query_prompt,
     read_record,
 )
+from qa.model.onnx_tokens import question_tokenizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,8 +73,16 @@ def encode_question(name: str | None, text: str) -> np.ndarray:
     return encoder.encode(text)  # type: ignore[attr-defined]
 
 
-def _onnx_encoder(model_id: str, location: str) -> object | None:
-    """The ONNX query encoder of a model (exported once into the cache), or None: fall back to torch."""
+def prepare_question_encoder(name: str | None) -> None:
+    """Make the question encoder's files (the ONNX export, its 8-bit weights, the tokenizer's files) if they
+    are missing, without loading them: a build calls it before it loads the document model, so that the
+    export's peak of memory and the embedding's do not add up. A failure is logged, as on first use."""
+    _onnx_encoder(*resolve_model(name), load=False)
+
+
+def _onnx_encoder(model_id: str, location: str, *, load: bool = True) -> object | None:
+    """The ONNX query encoder of a model (exported once into the cache), or None: fall back to torch.
+    `load=False`: only make its files."""
     choice = os.environ.get("QA_QUERY_ENCODER", "").strip().lower()
     if choice not in QUERY_ENCODERS:
         logger.warning("QA_QUERY_ENCODER=%r is not one of %s; using the default.", choice, ", ".join(QUERY_ENCODERS))
@@ -89,6 +97,9 @@ def _onnx_encoder(model_id: str, location: str) -> object | None:
         return None
     for quantized in (True, False) if choice != "fp32" else (False,):
         try:
+            if not load:
+                ensure_onnx(directory, quantized=quantized)
+                return None
             return load_query_encoder(directory, prompt=prompt, quantized=quantized)
         except QuantizationFailed as exc:  # the float32 export is there: use it
             level = logging.INFO if isinstance(exc, QuantizationRefused) else logging.WARNING  # known, recorded
@@ -140,6 +151,7 @@ def _load(model_dir: Path, quantized: bool, prompt: str | None) -> QueryEncoder:
         except Exception as exc2:  # noqa: BLE001
             raise QueryEncoderUnavailable(f"onnxruntime cannot load {path}: {exc2}") from exc2
     record = read_record(path.parent) or {}
-    tokenizer = load_tokenizer(model_dir, int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH))
+    max_length = int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH)
+    tokenizer = question_tokenizer(model_dir, path.parent, record, max_length)
     logger.info("Questions are encoded with ONNX Runtime (%s).", path.name)
     return QueryEncoder(session, tokenizer, prompt, path=path, quantized=quantized)
