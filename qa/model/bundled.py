@@ -82,8 +82,10 @@ def ensure_bundled_model() -> Path:
 def verify(directory: Path, *names: str) -> None:
     """Check the files `names` of a converted directory against its conversion record (hashed once per
     process per version of each file); a damaged or altered file has the model converted again, with a
-    warning. A directory without a conversion record (a local or hub model) is left alone."""
-    record = _record(directory)
+    warning. Any other directory (a local or hub model, a copy of the converted one) is left alone."""
+    directory = Path(directory).resolve()
+    ours = directory.parent == cache_root().resolve() and directory.name.startswith(f"{MODEL_PREFIX}-")
+    record = _record(directory) if ours else None
     if record is None:
         return
     source = bundled_model_file()

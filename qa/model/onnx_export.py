@@ -80,8 +80,9 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
     with locked(folder / ".lock"):  # concurrent first runs export once
         record = read_record(folder)  # another process may have exported while we waited
         make_q8 = quantized and (force or not _usable(record, source_sha, True, folder, quiet=True))  # or refused
-        if (force and not quantized) or (make_q8 or not quantized) and not valid_file(
-                record, source_sha, FP32_FILE, folder, quiet=True):
+        needs_fp32 = make_q8 or not quantized  # the 8-bit file is made from the float32 export
+        if (force and not quantized) or (needs_fp32 and not valid_file(record, source_sha, FP32_FILE, folder,
+                                                                       quiet=True)):
             if record is not None:
                 logger.info("The ONNX export in %s is stale or unwanted; exporting %s again.", folder, model_dir)
             logger.info("Exporting %s to ONNX in %s (once; about 20 s).", model_dir, folder)

@@ -1,12 +1,13 @@
 """The ONNX question encoder's cache folder and runtime: where exports live, their record, and the
 session that runs them.
 
-`cache_root()/onnx/<model dir name>-<hash of its path>/` holds `model.onnx` (float32, made and
-checked by `qa.model.onnx_export`), `model-q8.onnx` (8-bit weights, `qa.model.onnx_quantize`) and
-`export.json`, which records the checksum of the model's weights, so a changed model is exported
-again, and each file's size and sha256, checked once per process per version of the file (path,
-size, times, inode), so a damaged or altered file is made again, with a warning, before it is used.
-Both writers and `qa.model.query_encoder` read the folder through this module. onnxruntime,
+`cache_root()/onnx/<model dir name>-<hash of its path>/` holds `model-q8.onnx` (8-bit weights,
+`qa.model.onnx_quantize`), the question tokenizer's `vocab-*.npy` (`qa.model.onnx_tokens`), and
+`model.onnx` (float32, `qa.model.onnx_trace`) only while the 8-bit file is made from it, or when it
+is the fallback; and `export.json`, which records the checksum of the model's weights, so a changed
+model is exported again, and each file's size and sha256, checked once per process per version of
+the file (path, size, times, inode), so a damaged or altered file is made again, with a warning,
+before it is used. The writers and `qa.model.query_encoder` read the folder through this module. onnxruntime,
 tokenizers and numpy are imported inside the functions, for lazy loading.
 """
 

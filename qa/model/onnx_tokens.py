@@ -18,6 +18,7 @@ from qa.files import file_sha256, file_sha256_cached
 from qa.model.onnx_store import (
     DEFAULT_MAX_LENGTH,
     PROBES,
+    QueryEncoderUnavailable,
     file_entry,
     load_tokenizer,
     query_prompt,
@@ -40,13 +41,16 @@ def tokens_ready(record: dict[str, Any] | None, model_dir: Path, folder: Path) -
             return False
     except OSError:
         return False
-    return "spec" not in info or all(valid_file(record, record["source_sha256"], n, folder) for n in (PIECES, ENTRIES))
+    source = record.get("source_sha256", "")
+    return "spec" not in info or all(valid_file(record, source, name, folder) for name in (PIECES, ENTRIES))
 
 
 def write_tokens(model_dir: Path, folder: Path, record: dict[str, Any]) -> None:
     """Write the question tokenizer's vocabulary files for the model's tokenizer.json, when qa.model.unigram
     follows its pipeline and agrees with tokenizers on the probes, and record them (or that tokenizers is used)."""
     path = model_dir / "tokenizer.json"
+    if not path.is_file():
+        raise QueryEncoderUnavailable(f"{model_dir} has no tokenizer.json (a fast tokenizer is needed).")
     max_length = int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH)
     info: dict[str, Any] = {"sha256": file_sha256(path)}
     for name in (PIECES, ENTRIES):

@@ -4,8 +4,9 @@ The exported graph holds the whole sentence-transformers pipeline of the model (
 pooling over the attention mask, L2 normalisation), so `QueryEncoder.encode` returns the same vector
 as `SentenceTransformer.encode_query` (cosine >= 0.9999, checked on every export) in about a third of
 the time on a small CPU, without importing torch. By default the weights are 8-bit
-(`qa.model.onnx_quantize`: cosine >= 0.999 to float32, checked when made, and a quarter faster again).
-The files live in the cache folder of `qa.model.onnx_store`, made once by `qa.model.onnx_export`.
+(`qa.model.onnx_quantize`: cosine >= 0.999 to float32, checked when made, and a quarter faster again),
+and questions are tokenised by `qa.model.unigram` (tokenizers' ids, without its 1.2 s load). The files
+live in the cache folder of `qa.model.onnx_store`, made once by `qa.model.onnx_export`.
 
 Importing this module is instant: torch, onnx and onnxruntime are imported only when needed. Anything
 that prevents the fast path raises `QueryEncoderUnavailable`. `encode_question`, what search calls,
