@@ -90,13 +90,18 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
             verify(model_dir, *VERIFIED_FILES)  # torch reads the weights and tokenizer.json
             info = export_into(model_dir, folder / FP32_FILE)
             release_memory()  # the check's session and torch's leftovers, before the quantiser's peak
-            record = {  # a fresh record: nothing said about an earlier export survives
+            fresh = {  # a fresh record: nothing said about an export of other weights survives
                 "export_version": EXPORT_VERSION,
                 "source": str(model_dir),
                 "source_sha256": source_sha,
                 **info,
                 "files": {FP32_FILE: file_entry(folder, FP32_FILE)},
             }
+            if record is not None and record.get("source_sha256") == source_sha and not force:
+                # The float32 export made again for the same weights (it is deleted once the 8-bit file
+                # passes): what the record says of the 8-bit file and the vocabulary stays true.
+                fresh = {**record, **fresh, "files": {**record.get("files", {}), **fresh["files"]}}
+            record = fresh
             write_record(folder, record)
         (folder / LEGACY_INT8_FILE).unlink(missing_ok=True)  # dynamic int8, written by earlier versions
         if make_q8:
