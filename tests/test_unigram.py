@@ -36,7 +36,7 @@ def pair(tmp_path_factory) -> tuple[unigram.UnigramTokenizer, object]:
     return fast, reference
 
 
-def same(fast, reference, text: str) -> None:
+def assert_same(fast, reference, text: str) -> None:
     theirs = reference.encode(text)
     ours = fast.encode(text)
     assert ours.ids == list(theirs.ids), text
@@ -48,14 +48,14 @@ def test_questions_and_passages_get_tokenizers_ids(pair, prompt):
     fast, reference = pair
     texts = QUESTIONS + [e["text"] for e in REFERENCE["queries"] + REFERENCE["passages"]] + [*store.PROBES]
     for text in texts:
-        same(fast, reference, prompt + text)
+        assert_same(fast, reference, prompt + text)
 
 
 def test_odd_texts_get_tokenizers_ids(pair, monkeypatch):
     fast, reference = pair
     monkeypatch.setattr(fast, "_fallback", lambda: reference)  # special tokens and NUL go to tokenizers, on purpose
     for text in ODD:
-        same(fast, reference, text)
+        assert_same(fast, reference, text)
     assert len(fast.encode("ab" * 3000).ids) == 512  # truncated with <s> and </s>
 
 
@@ -64,7 +64,7 @@ def test_odd_texts_get_tokenizers_ids(pair, monkeypatch):
 def test_any_text_gets_tokenizers_ids(pair, text):
     fast, reference = pair
     fast._rust = reference  # the rare texts handed to tokenizers
-    same(fast, reference, "query: " + text)
+    assert_same(fast, reference, "query: " + text)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -72,7 +72,7 @@ def test_any_text_gets_tokenizers_ids(pair, text):
 def test_french_text_gets_tokenizers_ids_without_tokenizers(pair, text):
     fast, reference = pair
     fast._rust = None  # the fallback would fail the test
-    same(fast, reference, "query: " + text)
+    assert_same(fast, reference, "query: " + text)
 
 
 def test_batches_are_padded_like_tokenizers(pair):
