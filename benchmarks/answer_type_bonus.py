@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.citations import DEFAULT_CITATION, sentence_scores  # noqa: E402
-from qa.evaluate.retrieval import holds_answer, write_piaf_corpus  # noqa: E402
+from qa.evaluate.retrieval import holds_answer, piaf_workdir  # noqa: E402
 from qa.french import analyze, normalize_apostrophes  # noqa: E402
 from qa.index import load_index  # noqa: E402
 from qa.model.query_encoder import encode_question  # noqa: E402
@@ -33,13 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("piaf")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
-    from qa import build_index
 
     root = Path(args.workdir)
-    gold = write_piaf_corpus(args.piaf, root / "piaf-corpus")
-    if not (root / "piaf-index" / "CURRENT").exists():
-        build_index(root / "piaf-corpus", root / "piaf-index")
-    idx = load_index(root / "piaf-index")
+    gold, piaf_index = piaf_workdir(args.piaf, root)
+    idx = load_index(piaf_index)
     row = {(p.doc, p.start): i for i, p in enumerate(idx.passages)}
     articles = {doc: n for n, doc in enumerate(dict.fromkeys(g.doc for g in gold))}
     right = {h: dict.fromkeys(BONUSES, 0) for h in ("tune", "check")}

@@ -10,9 +10,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from qa import build_index
 from qa.citations import CitationConfig
-from qa.evaluate.retrieval import score_questions, write_piaf_corpus
+from qa.evaluate.retrieval import piaf_workdir, score_questions
 from qa.index import load_index
 from qa.search import DEFAULT_CONFIG, search
 
@@ -39,10 +38,8 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/qa-piaf")
     args = parser.parse_args()
     root = Path(args.workdir)
-    gold = write_piaf_corpus(args.path, root / "corpus")
-    if not (root / "index" / "CURRENT").exists():
-        build_index(root / "corpus", root / "index")
-    idx = load_index(root / "index")
+    gold, piaf_index = piaf_workdir(args.path, root)
+    idx = load_index(piaf_index)
     halves = {"tune": [g for g in gold if int(g.doc[:4]) % 2 == 0], "check": [g for g in gold if int(g.doc[:4]) % 2]}
     print("| variant | half | R@1 | R@5 | MRR@10 | sentence | p50 ms | p95 ms |")
     print("|---|---|---|---|---|---|---|---|")

@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.citations import sentence_scores  # noqa: E402
-from qa.evaluate.retrieval import holds_answer, write_piaf_corpus  # noqa: E402
+from qa.evaluate.retrieval import holds_answer, piaf_workdir  # noqa: E402
 from qa.french import analyze, normalize_apostrophes  # noqa: E402
-from qa.index import build_index, load_index  # noqa: E402
+from qa.index import load_index  # noqa: E402
 from qa.model import encode_question  # noqa: E402
 from qa.search import search  # noqa: E402
 from qa.signals import answer_type, holds_type  # noqa: E402
@@ -71,10 +71,8 @@ def main() -> None:
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args()
     root = Path(args.workdir)
-    gold = write_piaf_corpus(args.piaf, root / "piaf-corpus")
-    if not (root / "piaf-index" / "CURRENT").exists():
-        build_index(root / "piaf-corpus", root / "piaf-index")
-    idx = load_index(root / "piaf-index")
+    gold, piaf_index = piaf_workdir(args.piaf, root)
+    idx = load_index(piaf_index)
     df: collections.Counter = collections.Counter()
     for p in idx.passages:
         for text in p.sentence_texts():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 REPORT = ROOT / "corpus" / "mali-attaques-juillet-2025.txt"
+
+
+def run_python(code: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter that imports this checkout: what a process imports, and
+    how long it lives, are only seen from outside."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session", autouse=True)

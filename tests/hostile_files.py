@@ -34,6 +34,10 @@ def docx_with_body(body: bytes) -> bytes:
     """A valid .docx whose word/document.xml body is `body` (w:p and w:tbl elements)."""
     members = plain_docx()
     members["word/document.xml"] = _BODY_START + body + _BODY_END
+    return _zipped(members)
+
+
+def _zipped(members: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
@@ -93,11 +97,7 @@ def style_cycle_docx(paragraphs: int = 10) -> bytes:
     body = b"".join(b'<w:p><w:pPr><w:pStyle w:val="A"/></w:pPr><w:r><w:t>Texte %d</w:t></w:r></w:p>' % i
                     for i in range(paragraphs))
     members["word/document.xml"] = _BODY_START + body + _BODY_END
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return out.getvalue()
+    return _zipped(members)
 
 
 def merged_column_docx(rows: int) -> bytes:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, run_python
 
 
 def qa(*args, cwd):
@@ -205,8 +205,7 @@ def test_the_question_path_imports_neither_torch_nor_tokenizers(tmp_path, report
             f"assert main(['ask', 'Qui a revendiqué les attaques ?', '--index', {str(report_index)!r}]) == 0\n"
             "heavy = ('torch', 'transformers', 'sentence_transformers', 'tokenizers', 'onnx', 'gradio')\n"
             "print(sorted(m for m in heavy if m in sys.modules))")
-    probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           capture_output=True, text=True, timeout=300)
+    probe = run_python(code, tmp_path, timeout=300)
     assert probe.returncode == 0, probe.stderr
     assert "revendiquées par" in probe.stdout  # it answered…
     assert probe.stdout.strip().splitlines()[-1] == "[]"  # …with the ONNX encoder and qa's own tokenizer alone
@@ -241,8 +240,7 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path):
     assert time.perf_counter() - t0 < 5
     code = ("import sys, qa.cli; print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'bm25s', 'gradio')"
             " if m in sys.modules))")
-    probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           capture_output=True, text=True)
+    probe = run_python(code, tmp_path)
     assert probe.stdout.strip() == "[]", probe.stderr
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from qa import build_index, retrieve
 from qa.index.layout import current_build
-from tests.conftest import REPORT, ROOT
+from tests.conftest import REPORT, ROOT, run_python
 from tests.samples import write_mixed_corpus
 
 QUESTIONS = ("Qui a revendiqué les attaques ?", "Quelles armes ont été utilisées ?",
@@ -32,8 +32,7 @@ def test_import_and_default_build_never_import_ray(tmp_path):
     shutil.copy(REPORT, tmp_path / "c")
     code = ("import sys, qa; qa.build_index('c', 'index'); qa.retrieve('drones ?', index='index'); "
             "assert 'ray' not in sys.modules, 'ray imported'")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=600)
+    out = run_python(code, tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
 
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .conftest import ROOT
+from .conftest import ROOT, run_python
 
 
 def test_a_first_build_runs_apart_and_talks(tmp_path, report_corpus):
@@ -18,8 +18,7 @@ def test_a_first_build_runs_apart_and_talks(tmp_path, report_corpus):
             f"assert qa.ask('Qui a revendiqué les attaques ?', index={str(index)!r}).sentence is not None\n"
             "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'tokenizers') "
             "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=600)
+    done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     lines = done.stderr.splitlines()

@@ -24,7 +24,7 @@ from typing import Literal
 
 from qa.answer import SIGNAL_DEPTH, Answer, ask
 from qa.citations import answer_passage
-from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
+from qa.evaluate.retrieval import holds_answer, piaf_workdir
 from qa.index import build_index
 
 Half = Literal["tune", "check", "all"]
@@ -62,10 +62,8 @@ def _half(n: int) -> str:
 def build_cases(piaf_path: str | Path, root: Path, *, sets: str | Path | None = None,
                 dev: str | Path | None = None, corpus: str | Path = "corpus") -> list[Case]:
     """Write and index the PIAF corpus and the report under `root` (reused when present) and list the cases."""
-    gold = write_piaf_corpus(piaf_path, root / "piaf-corpus")
-    piaf, report = root / "piaf-index", root / "report-index"
-    if not (piaf / "CURRENT").exists():
-        build_index(root / "piaf-corpus", piaf)
+    gold, piaf = piaf_workdir(piaf_path, root)
+    report = root / "report-index"
     build_index(corpus, report)  # incremental: nothing re-encoded when the report is unchanged
     articles = {doc: n for n, doc in enumerate(dict.fromkeys(g.doc for g in gold))}
     cases = [Case("piaf", g.question, piaf, _half(articles[g.doc]), g.answers, g.doc, g.start, g.end) for g in gold]

@@ -68,6 +68,16 @@ def write_piaf_corpus(path: str | Path, folder: Path, limit: int | None = None) 
     return gold
 
 
+def piaf_workdir(path: str | Path, root: Path) -> tuple[list[GoldQuestion], Path]:
+    """PIAF's questions and an index of its articles under `root` (piaf-corpus, piaf-index), built the
+    first time only: benchmarks and the answer calibration share one slow build per workdir."""
+    gold = write_piaf_corpus(path, root / "piaf-corpus")
+    index = root / "piaf-index"
+    if not (index / "CURRENT").exists():
+        build_index(root / "piaf-corpus", index)
+    return gold, index
+
+
 def evaluate_piaf(path: str | Path, *, workdir: str | Path | None = None, limit: int | None = None) -> list[Row]:
     """Build an index of PIAF articles and score every mode on every question."""
     with tempfile.TemporaryDirectory() as tmp:
