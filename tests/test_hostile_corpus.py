@@ -17,6 +17,7 @@ import pytest
 import qa.documents.corpus
 import qa.documents.sandbox
 from qa.documents import Unreadable, read_document, scan_corpus
+from qa.documents.builder import compounds, joiners
 from tests import hostile_files
 from tests.conftest import REPORT, ROOT
 
@@ -210,3 +211,16 @@ def test_a_file_name_that_is_not_utf8_is_listed_with_its_reason(tmp_path):
     assert [p.name for p in listing.files] == [REPORT.name]
     skipped = [(p.name, reason) for p, reason in listing.skipped]
     assert skipped == [("bad\\xff.txt", "nom de fichier illisible (pas en UTF-8)")]
+
+
+def test_pdf_lines_cut_by_hyphens_are_joined_in_linear_time():
+    """The cut-word check searched the whole document's text once per line ending in a hyphen:
+    5,000 such lines took 1.5 s, 20,000 took 22 s. The document's compounds are now read once."""
+    lines = ["Les assaillants ont uti-"] + [f"lisé des drones (ligne {i}), puis uti-" for i in range(20_000)]
+    text = " ".join(lines) + " Les sous-préfectures et l’arrière‐pays, c’est-à-dire le Nord."
+    start = time.perf_counter()
+    joins = joiners(lines, compounds(text))
+    assert time.perf_counter() - start < 5
+    assert joins == ["\x00"] * (len(lines) - 1)  # "uti-" + "lisé": a cut word, never a compound of this text
+    assert {"sous-préfectures", "arrière-pays", "est-à", "à-dire"} <= compounds(text)
+    assert joiners(["les uti-", "lisé et le Mali-", "du nord"], compounds("mali-du, uti")) == ["\x00", ""]

@@ -121,20 +121,34 @@ COMPOUND_PREFIXES = frozenset(
     "soixante sans super trois tout vice vingt".split())
 
 
-def joiners(lines: list[str], text: str = "") -> list[str]:
+_COMPOUND_RE = re.compile(r"[^\W\d_]+(?:[-\u2010][^\W\d_]+)+")
+
+
+def compounds(text: str) -> frozenset[str]:
+    """Every pair of word parts joined by a hyphen in `text`, lower-cased ("c'est-à-dire" gives
+    "est-à" and "à-dire"): read once per document, so checking a cut word is a set lookup, not a
+    search of the whole text per line (which made a PDF of many hyphenated lines quadratic)."""
+    pairs = set()
+    for match in _COMPOUND_RE.finditer(text.lower()):
+        parts = re.split(r"[-\u2010]", match.group())
+        pairs.update(f"{a}-{b}" for a, b in zip(parts, parts[1:], strict=False))
+    return frozenset(pairs)
+
+
+def joiners(lines: list[str], known: frozenset[str] = frozenset()) -> list[str]:
     """What goes between consecutive lines of a paragraph (PDF lines, as laid out): a space; "" after
-    a real compound's hyphen ("sous-" + "préfecture": a known prefix, or the hyphenated form written
-    elsewhere in `text`); "\\x00" after a word cut by a hyphen or a soft hyphen, which `paragraph_lines`
-    removes ("uti-" + "lisé")."""
+    a real compound's hyphen ("sous-" + "préfecture": a known prefix, or a pair of `compounds` written
+    elsewhere in the document); "\\x00" after a word cut by a hyphen or a soft hyphen, which
+    `paragraph_lines` removes ("uti-" + "lisé")."""
     out = []
     for prev, line in zip(lines, lines[1:], strict=False):
         cut = _HYPHEN_CUT_RE.search(prev)
         if not cut or not line[:1].islower():
             out.append(" ")
             continue
-        left, right = cut.group(1), line.split(" ", 1)[0].rstrip(".,;:!?»)")
+        left, right = cut.group(1), re.split(r"[-\u2010 ]", line, maxsplit=1)[0].rstrip(".,;:!?»)")
         compound = prev.endswith(("-", "\u2010")) and (
-            left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in text)
+            left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in known)
         out.append("" if compound else "\x00")
     return out
 

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.documents.builder import TextBuilder, clean_inline, joiners
+from qa.documents.builder import TextBuilder, clean_inline, compounds, joiners
 from qa.documents.document import MAX_HEADING_CHARS, Document, Unreadable, title_from_name
 
 MARGIN = 0.09  # top and bottom share of the page where running headers and footers live
@@ -205,7 +205,7 @@ def _metadata_title(reader) -> str:
 
 def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: str, page_count: int) -> None:
     """Headings and paragraphs in order; page starts marked as pages go by."""
-    known = " ".join(line.text for line in lines).lower()  # hyphenated forms written out elsewhere
+    known = compounds(" ".join(line.text for line in lines))  # hyphenated forms written out elsewhere
     heading_sizes = sorted({line.size for line in lines
                             if _is_heading(line, body) and not (line.page == 1 and line.text == title)},
                            reverse=True)
