@@ -322,6 +322,34 @@ def test_source_viewer_escapes_the_document():
         render.render_source(text, render.Citation("d.txt", "T", 10, 999, 10, 20))
 
 
+# A right-to-left override (U+202E) turns «exe.gnp» into «png.exe» on screen; the isolates and the
+# other embeddings reorder likewise; ESC and the C1 CSI start terminal sequences; none reaches a page raw.
+BIDI_AND_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def test_bidi_overrides_and_control_characters_from_a_document_are_shown_as_escapes():
+    sentence = "Le comité a approuvé \u202eexe.gnp\u202c le budget."
+    p = dataclasses.replace(
+        _passage(f"Avant \x1b[2J. {sentence} Après \u2066isolé\u2069.", sentence,
+                 title="Rapport \u202dfaux\u202c", section="Section \x9b31m"),
+        doc="note\u202etxt.exe",
+    )
+    answer = qa.Answer("Q ?", False, (p,), p.sentence, p, sentence, "Q ?", False)
+    out = render.render_answer(answer, turn=0)
+    assert not BIDI_AND_CONTROLS.search(html.unescape(out))
+    for shown in ("\\u202eexe.gnp\\u202c", "Avant \\x1b[2J.", "\\u2066isolé\\u2069", "Rapport \\u202dfaux\\u202c",
+                  "Section \\x9b31m", "note\\u202etxt.exe"):
+        assert html.escape(shown) in out, shown
+    copied = re.search(r'class="copy-btn" value="([^"]*)"', out)[1]
+    assert "\\u202eexe.gnp\\u202c" in html.unescape(copied)  # the citation put on the clipboard too
+    text = f"Titre \u202e\n\n{sentence}\n"
+    start = text.index(sentence)
+    c = render.Citation(p.doc, p.title, start, start + len(sentence), start, start + len(sentence), quote=True)
+    viewer = render.render_source(text, c, frozenset({"Titre \u202e"}))
+    assert not BIDI_AND_CONTROLS.search(html.unescape(viewer))
+    assert '<span class="src-h" role="heading" aria-level="3">Titre \\u202e</span>' in viewer
+
+
 def test_source_viewer_names_the_page_of_a_pdf_citation():
     text = "Titre\n\nUne phrase citée ici."
     digest = render.passage_digest(text[7:28])

@@ -16,6 +16,7 @@ import gradio as gr
 import qa
 from qa.index import IndexStatus
 from qa.search import MAX_QUESTION_CHARS
+from qa.terminal import clean
 from qa.wording import typeset
 from ui.assets import AFTER_ANSWER_JS, VIEWER_JS, append_turn_js
 from ui.guards import analytics_off
@@ -95,8 +96,9 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
 
 
 def document_choices(status: IndexStatus) -> list[tuple[str, str]]:
-    """The document filter's choices: ("<title> (<id>)", id) for each document of the index."""
-    return [(f"{d.title} ({d.doc})", d.doc) for d in status.documents]
+    """The document filter's choices: ("<title> (<id>)", id) for each document of the index, the label
+    inert (a title or file name from the corpus shows its bidi overrides as escapes)."""
+    return [(clean(f"{d.title} ({d.doc})"), d.doc) for d in status.documents]
 
 
 def lay_out_page(index: str | Path, corpus: str | Path, doc_choices: list[tuple[str, str]]) -> Page:

@@ -2,8 +2,10 @@
 
 Pure functions: no Gradio, no I/O but the calibration file (read once, cached) whose thresholds name
 the relevance levels. Every text that comes from the report or from the user goes
-through `esc` (html.escape with quote=True) before it is put in HTML; the app's own wording goes through
-`typeset` (French spacing: a narrow no-break space before ? ! : ; and inside « »).
+through `esc` before it is put in HTML: made inert (`qa.terminal.clean`: control characters and bidi
+overrides shown as visible escapes, so a quote reads as it is written), then html.escape with quote=True;
+the app's own wording goes through `typeset` (French spacing: a narrow no-break space before ? ! : ; and
+inside « »).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from qa.answer import Answer
 from qa.citations import Passage, Sentence
 from qa.confidence import Calibration, relevance_label
+from qa.terminal import clean
 from qa.wording import NNBSP, RELEVANCE_LABELS, guillemets, percent, typeset
 
 NO_SECTION = "(sans titre de section)"
@@ -37,8 +40,10 @@ UNCALIBRATED_CONFIDENCE_HELP = (
 
 
 def esc(text: object) -> str:
-    """HTML-escape any text (quotes included), for element content and attribute values alike."""
-    return html.escape(str(text), quote=True)
+    """Any text made inert (a right-to-left override in a document would show a passage, or the
+    citation copied from it, in another order than its words) and HTML-escaped, quotes included: for
+    element content and attribute values alike. Newlines stay (a passage keeps its lines)."""
+    return html.escape(clean(text, newlines=True), quote=True)
 
 
 @dataclass(frozen=True)
