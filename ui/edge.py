@@ -13,7 +13,8 @@
 - **Request shape, in French.** A `call` or `queue/join` body must be JSON with a `data` list holding
   a value for each of the function's inputs (Gradio would answer `{"error": null}` and log an English
   traceback); else 400 with a French `detail`.
-- **Answers in French.** Error responses and error events go through `ui.messages`.
+- **Answers in French.** Error responses and error events go through `ui.messages`; the edge's own
+  refusals too are in French typography (`qa.wording.typeset`).
 - **No memory per API call.** Gradio keeps a session (a copy of the page's config, ~25 KB) for each
   `call` made without a session hash, and an entry in two queue tables, until 10,000 sessions; they
   are dropped once the call's result has been read (`forget_call_session`).
@@ -28,6 +29,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from qa.wording import typeset
 from ui.messages import french_error_body, french_events
 
 BODY_LIMIT = 64 * 1024
@@ -42,7 +44,7 @@ NO_DATA = 'Corps de requête invalide : attendu un objet JSON avec une liste "da
 
 
 def _refuse(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status, headers={"Connection": "close"})
+    return JSONResponse({"detail": typeset(message)}, status_code=status, headers={"Connection": "close"})
 
 
 class Edge:

@@ -228,22 +228,22 @@ def add_api_routes(index: str | Path, corpus: str | Path) -> None:
         retrieve,
         api_name="retrieve",
         concurrency_id="ask",  # chat and API share the two search slots: two CPU cores in all
-        api_description="Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
-        "avec document, section, position en caractères et phrase réponse.",
+        api_description=typeset("Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
+        "avec document, section, position en caractères et phrase réponse."),
     )
     gr.api(
         ask,
         api_name="ask",
         concurrency_id="ask",
-        api_description="La réponse à la question, comme « qa ask --json » : issue (answer : réponse, "
+        api_description=typeset("La réponse à la question, comme « qa ask --json » : issue (answer : réponse, "
         "possible : réponse à vérifier, none : pas de réponse), confiance estimée, phrase citée mot pour mot "
         "et passages avec leur pertinence. history : les questions précédentes (textes) ou les messages de "
-        "la conversation, pour les questions de suivi ; k : nombre de passages (3 par défaut).",
+        "la conversation, pour les questions de suivi ; k : nombre de passages (3 par défaut)."),
     )
     gr.api(
         status,
         api_name="status",
         concurrency_limit=None,  # reads the manifest and hashes files: no search slot needed
-        api_description="L'état de l'index : à jour ou périmé (documents ajoutés, modifiés, supprimés "
-        "depuis la construction, modèle changé), nombre de documents et de passages.",
+        api_description=typeset("L'état de l'index : à jour ou périmé (documents ajoutés, modifiés, supprimés "
+        "depuis la construction, modèle changé), nombre de documents et de passages."),
     )

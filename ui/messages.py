@@ -5,9 +5,11 @@ error without a message (`{"error": null}`), since the app hides exception texts
 `ui.edge` passes every error response through here: an HTTP error's `detail` (a JSON body), and the
 error events of the two event streams (`/gradio_api/call/<api>/<id>`: `event: error` then its data;
 `/gradio_api/queue/data`: messages `process_completed` with `success: false` and `unexpected_error`).
-The handlers' own refusals are French already and pass unchanged. Which Gradio code writes each
-English text, in Gradio 6.31: `queueing.py` (queue full), `components/number.py` (a slider's bounds),
-`components/dropdown.py` (choices), `routes.py` and FastAPI (requests), `blocks.py` (missing values).
+The handlers' own refusals are French already and pass unchanged. Every French line leaves in French
+typography (`qa.wording.typeset`: a narrow no-break space before ? ! : ; and inside « »). Which Gradio
+code writes each English text, in Gradio 6.31: `queueing.py` (queue full), `components/number.py` (a
+slider's bounds), `components/dropdown.py` (choices), `routes.py` and FastAPI (requests), `blocks.py`
+(missing values).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+
+from qa.wording import typeset
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +76,8 @@ def event_error(text: object) -> str:
     """An error event's message in French: Gradio's known texts translated, the handlers' own (French)
     kept, and no message at all (an exception the app does not show) replaced by UNEXPLAINED."""
     if text is None or text == "":
-        return UNEXPLAINED
-    return known(text) or str(text)
+        return typeset(UNEXPLAINED)
+    return typeset(known(text) or str(text))
 
 
 def http_error(status: int, detail: object) -> str:
@@ -83,7 +87,7 @@ def http_error(status: int, detail: object) -> str:
     if french is None:
         log.debug("HTTP %s replaced by its French line: %r", status, detail)
         french = BY_STATUS.get(status, BY_STATUS[400] if status < 500 else BY_STATUS[500])
-    return french
+    return typeset(french)
 
 
 def french_error_body(status: int, body: bytes) -> bytes:
