@@ -116,6 +116,8 @@ def test_answer_card_and_source_viewer(page, report_index, capsys, tmp_path):
     hl = page.locator("#viewer #hl")
     assert hl.inner_text() == text[top.start : top.end]
     assert page.locator("#viewer .hl-sentence").inner_text() == expected.sentence.text
+    # The passage is tinted, not yellow: yellow is the quoted sentence's alone (nor a <mark>'s default).
+    assert hl.evaluate("e => getComputedStyle(e).backgroundColor") not in (YELLOW, "rgb(255, 255, 0)")
     expect(hl).to_be_in_viewport()
     wanted = os.environ.get(SCREENSHOT_ENV)
     screenshot = ROOT / wanted if wanted else tmp_path / "screenshot.png"  # tests run in a temporary cwd
