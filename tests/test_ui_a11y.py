@@ -1,7 +1,8 @@
 """The app for every reader (issue 18), in a real Chromium: no serious or critical axe-core violation on
 the empty page, an answer, the source viewer, an abstention and a phone; a keyboard-only round trip from
-the question to a citation's source and back; the short spoken announcement of each answer; «Copier la
-citation»; French typography; a chat without a box of its own; the viewer as a drawer on a phone.
+the question to a citation's source and back; the short spoken announcement of each answer; a name of
+its own for each citation button; «Copier la citation»; French typography; a chat without a box of its
+own; the viewer as a drawer on a phone.
 
 README's pictures: `QA_SCREENSHOT=docs/screenshot.png QA_SCREENSHOT_PHONE=docs/screenshot-phone.png
 pytest -m browser tests/test_ui_a11y.py` refreshes them (by default they go into the test's temporary folder).
@@ -60,6 +61,18 @@ def screenshot(page, variable: str, default):
     assert path.stat().st_size > 10_000
 
 
+def accessible_names(page, selector: str) -> list[str]:
+    """The accessible names Chromium computes for the elements `selector` finds, in page order."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        ids = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+        return [cdp.send("Accessibility.getPartialAXTree", {"nodeId": i, "fetchRelatives": False})["nodes"][0]
+                ["name"]["value"] for i in ids]
+    finally:
+        cdp.detach()
+
+
 def no_inner_scroll(page) -> list[str]:
     """The chat's elements that scroll inside a box of their own (none: the page is the one scroll)."""
     return page.evaluate("""() => [...document.querySelectorAll('#chat, #chat *')].filter(e => {
@@ -93,6 +106,16 @@ def test_desktop_has_no_serious_violation_and_copies_a_citation(browser, app_url
         said = page.locator("#qa-live").text_content()
         assert said.startswith(expected.label) and expected.sentence.text in said and "3 sources" in said
         assert page.locator('#chat [role="log"]').get_attribute("aria-live") == "off"
+
+        # Each citation button has a name of its own, in French, that says which source it acts on.
+        names = accessible_names(page, "#chat .qa-answer button")
+        cards = answer.locator(".card").count()
+        assert len(names) == 2 * cards + 2 and len(set(names)) == len(names), names
+        pattern = (r"(\[\d+\] voir la|Voir dans le document la|Copier la citation de la( réponse,)?) "
+                   r"source (\d+)\u202f: (.+)")
+        for name in names:
+            match = re.fullmatch(pattern, name)
+            assert match and match[4] == expected.passages[int(match[3]) - 1].title, name
 
         # «Copier la citation» on the answer and on each card, the citation on the clipboard.
         top = expected.passage
@@ -159,8 +182,7 @@ def test_keyboard_only_question_citation_viewer_and_back(browser, app_url):  # n
                 break
         else:
             pytest.fail("no citation button reached by keyboard")
-        assert page.evaluate("document.activeElement.textContent") == "Voir dans le document"  # a French name
-        assert page.evaluate("document.activeElement.title").startswith("Voir la citation ")
+        assert accessible_names(page, ":focus")[0].startswith("Voir dans le document la source ")  # French
         opener = page.evaluate("document.activeElement.value")
         page.keyboard.press("Enter")
         page.wait_for_selector("#viewer #hl")

@@ -143,7 +143,7 @@ def test_answer_block_and_cards_from_the_report(report_index):
     shown = "non calibrée" if expected.confidence is None else render.percent(expected.confidence)
     assert f"confiance {shown}</span>" in head
     assert html.escape(render.guillemets(expected.sentence.text)) in head
-    assert ">[1]</button>" in head
+    assert ">[1]<span class=\"qa-sr-only\"> voir la source 1\u202f: " in head  # its name says which source
     assert "Jama’at Nusrat al-Islam wal-Muslimeen (JNIM)" in head
     cards = _cards(page)
     assert len(cards) == len(expected.passages) == 3
@@ -190,7 +190,7 @@ def test_a_possible_answer_is_hedged(calibration):
     assert '<div class="reponse reponse-possible">' in head and '<div class="reponse">' not in head
     assert '<span class="reponse-label">Réponse possible — à vérifier</span>' in head
     assert "confiance 42\u202f%" in head and html.escape(render.guillemets("Kayes en fait partie.")) in head
-    assert "[2]</button>" in head
+    assert ">[2]<span class=\"qa-sr-only\"> voir la source 2\u202f: Titre</span></button>" in head
     # Yellow only on the quoted sentence, in the card of the passage that holds it (the second).
     assert _marks(page) == ["Kayes en fait partie."] and _marks(cards[1]) == ["Kayes en fait partie."]
     assert _near_marks(cards[0]) == ["Le JNIM a revendiqué les attaques."] and _marks(cards[0]) == []

@@ -62,9 +62,10 @@ HEAD = f"<style>{HEAD_CSS}</style>" + """
   }
   function copy(btn) {
     const text = btn.value;
+    const label = btn.firstChild;  // the visible words; the hidden span after them says which citation
     const done = function () {
-      btn.textContent = 'Citation copi\\u00e9e';
-      setTimeout(function () { btn.textContent = 'Copier la citation'; }, 2000);
+      label.data = 'Citation copi\\u00e9e';
+      setTimeout(function () { label.data = 'Copier la citation'; }, 2000);
       window.qaAnnounce('Citation copi\\u00e9e.');
     };
     const fallback = function () {

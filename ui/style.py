@@ -46,7 +46,8 @@ CSS = """
 .rel-medium .rel-bar.on { background: #ca8a04; }
 .rel-low .rel-bar.on { background: #9ca3af; }
 .rel-none { font-style: italic; }
-button.cite-btn, button.copy-btn { font-size: 0.82em; padding: 0.1em 0.6em; border-radius: 5px; cursor: pointer;
+button.cite-btn, button.copy-btn { position: relative; font-size: 0.82em; padding: 0.1em 0.6em; border-radius: 5px;
+  cursor: pointer;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
   color: var(--body-text-color); }
 button.cite-btn:hover, button.copy-btn:hover { border-color: #1d4ed8; color: #1d4ed8; }
