@@ -143,6 +143,9 @@ def test_page_is_served_in_french_without_share(app_url):
     page = httpx.get(app_url + "/", timeout=10)
     assert page.status_code == 200
     assert "Questions-réponses sur les rapports" in page.text
+    # French from the first byte: the lang a screen reader picks its voice from, the link preview's text
+    assert re.search(r'<html\s+lang="fr"', page.text) and "Click to try" not in page.text
+    assert int(page.headers["content-length"]) == len(page.content)
     config = httpx.get(app_url + "/config", timeout=10).json()
     assert config.get("footer_links") == ["api"]
     assert not config.get("share_url")

@@ -28,6 +28,18 @@ UNEXPLAINED = ("La requête n'a pas pu être traitée : une valeur envoyée n'a 
 QUEUE_FULL = ("Trop de questions en attente ({0} au plus) : le serveur est occupé, réessayez dans quelques "
               "secondes.")
 
+BUSY = "Le serveur est occupé (trop de questions en attente) : réessayez dans quelques secondes."
+
+# The English that Gradio's page script writes into its toasts whatever the server answered (a full
+# queue's HTTP 503 always shows the first, its French `detail` unread): the head script (`ui.assets`)
+# puts the French in their place.
+PAGE_TOASTS = {
+    "This application is currently busy. Please try again.": BUSY,
+    "Connection errored out.": "La connexion au serveur a échoué : rechargez la page.",
+    "Connection to the server was lost. Attempting reconnection...": "Connexion au serveur perdue : reconnexion…",
+}
+TOAST_TITLES = {"error": "Erreur", "warning": "Avertissement", "info": "Information", "success": "Succès"}
+
 # (Gradio's English text, the French shown instead); the French never repeats a value sent by the client.
 KNOWN = [
     (re.compile(r"Queue is full\. Max size is (\d+)\b.*", re.S), QUEUE_FULL),
@@ -144,3 +156,17 @@ def french_events(chunk: bytes) -> bytes:
             if french is not value:
                 lines[i] = "data: " + json.dumps(french)
     return "\n".join(lines).encode("utf-8")
+
+
+DESCRIPTION = "Questions-réponses sur les rapports : chaque réponse cite le texte exact, avec ses sources."
+
+
+def french_page(body: bytes) -> bytes:
+    """Gradio's HTML page in French from its first byte: `lang="fr"` (Gradio writes "en"; a screen reader
+    picks its voice from it before any script runs, the head script's own fix comes later) and the link
+    preview's description («Click to try out the app!»). A page of another shape is returned unchanged."""
+    text = body.decode("utf-8", errors="surrogateescape")
+    if "<head>" not in text:
+        return body
+    text = text.replace('lang="en"', 'lang="fr"', 1).replace("Click to try out the app!", typeset(DESCRIPTION))
+    return text.encode("utf-8", errors="surrogateescape")

@@ -79,6 +79,7 @@ button.src-close:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px
 #chat .icon-button-wrapper { display: none !important; }
 .qa-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
   clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
+#qa-bar .qa-busy { margin: 0; color: var(--body-text-color-subdued); font-size: 0.92em; }
 .src mark.hl-passage { background: #dbeafe; color: inherit; border-radius: 2px; padding: 0.05em 0; }
 .src-empty { color: var(--body-text-color-subdued); font-size: 0.92em; }
 """
