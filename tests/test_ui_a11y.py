@@ -1,6 +1,6 @@
 """The app for every reader (issue 18), in a real Chromium: no serious or critical axe-core violation on
 the empty page, an answer, the source viewer, an abstention and a phone; a keyboard-only round trip from
-the question to a citation's source and back; the short spoken announcement of each
+the question to the newest answer, a citation's source and back; the short spoken announcement of each
 answer; a name of its own for each citation button; «Copier la citation»; French typography in what the
 page writes; no English in the accessibility tree, whatever the browser's language; a busy queue said in
 French; a chat without a box of its own; the viewer as a drawer on a phone.
@@ -214,29 +214,46 @@ def test_phone_has_one_scroll_and_a_viewer_drawer(browser, app_url, tmp_path):  
         context.close()
 
 
-def test_keyboard_only_question_citation_viewer_and_back(browser, app_url):  # noqa: F811
+def test_keyboard_only_question_answer_citation_viewer_and_back(browser, app_url):  # noqa: F811
+    """The focus stays in the question box after an answer (a follow-up is typed at once); one Shift+Tab
+    reaches «Aller à la dernière réponse», which moves it to the newest answer, its citations next by Tab."""
     context, page = open_page(browser, app_url, DESKTOP)
+    in_box = "document.activeElement.closest('#question') !== null"
     try:
-        assert page.evaluate("document.activeElement.closest('#question') !== null")  # focus starts there
-        page.keyboard.type(QUESTION)
+        assert page.evaluate(in_box)  # focus starts there
+        for question in ("Combien de localités ont été ciblées ?", QUESTION):
+            before = page.locator("#chat .qa-answer").count()
+            page.keyboard.type(question)
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"document.querySelectorAll('#chat .qa-answer').length > {before}")
+            page.wait_for_function("document.querySelector('#qa-live').textContent.length > 0")
+            assert page.evaluate(in_box)
+        page.keyboard.press("Shift+Tab")
+        assert accessible_names(page, ":focus") == ["Aller à la dernière réponse"]
         page.keyboard.press("Enter")
-        page.wait_for_selector("#chat .qa-answer")
-        page.wait_for_function("document.querySelector('#qa-live').textContent.length > 0")
-        # Back from the question box, the newest answer's buttons come first: its cards are reachable.
-        for _ in range(30):
-            page.keyboard.press("Shift+Tab")
-            if page.evaluate("document.activeElement.matches('.card-actions button.cite-btn')"):
-                break
-        else:
-            pytest.fail("no citation button reached by keyboard")
-        assert accessible_names(page, ":focus")[0].startswith("Voir dans le document la source ")  # French
+        newest = page.locator("#chat .qa-answer").last
+        page.wait_for_function("document.activeElement === [...document.querySelectorAll('#chat .qa-answer')].pop()")
+        assert newest.evaluate("e => e.getBoundingClientRect().top") < DESKTOP["height"] / 2  # in sight
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.matches('.cite-num')")
+        assert accessible_names(page, ":focus")[0].startswith("[1] voir la source 1")
+        page.keyboard.press("Tab")  # «Copier la citation» of the answer
+        page.keyboard.press("Tab")  # the first card's «Voir dans le document»
+        assert accessible_names(page, ":focus")[0].startswith("Voir dans le document la source 1\u202f: ")
         opener = page.evaluate("document.activeElement.value")
+        assert newest.locator(f'.card-actions button[value="{opener}"]').count() == 1  # of the newest answer
         page.keyboard.press("Enter")
         page.wait_for_selector("#viewer #hl")
         page.wait_for_function("document.activeElement.classList.contains('src-body')")
         page.keyboard.press("PageDown")  # the document's text scrolls by keyboard
         page.keyboard.press("Escape")
         page.wait_for_function(f"document.activeElement.value === {opener!r}")
+        for _ in range(12):  # on through the cards, back to the question box
+            page.keyboard.press("Tab")
+            if page.evaluate(in_box):
+                break
+        else:
+            pytest.fail("the question box is not reached by Tab after the answer's cards")
     finally:
         context.close()
 
@@ -273,7 +290,7 @@ def test_a_wait_and_a_full_queue_are_said_in_french(browser):  # noqa: F811
     writes it in English, in an English browser too, whatever the server answered)."""
     import gradio as gr
 
-    from ui.assets import WAIT
+    from ui.assets import SKIP_AND_WAIT
     from ui.serving import launch
 
     def slow(question: str) -> str:
@@ -281,7 +298,7 @@ def test_a_wait_and_a_full_queue_are_said_in_french(browser):  # noqa: F811
         return question
 
     with gr.Blocks() as demo:
-        gr.HTML(WAIT, elem_id="qa-bar", js_on_load=None)
+        gr.HTML(SKIP_AND_WAIT, elem_id="qa-bar", js_on_load=None)
         question = gr.Textbox(label="Votre question", elem_id="question")
         send = gr.Button("Envoyer", elem_id="send")
         send.click(slow, question, gr.Textbox(label="Réponse"), api_name="page", api_visibility="private",

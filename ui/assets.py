@@ -13,7 +13,7 @@ from qa.wording import typeset
 from ui.messages import PAGE_TOASTS, TOAST_TITLES
 from ui.style import CSS, HEAD_CSS
 
-__all__ = ["AFTER_ANSWER_JS", "CSS", "HEAD", "THEME", "VIEWER_JS", "WAIT", "append_turn_js"]
+__all__ = ["AFTER_ANSWER_JS", "CSS", "HEAD", "SKIP_AND_WAIT", "THEME", "VIEWER_JS", "append_turn_js"]
 
 # Soft's greys and blue-500 read at 2.4-3.7:1 on its light backgrounds; these read at 4.5:1 or more.
 THEME = gr.themes.Soft(
@@ -79,8 +79,10 @@ GRADIO_WORDS_JS = f"<script>window.qaFrench = {json.dumps(_FRENCH)};</script>" +
 # - «Copier la citation» (button.copy-btn): its value goes on the clipboard.
 # The polite live region #qa-live says each answer in one short sentence (`qaAnnounce`); Gradio's
 # chat log is made silent, or a screen reader would read the whole answer and its cards at once.
-# A question still unanswered after 0.7 s (a busy queue) is said in French, in sight under the
-# conversation and to a screen reader, until its answer or a toast comes.
+# After an answer the focus stays in the question box, ready for a follow-up; «Aller à la dernière
+# réponse» (button.qa-skip, just before the box: Shift+Tab from it) moves it to the newest answer, whose
+# citations then follow by Tab. A question still unanswered after 0.7 s (a busy queue) is said in
+# French, in sight under the conversation and to a screen reader, until its answer or a toast comes.
 # Gradio's own English, whatever the browser's language (`GRADIO_WORDS_JS`).
 HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
 <script>
@@ -128,6 +130,15 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
     if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, fallback);
     else fallback();
   }
+  function toAnswer() {
+    const answers = document.querySelectorAll('#chat .qa-answer');
+    const answer = answers[answers.length - 1];
+    if (!answer) return;
+    const users = document.querySelectorAll('#chat [data-testid="user"]');  // the newest question, on top
+    (users.length ? users[users.length - 1] : answer).scrollIntoView({block: 'start', behavior: 'instant'});
+    answer.setAttribute('tabindex', '-1');
+    answer.focus({preventScroll: true});
+  }
   function wait() {
     const before = document.querySelectorAll('#chat .qa-answer').length;
     clearTimeout(waiting);
@@ -147,6 +158,7 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
     const target = event.target.closest ? event.target : null;
     if (!target) return;
     if (target.closest('#send, .gallery-item')) wait();
+    if (target.closest('button.qa-skip')) { event.preventDefault(); toAnswer(); return; }
     const copyBtn = target.closest('button.copy-btn');
     if (copyBtn) { event.preventDefault(); event.stopPropagation(); copy(copyBtn); return; }
     if (target.closest('button.src-close')) { event.preventDefault(); closeViewer(); return; }
@@ -187,6 +199,9 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
       log.setAttribute('aria-live', 'off');
       log.setAttribute('aria-label', 'Conversation');
     }
+    const skip = document.querySelector('#qa-bar .qa-skip');
+    const none = !document.querySelector('#chat .qa-answer');
+    if (skip && skip.hidden !== none) skip.hidden = none;
     if (document.querySelector('[data-testid="toast-body"]')) window.qaDone();
     window.qaGradioWords();
   }
@@ -196,8 +211,10 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
 </script>
 """
 
-# Between the conversation and the question box (`ui.layout`): the wait, said when a question takes long.
-WAIT = '<p class="qa-busy" hidden>Recherche en cours…</p>'
+# Between the conversation and the question box (`ui.layout`): the way to the newest answer, shown when
+# there is one (the <head> script), and the wait, said when a question takes long.
+SKIP_AND_WAIT = ('<button type="button" class="qa-skip" hidden>Aller à la dernière réponse</button>'
+                 '<p class="qa-busy" hidden>Recherche en cours…</p>')
 
 # Runs in the viewer's gr.HTML: after each new document, bring the highlighted passage into view and,
 # when a citation was just opened, move the focus into the document's text.

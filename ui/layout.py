@@ -18,7 +18,7 @@ from qa.index import IndexStatus
 from qa.search import MAX_QUESTION_CHARS
 from qa.terminal import clean
 from qa.wording import typeset
-from ui.assets import AFTER_ANSWER_JS, VIEWER_JS, WAIT, append_turn_js
+from ui.assets import AFTER_ANSWER_JS, SKIP_AND_WAIT, VIEWER_JS, append_turn_js
 from ui.guards import analytics_off
 from ui.handlers import (
     DEFAULT_K,
@@ -142,7 +142,7 @@ def chat_panel() -> ChatPanel:
             placeholder="**Posez une question sur le rapport.**\n\nChaque réponse cite le texte exact, "
             "avec ses sources.",
         )
-        gr.HTML(WAIT, elem_id="qa-bar", js_on_load=None)  # «Recherche en cours…» when a question waits
+        gr.HTML(SKIP_AND_WAIT, elem_id="qa-bar", js_on_load=None)  # «Aller à la dernière réponse», the wait
         with gr.Row(equal_height=False):
             question = gr.Textbox(
                 label="Votre question",
@@ -181,7 +181,7 @@ def wire_chat(page: Page, index: str | Path) -> None:
     """A question (Enter, «Envoyer» or an example) is checked, then answered in a search slot; the page
     appends the new turn to the chat (only that turn crosses the network) and scrolls to it. No Gradio
     progress over the question box: it writes «processing» in English over the text; a long wait is
-    said in French under the conversation (`ui.assets.WAIT`)."""
+    said in French under the conversation (`ui.assets.SKIP_AND_WAIT`)."""
 
     def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[str, list, list]:
         return respond(question, turns, k, docs, index=index)
