@@ -88,6 +88,7 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
 <script>
 (function () {
   let waiting = null;
+  let toasts = 0;  // toasts on the page: a new one ends the wait it answers
   let opener = null;
   function live() {
     let region = document.getElementById('qa-live');
@@ -202,7 +203,9 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
     const skip = document.querySelector('#qa-bar .qa-skip');
     const none = !document.querySelector('#chat .qa-answer');
     if (skip && skip.hidden !== none) skip.hidden = none;
-    if (document.querySelector('[data-testid="toast-body"]')) window.qaDone();
+    const shown = document.querySelectorAll('[data-testid="toast-body"]').length;
+    if (shown > toasts) window.qaDone();
+    toasts = shown;
     window.qaGradioWords();
   }
   new MutationObserver(quiet).observe(document.documentElement,
