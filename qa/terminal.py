@@ -1,7 +1,9 @@
-"""Text made inert for a terminal. Whatever the CLI prints that comes from a document, a file name or
-the index goes through `clean` first, so a document cannot clear the screen, move the cursor, set the
-window title, write the clipboard (OSC 52) or reorder a line (bidi overrides); the CLI's own colours
-are added after cleaning, so they stay.
+"""Text made inert for a terminal, and for the app's pages. Whatever the CLI prints that comes from a
+document, a file name or the index goes through `clean` first, so a document cannot clear the screen,
+move the cursor, set the window title, write the clipboard (OSC 52) or reorder a line (bidi overrides);
+the CLI's own colours are added after cleaning, so they stay. The app (`ui.render.esc`) cleans what it
+shows with the same rule before escaping it as HTML: a bidi override reorders a web page's line as it
+does a terminal's, so a quote would read otherwise than it is written.
 
 What is neutralised, each shown as a visible escape (``\\x1b``, ``\\u202e``) rather than dropped, so
 the reader sees that the text held it:

@@ -1,7 +1,9 @@
 """The app for every reader (issue 18), in a real Chromium: no serious or critical axe-core violation on
 the empty page, an answer, the source viewer, an abstention and a phone; a keyboard-only round trip from
-the question to a citation's source and back; the short spoken announcement of each answer; «Copier la
-citation»; French typography; a chat without a box of its own; the viewer as a drawer on a phone.
+the question to the newest answer, a citation's source and back; the short spoken announcement of each
+answer; a name of its own for each citation button; «Copier la citation»; French typography in what the
+page writes; no English in the accessibility tree, whatever the browser's language; a busy queue said in
+French; a chat without a box of its own; the viewer as a drawer on a phone.
 
 README's pictures: `QA_SCREENSHOT=docs/screenshot.png QA_SCREENSHOT_PHONE=docs/screenshot-phone.png
 pytest -m browser tests/test_ui_a11y.py` refreshes them (by default they go into the test's temporary folder).
@@ -11,13 +13,17 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
+import httpx
 import pytest
 
 import qa
-from qa.wording import NNBSP, guillemets
+from qa.wording import NNBSP, guillemets, typeset
+from ui.messages import BUSY
 
 from .conftest import ROOT
+from .test_ui_app import free_port
 from .test_ui_browser import app_url, ask, browser  # noqa: F401  (the same served app and Chromium)
 
 pytestmark = [
@@ -32,10 +38,19 @@ QUESTION = "Qui a revendiqué les attaques ?"
 FAR = "Quelle est la hauteur de la tour Eiffel ?"
 # A plain or no-break space before ? ! : ; or », or after «: French typography wants a narrow one.
 LOOSE = re.compile(r"[ \u00a0][?!:;»]|«[ \u00a0]")
+# What the report and the reader wrote is shown as written: the typography check reads the rest.
+QUOTED = (".card-text, .reponse-text, .card-title, .card-section, .src-body, .src-title, .src-section, "
+          "[data-testid='user'], #qa-live, #summary, script, style, svg")
+# Words of Gradio's own English (its page script writes some whatever the browser's language).
+ENGLISH = re.compile(r"\b(scroll|loading|copy|copied|clear|submit|error|close|reset|input|slider|default|"
+                     r"processing|settings|retry|undo|delete|edit|share|download|upload|drop|click|search|"
+                     r"remove|send|show|hide|open|expand|collapse|toggle|built|waiting|warning|success|busy|"
+                     r"please|the|and|of|for|with|to|is|your|this)\b|'s message|queue\s*:", re.I)
 
 
 def open_page(browser, url, viewport, **options):  # noqa: F811
-    context = browser.new_context(viewport=viewport, locale="fr-FR", **options)
+    options.setdefault("locale", "fr-FR")
+    context = browser.new_context(viewport=viewport, **options)
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#question textarea")
@@ -60,6 +75,49 @@ def screenshot(page, variable: str, default):
     assert path.stat().st_size > 10_000
 
 
+def ax_texts(page) -> list[str]:
+    """Every name, description and value in the accessibility tree, as Chromium gives it to a screen
+    reader (its own computation, through the DevTools protocol), hidden and ignored nodes left out."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = [n for n in cdp.send("Accessibility.getFullAXTree")["nodes"] if not n.get("ignored")]
+    finally:
+        cdp.detach()
+    fields = [n.get(f, {}).get("value") for n in nodes for f in ("name", "description", "value")]
+    return [text for text in fields if isinstance(text, str) and text.strip()]
+
+
+def accessible_names(page, selector: str) -> list[str]:
+    """The accessible names Chromium computes for the elements `selector` finds, in page order."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        ids = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+        return [cdp.send("Accessibility.getPartialAXTree", {"nodeId": i, "fetchRelatives": False})["nodes"][0]
+                ["name"]["value"] for i in ids]
+    finally:
+        cdp.detach()
+
+
+def page_wording(page) -> list[str]:
+    """What the app writes on the page, line by line, and its titles, labels and placeholders: the
+    page's text without the report's and the reader's own (QUOTED)."""
+    return page.evaluate("""(quoted) => {
+        const copy = document.body.cloneNode(true);
+        copy.querySelectorAll(quoted).forEach(e => e.remove());
+        const attributes = [...copy.querySelectorAll('*')].flatMap(e =>
+            ['title', 'aria-label', 'placeholder', 'alt'].map(a => e.getAttribute(a)).filter(Boolean));
+        const walker = document.createTreeWalker(copy, NodeFilter.SHOW_TEXT);
+        const texts = [];
+        while (walker.nextNode()) texts.push(walker.currentNode.data);
+        return [...texts, ...attributes].filter(t => t.trim());
+      }""", QUOTED)
+
+
+def loose_typography(page) -> list[str]:
+    return [text for text in page_wording(page) if LOOSE.search(text)]
+
+
 def no_inner_scroll(page) -> list[str]:
     """The chat's elements that scroll inside a box of their own (none: the page is the one scroll)."""
     return page.evaluate("""() => [...document.querySelectorAll('#chat, #chat *')].filter(e => {
@@ -74,9 +132,7 @@ def test_desktop_has_no_serious_violation_and_copies_a_citation(browser, app_url
         assert serious(page) == [], "empty page"
         assert page.evaluate("document.documentElement.lang") == "fr"
         assert "Utiliser l’API" in page.locator("footer").inner_text()
-        for text in [page.locator(".app-title").first.inner_text(), page.locator("#viewer").inner_text(),
-                     *page.locator(".gallery button, table button, [data-testid='examples'] button").all_inner_texts()]:
-            assert not LOOSE.search(text), text
+        assert loose_typography(page) == []
         examples = page.get_by_text(f"Qui a revendiqué les attaques{NNBSP}?", exact=True)
         assert examples.count() >= 1  # an example question never wraps its «?» alone onto the next line
 
@@ -93,6 +149,18 @@ def test_desktop_has_no_serious_violation_and_copies_a_citation(browser, app_url
         said = page.locator("#qa-live").text_content()
         assert said.startswith(expected.label) and expected.sentence.text in said and "3 sources" in said
         assert page.locator('#chat [role="log"]').get_attribute("aria-live") == "off"
+        assert loose_typography(page) == []
+        assert len(page_wording(page)) > 40  # the check reads the answer's labels, not an empty page
+
+        # Each citation button has a name of its own, in French, that says which source it acts on.
+        names = accessible_names(page, "#chat .qa-answer button")
+        cards = answer.locator(".card").count()
+        assert len(names) == 2 * cards + 2 and len(set(names)) == len(names), names
+        pattern = (r"(\[\d+\] voir la|Voir dans le document la|Copier la citation de la( réponse,)?) "
+                   r"source (\d+)\u202f: (.+)")
+        for name in names:
+            match = re.fullmatch(pattern, name)
+            assert match and match[4] == expected.passages[int(match[3]) - 1].title, name
 
         # «Copier la citation» on the answer and on each card, the citation on the clipboard.
         top = expected.passage
@@ -111,11 +179,13 @@ def test_desktop_has_no_serious_violation_and_copies_a_citation(browser, app_url
         assert "Citation [1]" in head and top.doc in head and top.section in head
         assert page.locator("#viewer .src-h").count() >= 2  # the document's headings, shown as headings
         assert serious(page) == [], "viewer open"
+        assert loose_typography(page) == []
         screenshot(page, "QA_SCREENSHOT", tmp_path / "desktop.png")
 
         ask(page, FAR)
         page.wait_for_function(f"document.querySelector('#qa-live').textContent.startsWith({qa.NO_ANSWER!r})")
         assert serious(page) == [], "abstention"
+        assert loose_typography(page) == []
     finally:
         context.close()
 
@@ -144,29 +214,121 @@ def test_phone_has_one_scroll_and_a_viewer_drawer(browser, app_url, tmp_path):  
         context.close()
 
 
-def test_keyboard_only_question_citation_viewer_and_back(browser, app_url):  # noqa: F811
+def test_keyboard_only_question_answer_citation_viewer_and_back(browser, app_url):  # noqa: F811
+    """The focus stays in the question box after an answer (a follow-up is typed at once); one Shift+Tab
+    reaches «Aller à la dernière réponse», which moves it to the newest answer, its citations next by Tab."""
     context, page = open_page(browser, app_url, DESKTOP)
+    in_box = "document.activeElement.closest('#question') !== null"
     try:
-        assert page.evaluate("document.activeElement.closest('#question') !== null")  # focus starts there
-        page.keyboard.type(QUESTION)
+        assert page.evaluate(in_box)  # focus starts there
+        for question in ("Combien de localités ont été ciblées ?", QUESTION):
+            before = page.locator("#chat .qa-answer").count()
+            page.keyboard.type(question)
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"document.querySelectorAll('#chat .qa-answer').length > {before}")
+            page.wait_for_function("document.querySelector('#qa-live').textContent.length > 0")
+            assert page.evaluate(in_box)
+        page.keyboard.press("Shift+Tab")
+        assert accessible_names(page, ":focus") == ["Aller à la dernière réponse"]
         page.keyboard.press("Enter")
-        page.wait_for_selector("#chat .qa-answer")
-        page.wait_for_function("document.querySelector('#qa-live').textContent.length > 0")
-        # Back from the question box, the newest answer's buttons come first: its cards are reachable.
-        for _ in range(30):
-            page.keyboard.press("Shift+Tab")
-            if page.evaluate("document.activeElement.matches('.card-actions button.cite-btn')"):
-                break
-        else:
-            pytest.fail("no citation button reached by keyboard")
-        assert page.evaluate("document.activeElement.textContent") == "Voir dans le document"  # a French name
-        assert page.evaluate("document.activeElement.title").startswith("Voir la citation ")
+        newest = page.locator("#chat .qa-answer").last
+        page.wait_for_function("document.activeElement === [...document.querySelectorAll('#chat .qa-answer')].pop()")
+        assert newest.evaluate("e => e.getBoundingClientRect().top") < DESKTOP["height"] / 2  # in sight
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.matches('.cite-num')")
+        assert accessible_names(page, ":focus")[0].startswith("[1] voir la source 1")
+        page.keyboard.press("Tab")  # «Copier la citation» of the answer
+        page.keyboard.press("Tab")  # the first card's «Voir dans le document»
+        assert accessible_names(page, ":focus")[0].startswith("Voir dans le document la source 1\u202f: ")
         opener = page.evaluate("document.activeElement.value")
+        assert newest.locator(f'.card-actions button[value="{opener}"]').count() == 1  # of the newest answer
         page.keyboard.press("Enter")
         page.wait_for_selector("#viewer #hl")
         page.wait_for_function("document.activeElement.classList.contains('src-body')")
         page.keyboard.press("PageDown")  # the document's text scrolls by keyboard
         page.keyboard.press("Escape")
         page.wait_for_function(f"document.activeElement.value === {opener!r}")
+        for _ in range(12):  # on through the cards, back to the question box
+            page.keyboard.press("Tab")
+            if page.evaluate(in_box):
+                break
+        else:
+            pytest.fail("the question box is not reached by Tab after the answer's cards")
     finally:
         context.close()
+
+
+def test_no_english_in_the_accessibility_tree_whatever_the_browser_language(browser, app_url):  # noqa: F811
+    """An English browser: Gradio picks the language of its own words from it, and writes some in English
+    whatever it is (a slider's, a toast's, each chat message's labels); none reaches a screen reader."""
+    context, page = open_page(browser, app_url, DESKTOP, locale="en-US")
+    try:
+        found = {"empty page": [t for t in ax_texts(page) if ENGLISH.search(t)]}
+        ask(page, QUESTION)
+        found["answer"] = [t for t in ax_texts(page) if ENGLISH.search(t)]
+        page.locator("#chat .card-actions button.cite-btn").first.click()
+        page.wait_for_selector("#viewer #hl")
+        found["viewer"] = [t for t in ax_texts(page) if ENGLISH.search(t)]
+        page.locator("#question textarea").fill("   ")
+        page.locator("#question textarea").press("Enter")
+        page.locator("[data-testid='toast-body']").wait_for()
+        page.wait_for_timeout(200)
+        texts = ax_texts(page)
+        found["toast"] = [t for t in texts if ENGLISH.search(t)]
+        assert found == {state: [] for state in found}
+        assert {"Erreur", "Fermer le message", "Nombre de passages"} <= set(texts)  # the walk reads them
+        assert page.evaluate("""[...document.querySelectorAll('#chat .scroll-down-button-container')]
+            .every(e => getComputedStyle(e).display === 'none')""")  # «Scroll down»: never shown, never reached
+        assert serious(page) == [], "toast"
+    finally:
+        context.close()
+
+
+def test_a_wait_and_a_full_queue_are_said_in_french(browser):  # noqa: F811
+    """An app with the page's head script and a one-place queue: a question that waits is said («Recherche
+    en cours…»); one that finds the queue full gets Gradio's busy toast in French (Gradio's page script
+    writes it in English, in an English browser too, whatever the server answered)."""
+    import gradio as gr
+
+    from ui.assets import SKIP_AND_WAIT
+    from ui.serving import launch
+
+    def slow(question: str) -> str:
+        time.sleep(3)
+        return question
+
+    with gr.Blocks() as demo:
+        gr.HTML(SKIP_AND_WAIT, elem_id="qa-bar", js_on_load=None)
+        question = gr.Textbox(label="Votre question", elem_id="question")
+        send = gr.Button("Envoyer", elem_id="send")
+        send.click(slow, question, gr.Textbox(label="Réponse"), api_name="page", api_visibility="private",
+                   show_progress="hidden").then(None, js="() => window.qaDone()")
+        gr.api(slow, api_name="slow")  # the same queue, filled over HTTP
+    demo.queue(default_concurrency_limit=1, max_size=1)
+    launch(demo, port=free_port(), prevent_thread_lock=True)
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    page = context.new_page()
+    try:
+        page.goto(demo.local_url)
+        page.locator("#send").click()
+        busy = page.locator("#qa-bar .qa-busy")
+        busy.wait_for(state="visible", timeout=5_000)
+        assert busy.inner_text() == "Recherche en cours…"
+        page.wait_for_function("document.querySelector('#qa-live').textContent === 'Recherche en cours…'")
+        busy.wait_for(state="hidden", timeout=10_000)  # the answer came
+        base = demo.local_url.rstrip("/")
+        statuses = []
+        while 503 not in statuses and len(statuses) < 6:  # one call runs, one waits: the one place is taken
+            statuses.append(httpx.post(f"{base}/gradio_api/call/slow", json={"data": ["x"]}, timeout=10).status_code)
+        assert statuses[-1] == 503
+        page.locator("#send").click()
+        toast = page.locator("[data-testid='toast-body']")
+        toast.wait_for(timeout=5_000)
+        page.wait_for_timeout(200)
+        assert toast.locator("[data-testid='toast-text']").inner_text() == typeset(BUSY)
+        assert toast.locator(".toast-title").inner_text().strip() == "Erreur"
+        assert accessible_names(page, "[data-testid='toast-close']") == ["Fermer le message"]
+        assert busy.is_hidden()  # a toast ends the wait
+    finally:
+        context.close()
+        demo.close()

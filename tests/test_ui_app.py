@@ -143,6 +143,9 @@ def test_page_is_served_in_french_without_share(app_url):
     page = httpx.get(app_url + "/", timeout=10)
     assert page.status_code == 200
     assert "Questions-réponses sur les rapports" in page.text
+    # French from the first byte: the lang a screen reader picks its voice from, the link preview's text
+    assert re.search(r'<html\s+lang="fr"', page.text) and "Click to try" not in page.text
+    assert int(page.headers["content-length"]) == len(page.content)
     config = httpx.get(app_url + "/config", timeout=10).json()
     assert config.get("footer_links") == ["api"]
     assert not config.get("share_url")
@@ -300,7 +303,7 @@ def test_a_hundred_turn_ask_fits_under_the_body_cap(app_url):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"data": [QUESTION]}, "/retrieve attend 2 valeur(s) (question, k) ; 1 reçue(s)."),
+        ({"data": [QUESTION]}, "/retrieve attend 2 valeur(s) (question, k)\u202f; 1 reçue(s)."),
         ({"data": []}, "/retrieve attend 2 valeur(s)"),
         ({"data": {"question": QUESTION}}, 'une liste "data"'),
         ([QUESTION, 3], "Corps de requête illisible"),
@@ -344,8 +347,8 @@ def join(base: str, fn_index: int, data: list) -> list[dict]:
 @pytest.mark.parametrize(
     ("k", "docs", "message"),
     [
-        (0, [], "Valeur trop petite : le minimum est 1."),  # Gradio's slider: «Value 0 is less than minimum value 1.»
-        (11, [], "Valeur trop grande : le maximum est 10."),
+        (0, [], "Valeur trop petite\u202f: le minimum est 1."),  # the slider's «Value 0 is less than minimum value 1.»
+        (11, [], "Valeur trop grande\u202f: le maximum est 10."),
         ("3", [], "La requête n'a pas pu être traitée"),  # Gradio's slider fails on a text: {"error": null}
         (3, ["absent.txt"], "Valeur hors des choix proposés"),  # Gradio's dropdown: «Value: … is not in the list…»
     ],
@@ -355,6 +358,38 @@ def test_gradios_own_checks_answer_in_french(served, app_url, k, docs, message):
     (done,) = join(app_url, validate, [QUESTION, None, k, docs])
     assert done["success"] is False and message in done["output"]["error"] and done["output"]["title"] == "Erreur"
     assert "Value" not in done["output"]["error"]
+
+
+# French typography: ? ! ; : (not in a JSON example's "key": value) and » after a narrow no-break
+# space, « before one; a plain space, a no-break space or none is wrong.
+LOOSE_SPACING = re.compile(r'(?<![\u202f"])[?!;:»](?=\s|$|[.,)])|«(?!\u202f)')
+
+
+def test_every_french_answer_of_the_edge_is_typeset(served, app_url):
+    """What the app answers over HTTP, its own refusals and Gradio's translated texts alike, in French
+    typography: each message read from a real response."""
+    call = f"{app_url}/gradio_api/call/retrieve"
+    json_headers = {"content-type": "application/json"}
+    responses = [
+        httpx.get(app_url + "/nulle-part", timeout=10),  # 404, FastAPI's, replaced
+        httpx.get(app_url + "/gradio_api/queue/join", timeout=10),  # 405
+        httpx.post(app_url + "/gradio_api/upload", content=b"x", timeout=10),  # 403, the edge's
+        httpx.request("GET", app_url + "/config", content=b"x", timeout=10),  # 413, a GET with a body
+        httpx.post(call, content=b"x" * (65 * 1024), headers=json_headers, timeout=10),  # 413, too large
+        httpx.post(call, content=b"{", headers=json_headers, timeout=10),  # 400, not JSON
+        httpx.post(call, json={"data": {}}, timeout=10),  # 400, no data list
+        httpx.post(call, json={"data": [QUESTION]}, timeout=10),  # 400, a value missing
+        httpx.post(app_url + "/gradio_api/queue/join", json={"data": [QUESTION]}, timeout=10),
+    ]
+    messages = [r.json()["detail"] for r in responses]
+    assert [r.status_code for r in responses] == [404, 405, 403, 413, 413, 400, 400, 400, 400]
+    validate = next(i for i, fn in served.fns.items() if fn.api_name == "validate")
+    messages += [join(app_url, validate, [QUESTION, None, k, []])[0]["output"]["error"] for k in (0, 11, "3")]
+    messages += [call_http(app_url, [question, 3])[1]["error"] for question in ("  ", "x" * 5000)]  # the handlers'
+    assert all(isinstance(m, str) and m for m in messages), messages
+    loose = [(m, LOOSE_SPACING.findall(m)) for m in messages if LOOSE_SPACING.search(m)]
+    assert loose == []
+    assert sum("\u202f" in m for m in messages) >= 8  # the check above is not vacuous
 
 
 def test_http_errors_answer_in_french(app_url):
@@ -382,8 +417,9 @@ def test_a_full_queue_answers_in_french():
         base = demo.local_url.rstrip("/")
         answers = [httpx.post(f"{base}/gradio_api/call/slow", json={"data": ["x"]}, timeout=30) for _ in range(4)]
         full = [a for a in answers if a.status_code == 503]
-        assert full and all(a.json() == {"detail": "Trop de questions en attente (1 au plus) : le serveur est occupé, "
-                                                   "réessayez dans quelques secondes."} for a in full)
+        french = "Trop de questions en attente (1 au plus)\u202f: le serveur est occupé, réessayez dans quelques " \
+                 "secondes."
+        assert full and all(a.json() == {"detail": french} for a in full)
     finally:
         demo.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -115,6 +116,8 @@ def test_answer_card_and_source_viewer(page, report_index, capsys, tmp_path):
     hl = page.locator("#viewer #hl")
     assert hl.inner_text() == text[top.start : top.end]
     assert page.locator("#viewer .hl-sentence").inner_text() == expected.sentence.text
+    # The passage is tinted, not yellow: yellow is the quoted sentence's alone (nor a <mark>'s default).
+    assert hl.evaluate("e => getComputedStyle(e).backgroundColor") not in (YELLOW, "rgb(255, 255, 0)")
     expect(hl).to_be_in_viewport()
     wanted = os.environ.get(SCREENSHOT_ENV)
     screenshot = ROOT / wanted if wanted else tmp_path / "screenshot.png"  # tests run in a temporary cwd
@@ -201,18 +204,20 @@ HOSTILE_DOC = """# Rapport <script>window.__pwned = 1</script>
 
 ## Section <img src=x onerror="window.__pwned = 2">
 
-Les drones kamikazes ont frappé Kayes <script>window.__pwned = 3</script> le 1er juillet. Voir [le lien](javascript:window.__pwned=4) et &lt;b&gt;gras&lt;/b&gt; &amp; <img src=x onerror="window.__pwned = 5"> <a href="javascript:window.__pwned=6">ici</a>.
+Les drones kamikazes ont frappé Kayes <script>window.__pwned = 3</script> le 1er juillet \u202e0202 telliuj\u202c. Voir [le lien](javascript:window.__pwned=4) et &lt;b&gt;gras&lt;/b&gt; &amp; <img src=x onerror="window.__pwned = 5"> <a href="javascript:window.__pwned=6">ici</a>.
 """
 
 
 @pytest.fixture(scope="module")
 def hostile_url(tmp_path_factory):
-    """The app over a document full of markup, as a hostile saved page or Markdown file would be."""
+    """The app over a document full of markup and bidi overrides, as a hostile saved page or Markdown file
+    would be; its file name holds a right-to-left override too (shown raw, «piege», U+202E, «txt.md»
+    would read «piegedm.txt»)."""
     from ui.serving import serve
 
     root = tmp_path_factory.mktemp("hostile")
     (root / "corpus").mkdir()
-    (root / "corpus" / "piege.md").write_text(HOSTILE_DOC, encoding="utf-8")
+    (root / "corpus" / "piege\u202etxt.md").write_text(HOSTILE_DOC, encoding="utf-8")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -248,5 +253,9 @@ def test_markup_in_passages_and_questions_never_runs(browser, hostile_url):
         user = page.locator('#chat [data-testid="user"]').last.inner_text()
         assert "<script>window.__pwned = 7</script>" in user and "&amp;" in user
         assert '<img src=x onerror="window.__pwned = 5">' in page.locator("#viewer").inner_text()
+        # The overrides, from the text and the file name, are shown as escapes: the words keep their order.
+        shown = page.locator("#summary, #chat, #viewer").all_inner_texts()
+        assert not any(re.search("[\u202a-\u202e\u2066-\u2069]", text) for text in shown)
+        assert "juillet \\u202e0202 telliuj\\u202c." in card and "piege\\u202etxt.md" in card
     finally:
         context.close()

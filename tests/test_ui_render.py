@@ -143,7 +143,7 @@ def test_answer_block_and_cards_from_the_report(report_index):
     shown = "non calibrée" if expected.confidence is None else render.percent(expected.confidence)
     assert f"confiance {shown}</span>" in head
     assert html.escape(render.guillemets(expected.sentence.text)) in head
-    assert ">[1]</button>" in head
+    assert ">[1]<span class=\"qa-sr-only\"> voir la source 1\u202f: " in head  # its name says which source
     assert "Jama’at Nusrat al-Islam wal-Muslimeen (JNIM)" in head
     cards = _cards(page)
     assert len(cards) == len(expected.passages) == 3
@@ -190,7 +190,7 @@ def test_a_possible_answer_is_hedged(calibration):
     assert '<div class="reponse reponse-possible">' in head and '<div class="reponse">' not in head
     assert '<span class="reponse-label">Réponse possible — à vérifier</span>' in head
     assert "confiance 42\u202f%" in head and html.escape(render.guillemets("Kayes en fait partie.")) in head
-    assert "[2]</button>" in head
+    assert ">[2]<span class=\"qa-sr-only\"> voir la source 2\u202f: Titre</span></button>" in head
     # Yellow only on the quoted sentence, in the card of the passage that holds it (the second).
     assert _marks(page) == ["Kayes en fait partie."] and _marks(cards[1]) == ["Kayes en fait partie."]
     assert _near_marks(cards[0]) == ["Le JNIM a revendiqué les attaques."] and _marks(cards[0]) == []
@@ -320,6 +320,34 @@ def test_source_viewer_escapes_the_document():
     assert '<mark class="hl-near">&lt;script&gt;</mark>' in near and "hl-sentence" not in near
     with pytest.raises(ValueError):
         render.render_source(text, render.Citation("d.txt", "T", 10, 999, 10, 20))
+
+
+# A right-to-left override (U+202E) turns «exe.gnp» into «png.exe» on screen; the isolates and the
+# other embeddings reorder likewise; ESC and the C1 CSI start terminal sequences; none reaches a page raw.
+BIDI_AND_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def test_bidi_overrides_and_control_characters_from_a_document_are_shown_as_escapes():
+    sentence = "Le comité a approuvé \u202eexe.gnp\u202c le budget."
+    p = dataclasses.replace(
+        _passage(f"Avant \x1b[2J. {sentence} Après \u2066isolé\u2069.", sentence,
+                 title="Rapport \u202dfaux\u202c", section="Section \x9b31m"),
+        doc="note\u202etxt.exe",
+    )
+    answer = qa.Answer("Q ?", False, (p,), p.sentence, p, sentence, "Q ?", False)
+    out = render.render_answer(answer, turn=0)
+    assert not BIDI_AND_CONTROLS.search(html.unescape(out))
+    for shown in ("\\u202eexe.gnp\\u202c", "Avant \\x1b[2J.", "\\u2066isolé\\u2069", "Rapport \\u202dfaux\\u202c",
+                  "Section \\x9b31m", "note\\u202etxt.exe"):
+        assert html.escape(shown) in out, shown
+    copied = re.search(r'class="copy-btn" value="([^"]*)"', out)[1]
+    assert "\\u202eexe.gnp\\u202c" in html.unescape(copied)  # the citation put on the clipboard too
+    text = f"Titre \u202e\n\n{sentence}\n"
+    start = text.index(sentence)
+    c = render.Citation(p.doc, p.title, start, start + len(sentence), start, start + len(sentence), quote=True)
+    viewer = render.render_source(text, c, frozenset({"Titre \u202e"}))
+    assert not BIDI_AND_CONTROLS.search(html.unescape(viewer))
+    assert '<span class="src-h" role="heading" aria-level="3">Titre \\u202e</span>' in viewer
 
 
 def test_source_viewer_names_the_page_of_a_pdf_citation():

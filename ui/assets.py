@@ -1,14 +1,19 @@
 """The page's look and behaviour: the Gradio theme, the CSS (`ui.style`), the <head> script (citation
-clicks, «Copier la citation», the source viewer opened and closed, the short announcement of each answer)
+clicks, «Copier la citation», the source viewer opened and closed, the short announcement of each answer,
+the way from the question box to the newest answer, a wait said in French, Gradio's own words in French)
 and the viewer's JS (Gradio 6 takes theme, CSS and head at launch)."""
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
+from qa.wording import typeset
+from ui.messages import PAGE_TOASTS, TOAST_TITLES
 from ui.style import CSS, HEAD_CSS
 
-__all__ = ["AFTER_ANSWER_JS", "CSS", "HEAD", "THEME", "VIEWER_JS", "append_turn_js"]
+__all__ = ["AFTER_ANSWER_JS", "CSS", "HEAD", "SKIP_AND_WAIT", "THEME", "VIEWER_JS", "append_turn_js"]
 
 # Soft's greys and blue-500 read at 2.4-3.7:1 on its light backgrounds; these read at 4.5:1 or more.
 THEME = gr.themes.Soft(
@@ -23,6 +28,48 @@ THEME = gr.themes.Soft(
     input_placeholder_color="*neutral_500",
 )
 
+# Gradio's own English, whatever the browser's language, put right as it appears (Gradio 6.31 writes
+# these in its page script, not through its translations): the page's lang, the footer's «Use via API»
+# and its name (the stray «·» after it is hidden by HEAD_CSS); the slider's «number input for …» and
+# «range slider for …»; «user's message: …» and «bot's message: <the answer's HTML>» on each chat
+# message (dropped: a message is read from its text); a toast's «Error» title, its «Close» button and
+# the English texts of `ui.messages.PAGE_TOASTS` (a full queue's). A toast's header is a button (it
+# folds the messages) holding the close button, which axe calls nested controls a screen reader cannot
+# tell apart: it becomes plain text. «Scroll down» is never shown (CSS: the chat never scrolls inside a
+# box), so it is out of the accessibility tree.
+_FRENCH = {"titles": TOAST_TITLES, "toasts": {english: typeset(french) for english, french in PAGE_TOASTS.items()}}
+GRADIO_WORDS_JS = f"<script>window.qaFrench = {json.dumps(_FRENCH)};</script>" + """
+<script>
+(function () {
+  const titles = window.qaFrench.titles;
+  const toasts = window.qaFrench.toasts;
+  function name(element, value) {
+    if (element && element.getAttribute('aria-label') !== value) element.setAttribute('aria-label', value);
+  }
+  window.qaGradioWords = function () {
+    document.querySelectorAll('input[aria-label^="number input for "], input[aria-label^="range slider for "]')
+      .forEach(function (input) { name(input, input.getAttribute('aria-label').replace(/^.*? for /, '')); });
+    document.querySelectorAll('#chat [data-testid="user"][aria-label], #chat [data-testid="bot"][aria-label]')
+      .forEach(function (message) { message.removeAttribute('aria-label'); });
+    document.querySelectorAll('[data-testid="toast-body"]').forEach(function (toast) {
+      const type = Object.keys(titles).find(function (t) { return toast.classList.contains(t); }) || 'info';
+      const title = toast.querySelector('.toast-title');
+      if (title && title.firstChild && title.firstChild.nodeType === 3 && title.firstChild.data !== titles[type]) {
+        title.firstChild.data = titles[type];
+      }
+      const head = toast.querySelector('.toast-header[role="button"]');
+      if (head) { head.removeAttribute('role'); head.removeAttribute('tabindex'); }
+      name(toast.querySelector('.toast-close'), 'Fermer le message');
+      toast.querySelectorAll('[data-testid="toast-text"]').forEach(function (text) {
+        const french = toasts[text.textContent.trim()];
+        if (french) text.textContent = french;
+      });
+    });
+  };
+})();
+</script>
+"""
+
 # Buttons inside chat messages, whose HTML is sanitised (no onclick, no data-*), are handled by one
 # document-level listener:
 # - a citation (button.cite-btn, value "<turn>:<rank>"): copied into the hidden textbox #cite_sel, then
@@ -32,12 +79,16 @@ THEME = gr.themes.Soft(
 # - «Copier la citation» (button.copy-btn): its value goes on the clipboard.
 # The polite live region #qa-live says each answer in one short sentence (`qaAnnounce`); Gradio's
 # chat log is made silent, or a screen reader would read the whole answer and its cards at once.
-# Gradio's own English, whatever the browser's language: the page's lang, the footer's «Use via API»
-# and its name (the stray «·» after it is hidden by HEAD_CSS; «Scroll down» by CSS: the chat never
-# scrolls inside a box).
-HEAD = f"<style>{HEAD_CSS}</style>" + """
+# After an answer the focus stays in the question box, ready for a follow-up; «Aller à la dernière
+# réponse» (button.qa-skip, just before the box: Shift+Tab from it) moves it to the newest answer, whose
+# citations then follow by Tab. A question still unanswered after 0.7 s (a busy queue) is said in
+# French, in sight under the conversation and to a screen reader, until its answer or a toast comes.
+# Gradio's own English, whatever the browser's language (`GRADIO_WORDS_JS`).
+HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
 <script>
 (function () {
+  let waiting = null;
+  let toasts = 0;  // toasts on the page: a new one ends the wait it answers
   let opener = null;
   function live() {
     let region = document.getElementById('qa-live');
@@ -62,9 +113,10 @@ HEAD = f"<style>{HEAD_CSS}</style>" + """
   }
   function copy(btn) {
     const text = btn.value;
+    const label = btn.firstChild;  // the visible words; the hidden span after them says which citation
     const done = function () {
-      btn.textContent = 'Citation copi\\u00e9e';
-      setTimeout(function () { btn.textContent = 'Copier la citation'; }, 2000);
+      label.data = 'Citation copi\\u00e9e';
+      setTimeout(function () { label.data = 'Copier la citation'; }, 2000);
       window.qaAnnounce('Citation copi\\u00e9e.');
     };
     const fallback = function () {
@@ -79,9 +131,35 @@ HEAD = f"<style>{HEAD_CSS}</style>" + """
     if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, fallback);
     else fallback();
   }
+  function toAnswer() {
+    const answers = document.querySelectorAll('#chat .qa-answer');
+    const answer = answers[answers.length - 1];
+    if (!answer) return;
+    const users = document.querySelectorAll('#chat [data-testid="user"]');  // the newest question, on top
+    (users.length ? users[users.length - 1] : answer).scrollIntoView({block: 'start', behavior: 'instant'});
+    answer.setAttribute('tabindex', '-1');
+    answer.focus({preventScroll: true});
+  }
+  function wait() {
+    const before = document.querySelectorAll('#chat .qa-answer').length;
+    clearTimeout(waiting);
+    waiting = setTimeout(function () {
+      const busy = document.querySelector('#qa-bar .qa-busy');
+      if (document.querySelectorAll('#chat .qa-answer').length > before || !busy) return;
+      busy.hidden = false;
+      window.qaAnnounce(busy.textContent);
+    }, 700);
+  }
+  window.qaDone = function () {
+    clearTimeout(waiting);
+    const busy = document.querySelector('#qa-bar .qa-busy');
+    if (busy && !busy.hidden) busy.hidden = true;
+  };
   document.addEventListener('click', function (event) {
     const target = event.target.closest ? event.target : null;
     if (!target) return;
+    if (target.closest('#send, .gallery-item')) wait();
+    if (target.closest('button.qa-skip')) { event.preventDefault(); toAnswer(); return; }
     const copyBtn = target.closest('button.copy-btn');
     if (copyBtn) { event.preventDefault(); event.stopPropagation(); copy(copyBtn); return; }
     if (target.closest('button.src-close')) { event.preventDefault(); closeViewer(); return; }
@@ -100,7 +178,9 @@ HEAD = f"<style>{HEAD_CSS}</style>" + """
     setTimeout(function () { go.click(); }, 50);
   }, true);
   document.addEventListener('keydown', function (event) {
-    if (event.key !== 'Escape' || !event.target.closest) return;
+    if (!event.target.closest) return;
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && event.target.closest('#question')) wait();
+    if (event.key !== 'Escape') return;
     if (event.target.closest('#viewer') || document.body.classList.contains('qa-viewer-open')) closeViewer();
   });
   function quiet() {
@@ -120,11 +200,24 @@ HEAD = f"<style>{HEAD_CSS}</style>" + """
       log.setAttribute('aria-live', 'off');
       log.setAttribute('aria-label', 'Conversation');
     }
+    const skip = document.querySelector('#qa-bar .qa-skip');
+    const none = !document.querySelector('#chat .qa-answer');
+    if (skip && skip.hidden !== none) skip.hidden = none;
+    const shown = document.querySelectorAll('[data-testid="toast-body"]').length;
+    if (shown > toasts) window.qaDone();
+    toasts = shown;
+    window.qaGradioWords();
   }
-  new MutationObserver(quiet).observe(document.documentElement, {childList: true, subtree: true});
+  new MutationObserver(quiet).observe(document.documentElement,
+    {childList: true, subtree: true, attributes: true, attributeFilter: ['aria-label']});
 })();
 </script>
 """
+
+# Between the conversation and the question box (`ui.layout`): the way to the newest answer, shown when
+# there is one (the <head> script), and the wait, said when a question takes long.
+SKIP_AND_WAIT = ('<button type="button" class="qa-skip" hidden>Aller à la dernière réponse</button>'
+                 '<p class="qa-busy" hidden>Recherche en cours…</p>')
 
 # Runs in the viewer's gr.HTML: after each new document, bring the highlighted passage into view and,
 # when a citation was just opened, move the focus into the document's text.
@@ -138,6 +231,7 @@ VIEWER_JS = (
 # After an answer: scroll the page so the new question is at the top (its answer and cards below it),
 # and announce the answer in one short sentence: the outcome, the confidence, the quoted sentence.
 AFTER_ANSWER_JS = """() => {
+  if (window.qaDone) window.qaDone();
   const users = document.querySelectorAll('#chat [data-testid="user"]');
   const last = users[users.length - 1];
   if (last) last.scrollIntoView({block: 'start', behavior: 'instant'});

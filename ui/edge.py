@@ -13,7 +13,9 @@
 - **Request shape, in French.** A `call` or `queue/join` body must be JSON with a `data` list holding
   a value for each of the function's inputs (Gradio would answer `{"error": null}` and log an English
   traceback); else 400 with a French `detail`.
-- **Answers in French.** Error responses and error events go through `ui.messages`.
+- **Answers in French.** Error responses and error events go through `ui.messages`; the edge's own
+  refusals too are in French typography (`qa.wording.typeset`). The app's page (GET /) is French from
+  its first byte (`ui.messages.french_page`: its lang, its link preview).
 - **No memory per API call.** Gradio keeps a session (a copy of the page's config, ~25 KB) for each
   `call` made without a session hash, and an entry in two queue tables, until 10,000 sessions; they
   are dropped once the call's result has been read (`forget_call_session`).
@@ -28,7 +30,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from ui.messages import french_error_body, french_events
+from qa.wording import typeset
+from ui.messages import french_error_body, french_events, french_page
 
 BODY_LIMIT = 64 * 1024
 _CALL_STREAM = re.compile(r"/gradio_api/call/[^/]+/([^/]+)")
@@ -42,7 +45,7 @@ NO_DATA = 'Corps de requête invalide : attendu un objet JSON avec une liste "da
 
 
 def _refuse(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status, headers={"Connection": "close"})
+    return JSONResponse({"detail": typeset(message)}, status_code=status, headers={"Connection": "close"})
 
 
 class Edge:
@@ -111,7 +114,7 @@ class Edge:
             if declared or b"transfer-encoding" in headers:
                 await _refuse(413, NO_BODY)(scope, receive, send)
                 return
-            await self.app(scope, receive, FrenchSend(send))
+            await self.app(scope, receive, FrenchSend(send, page=path == "/" and scope["method"] == "GET"))
             if match := _CALL_STREAM.fullmatch(path):  # a call's result read: its session is no longer needed
                 self.finished.add(match[1])
                 self.finished = {s for s in self.finished if not forget_call_session(self.blocks, s)}
@@ -171,11 +174,12 @@ def _input_names(fn: Any) -> list[str]:
 
 
 class FrenchSend:
-    """A `send` that writes error answers in French: a JSON error body is held, translated and sent
-    with its new length; an event stream is translated chunk by chunk; anything else passes as is."""
+    """A `send` that writes answers in French: a JSON error body is held, translated and sent with its
+    new length, and so is the app's page (`page`: `ui.messages.french_page`); an event stream is
+    translated chunk by chunk; anything else passes as is."""
 
-    def __init__(self, send: Any) -> None:
-        self.send, self.mode, self.start, self.held = send, None, None, []
+    def __init__(self, send: Any, *, page: bool = False) -> None:
+        self.send, self.page, self.mode, self.start, self.held = send, page, None, None, []
 
     async def __call__(self, message: dict) -> None:
         if message["type"] == "http.response.start":
@@ -185,6 +189,9 @@ class FrenchSend:
                 self.mode = "events"
             elif message["status"] >= 400 and kind.startswith(b"application/json"):
                 self.mode, self.start = "error", message
+                return
+            elif self.page and message["status"] == 200 and kind.startswith(b"text/html"):
+                self.mode, self.start = "page", message
                 return
             await self.send(message)
             return
@@ -196,7 +203,8 @@ class FrenchSend:
             return
         self.held.append(message.get("body", b""))
         if not message.get("more_body", False):
-            body = french_error_body(self.start["status"], b"".join(self.held))
+            held = b"".join(self.held)
+            body = french_page(held) if self.mode == "page" else french_error_body(self.start["status"], held)
             headers = [(k, v) for k, v in self.start.get("headers", []) if k != b"content-length"]
             await self.send({**self.start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await self.send({"type": "http.response.body", "body": body, "more_body": False})

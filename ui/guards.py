@@ -12,6 +12,7 @@ import qa
 from qa.errors import french_message
 from qa.index import load_index
 from qa.search import INVALID_TEXT, MAX_QUESTION_CHARS, is_text
+from qa.terminal import clean
 from qa.wording import typeset
 
 
@@ -28,8 +29,9 @@ def analytics_off() -> None:
 
 def fail(message: str) -> gr.Error:
     """A French error for the user: a toast titled «Erreur» (and the API's error message), no traceback,
-    in French typography (a narrow no-break space before : ; ? !)."""
-    return gr.Error(typeset(message), title="Erreur", print_exception=False)
+    in French typography (a narrow no-break space before : ; ? !), inert (a file name it quotes shows
+    its control characters and bidi overrides as escapes)."""
+    return gr.Error(typeset(clean(message, newlines=True)), title="Erreur", print_exception=False)
 
 
 def french_error(exc: Exception) -> str:

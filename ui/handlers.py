@@ -15,8 +15,9 @@ from typing import Any
 import qa
 from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
+from qa.wording import typeset
 from ui.guards import check_docs, check_k, check_question, fail, french_error
-from ui.render import citations, render_answer, render_source, render_user
+from ui.render import citations, esc, render_answer, render_source, render_user
 from ui.summary import render_summary
 
 MAX_UI_K = 10  # the slider's range; the API accepts up to the engine's MAX_K
@@ -178,5 +179,5 @@ def summary(index: str | Path, corpus: str | Path | None) -> str:
         load_index(index)  # refuses an index the installed model cannot serve, with its French message
         status = qa.index_status(index, corpus)
     except qa.QAError as exc:
-        return f'<div class="stale">{french_error(exc)}</div>'
+        return f'<div class="stale">{esc(typeset(french_error(exc)))}</div>'
     return render_summary(status)

@@ -16,8 +16,9 @@ import gradio as gr
 import qa
 from qa.index import IndexStatus
 from qa.search import MAX_QUESTION_CHARS
+from qa.terminal import clean
 from qa.wording import typeset
-from ui.assets import AFTER_ANSWER_JS, VIEWER_JS, append_turn_js
+from ui.assets import AFTER_ANSWER_JS, SKIP_AND_WAIT, VIEWER_JS, append_turn_js
 from ui.guards import analytics_off
 from ui.handlers import (
     DEFAULT_K,
@@ -88,15 +89,17 @@ def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.
         page = lay_out_page(index, corpus, doc_choices)
         wire_chat(page, index)
         wire_viewer_and_reset(page, index)
-        demo.load(lambda: summary(index, corpus), None, [page.summary], api_visibility="private")
+        demo.load(lambda: summary(index, corpus), None, [page.summary], api_visibility="private",
+                  show_progress="hidden")
         add_api_routes(index, corpus)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64, api_open=False)  # no route skips the queue
     return demo
 
 
 def document_choices(status: IndexStatus) -> list[tuple[str, str]]:
-    """The document filter's choices: ("<title> (<id>)", id) for each document of the index."""
-    return [(f"{d.title} ({d.doc})", d.doc) for d in status.documents]
+    """The document filter's choices: ("<title> (<id>)", id) for each document of the index, the label
+    inert (a title or file name from the corpus shows its bidi overrides as escapes)."""
+    return [(clean(f"{d.title} ({d.doc})"), d.doc) for d in status.documents]
 
 
 def lay_out_page(index: str | Path, corpus: str | Path, doc_choices: list[tuple[str, str]]) -> Page:
@@ -139,6 +142,7 @@ def chat_panel() -> ChatPanel:
             placeholder="**Posez une question sur le rapport.**\n\nChaque réponse cite le texte exact, "
             "avec ses sources.",
         )
+        gr.HTML(SKIP_AND_WAIT, elem_id="qa-bar", js_on_load=None)  # «Aller à la dernière réponse», the wait
         with gr.Row(equal_height=False):
             question = gr.Textbox(
                 label="Votre question",
@@ -160,7 +164,7 @@ def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
     """The right column: the controls, the document filter (shown only for two documents or more), the viewer."""
     with gr.Column(scale=2, min_width=320, elem_id="side"):
         with gr.Row(equal_height=False, elem_id="controls"):
-            k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Nombre de passages", scale=3)
+            k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Nombre de passages", scale=3, buttons=[])
             clear = gr.Button("Nouvelle conversation", variant="secondary", scale=1, min_width=150, size="md")
         docs = gr.Dropdown(
             doc_choices,
@@ -175,7 +179,9 @@ def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
 
 def wire_chat(page: Page, index: str | Path) -> None:
     """A question (Enter, «Envoyer» or an example) is checked, then answered in a search slot; the page
-    appends the new turn to the chat (only that turn crosses the network) and scrolls to it."""
+    appends the new turn to the chat (only that turn crosses the network) and scrolls to it. No Gradio
+    progress over the question box: it writes «processing» in English over the text; a long wait is
+    said in French under the conversation (`ui.assets.SKIP_AND_WAIT`)."""
 
     def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[str, list, list]:
         return respond(question, turns, k, docs, index=index)
@@ -190,11 +196,12 @@ def wire_chat(page: Page, index: str | Path) -> None:
     for event in (chat.question.submit, chat.send.click):
         event(
             validate, inputs, None, api_visibility="private", concurrency_limit=None, show_progress="hidden"
-        ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask").success(**append).then(
+        ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask", show_progress="hidden"
+                  ).success(**append).then(
             None, js=AFTER_ANSWER_JS
         )
     chat.examples.load_input_event.then(
-        ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask"
+        ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask", show_progress="hidden"
     ).success(**append).then(None, js=AFTER_ANSWER_JS)
 
 
@@ -206,8 +213,10 @@ def wire_viewer_and_reset(page: Page, index: str | Path) -> None:
         return show_source(selection, turns, index=index)
 
     chat, turns, viewer = page.chat.chat, page.turns, page.side.viewer
-    page.cite_go.click(open_source, [page.cite_sel, turns], [viewer], api_visibility="private", concurrency_limit=None)
-    page.side.clear.click(lambda: ([], [], VIEWER_PLACEHOLDER), None, [chat, turns, viewer], api_visibility="private")
+    page.cite_go.click(open_source, [page.cite_sel, turns], [viewer], api_visibility="private", concurrency_limit=None,
+                       show_progress="hidden")
+    page.side.clear.click(lambda: ([], [], VIEWER_PLACEHOLDER), None, [chat, turns, viewer], api_visibility="private",
+                          show_progress="hidden")
 
 
 def add_api_routes(index: str | Path, corpus: str | Path) -> None:
@@ -226,22 +235,22 @@ def add_api_routes(index: str | Path, corpus: str | Path) -> None:
         retrieve,
         api_name="retrieve",
         concurrency_id="ask",  # chat and API share the two search slots: two CPU cores in all
-        api_description="Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
-        "avec document, section, position en caractères et phrase réponse.",
+        api_description=typeset("Les k passages du rapport qui répondent le mieux à la question (meilleur d'abord), "
+        "avec document, section, position en caractères et phrase réponse."),
     )
     gr.api(
         ask,
         api_name="ask",
         concurrency_id="ask",
-        api_description="La réponse à la question, comme « qa ask --json » : issue (answer : réponse, "
+        api_description=typeset("La réponse à la question, comme « qa ask --json » : issue (answer : réponse, "
         "possible : réponse à vérifier, none : pas de réponse), confiance estimée, phrase citée mot pour mot "
         "et passages avec leur pertinence. history : les questions précédentes (textes) ou les messages de "
-        "la conversation, pour les questions de suivi ; k : nombre de passages (3 par défaut).",
+        "la conversation, pour les questions de suivi ; k : nombre de passages (3 par défaut)."),
     )
     gr.api(
         status,
         api_name="status",
         concurrency_limit=None,  # reads the manifest and hashes files: no search slot needed
-        api_description="L'état de l'index : à jour ou périmé (documents ajoutés, modifiés, supprimés "
-        "depuis la construction, modèle changé), nombre de documents et de passages.",
+        api_description=typeset("L'état de l'index : à jour ou périmé (documents ajoutés, modifiés, supprimés "
+        "depuis la construction, modèle changé), nombre de documents et de passages."),
     )

@@ -5,9 +5,11 @@ error without a message (`{"error": null}`), since the app hides exception texts
 `ui.edge` passes every error response through here: an HTTP error's `detail` (a JSON body), and the
 error events of the two event streams (`/gradio_api/call/<api>/<id>`: `event: error` then its data;
 `/gradio_api/queue/data`: messages `process_completed` with `success: false` and `unexpected_error`).
-The handlers' own refusals are French already and pass unchanged. Which Gradio code writes each
-English text, in Gradio 6.31: `queueing.py` (queue full), `components/number.py` (a slider's bounds),
-`components/dropdown.py` (choices), `routes.py` and FastAPI (requests), `blocks.py` (missing values).
+The handlers' own refusals are French already and pass unchanged. Every French line leaves in French
+typography (`qa.wording.typeset`: a narrow no-break space before ? ! : ; and inside « »). Which Gradio
+code writes each English text, in Gradio 6.31: `queueing.py` (queue full), `components/number.py` (a
+slider's bounds), `components/dropdown.py` (choices), `routes.py` and FastAPI (requests), `blocks.py`
+(missing values).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import logging
 import re
 
+from qa.wording import typeset
+
 log = logging.getLogger(__name__)
 
 ERROR_TITLE = "Erreur"
@@ -23,6 +27,18 @@ UNEXPLAINED = ("La requête n'a pas pu être traitée : une valeur envoyée n'a 
                "erreur interne est survenue (le détail est dans le journal du serveur).")
 QUEUE_FULL = ("Trop de questions en attente ({0} au plus) : le serveur est occupé, réessayez dans quelques "
               "secondes.")
+
+BUSY = "Le serveur est occupé (trop de questions en attente) : réessayez dans quelques secondes."
+
+# The English that Gradio's page script writes into its toasts whatever the server answered (a full
+# queue's HTTP 503 always shows the first, its French `detail` unread): the head script (`ui.assets`)
+# puts the French in their place.
+PAGE_TOASTS = {
+    "This application is currently busy. Please try again.": BUSY,
+    "Connection errored out.": "La connexion au serveur a échoué : rechargez la page.",
+    "Connection to the server was lost. Attempting reconnection...": "Connexion au serveur perdue : reconnexion…",
+}
+TOAST_TITLES = {"error": "Erreur", "warning": "Avertissement", "info": "Information", "success": "Succès"}
 
 # (Gradio's English text, the French shown instead); the French never repeats a value sent by the client.
 KNOWN = [
@@ -72,8 +88,8 @@ def event_error(text: object) -> str:
     """An error event's message in French: Gradio's known texts translated, the handlers' own (French)
     kept, and no message at all (an exception the app does not show) replaced by UNEXPLAINED."""
     if text is None or text == "":
-        return UNEXPLAINED
-    return known(text) or str(text)
+        return typeset(UNEXPLAINED)
+    return typeset(known(text) or str(text))
 
 
 def http_error(status: int, detail: object) -> str:
@@ -83,7 +99,7 @@ def http_error(status: int, detail: object) -> str:
     if french is None:
         log.debug("HTTP %s replaced by its French line: %r", status, detail)
         french = BY_STATUS.get(status, BY_STATUS[400] if status < 500 else BY_STATUS[500])
-    return french
+    return typeset(french)
 
 
 def french_error_body(status: int, body: bytes) -> bytes:
@@ -140,3 +156,17 @@ def french_events(chunk: bytes) -> bytes:
             if french is not value:
                 lines[i] = "data: " + json.dumps(french)
     return "\n".join(lines).encode("utf-8")
+
+
+DESCRIPTION = "Questions-réponses sur les rapports : chaque réponse cite le texte exact, avec ses sources."
+
+
+def french_page(body: bytes) -> bytes:
+    """Gradio's HTML page in French from its first byte: `lang="fr"` (Gradio writes "en"; a screen reader
+    picks its voice from it before any script runs, the head script's own fix comes later) and the link
+    preview's description («Click to try out the app!»). A page of another shape is returned unchanged."""
+    text = body.decode("utf-8", errors="surrogateescape")
+    if "<head>" not in text:
+        return body
+    text = text.replace('lang="en"', 'lang="fr"', 1).replace("Click to try out the app!", typeset(DESCRIPTION))
+    return text.encode("utf-8", errors="surrogateescape")

@@ -2,8 +2,10 @@
 
 Pure functions: no Gradio, no I/O but the calibration file (read once, cached) whose thresholds name
 the relevance levels. Every text that comes from the report or from the user goes
-through `esc` (html.escape with quote=True) before it is put in HTML; the app's own wording goes through
-`typeset` (French spacing: a narrow no-break space before ? ! : ; and inside « »).
+through `esc` before it is put in HTML: made inert (`qa.terminal.clean`: control characters and bidi
+overrides shown as visible escapes, so a quote reads as it is written), then html.escape with quote=True;
+the app's own wording goes through `typeset` (French spacing: a narrow no-break space before ? ! : ; and
+inside « »).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from qa.answer import Answer
 from qa.citations import Passage, Sentence
 from qa.confidence import Calibration, relevance_label
+from qa.terminal import clean
 from qa.wording import NNBSP, RELEVANCE_LABELS, guillemets, percent, typeset
 
 NO_SECTION = "(sans titre de section)"
@@ -37,8 +40,10 @@ UNCALIBRATED_CONFIDENCE_HELP = (
 
 
 def esc(text: object) -> str:
-    """HTML-escape any text (quotes included), for element content and attribute values alike."""
-    return html.escape(str(text), quote=True)
+    """Any text made inert (a right-to-left override in a document would show a passage, or the
+    citation copied from it, in another order than its words) and HTML-escaped, quotes included: for
+    element content and attribute values alike. Newlines stay (a passage keeps its lines)."""
+    return html.escape(clean(text, newlines=True), quote=True)
 
 
 @dataclass(frozen=True)
@@ -124,13 +129,30 @@ def highlighted_passage(p: Passage, sentence: Sentence | None = None, *, quote: 
     return f"{esc(p.text[:s])}{tag}{esc(p.text[s:e])}</mark>{esc(p.text[e:])}"
 
 
-def cite_button(turn: int, rank: int, label: str, css: str = "cite-btn") -> str:
-    """A button the page's click listener turns into a source-viewer request ("<turn>:<rank>")."""
-    name = f"Voir la citation {rank} dans le document"
-    return (
-        f'<button class="{css}" value="{turn}:{rank}" title="{esc(name)}">'
-        f"{esc(label)}</button>"
-    )
+def source_name(p: Passage) -> str:
+    """«source 2 : Titre, p. 4»: the passage a button acts on, said in its accessible name, so that each
+    button of an answer has a name of its own (a list of buttons read aloud is not nine «Copier la citation»)."""
+    page = f", p.{NNBSP}{p.page}" if p.page is not None else ""
+    return f"source {p.rank}{NNBSP}: {p.title}{page}"
+
+
+def named_button(css: str, value: str, label: str, more: str, title: str = "") -> str:
+    """A button named by its visible `label` followed by `more` words that only a screen reader says:
+    a visually hidden span, since the chat's sanitiser drops aria-label and aria-labelledby (it keeps
+    class). The name starts with the visible label, so a voice command that says it still matches."""
+    tip = f' title="{esc(title)}"' if title else ""
+    return (f'<button class="{css}" value="{esc(value)}"{tip}>{esc(label)}'
+            f'<span class="qa-sr-only"> {esc(more)}</span></button>')
+
+
+def cite_button(turn: int, p: Passage, *, number: bool = False) -> str:
+    """A button the page's click listener turns into a source-viewer request ("<turn>:<rank>"): on a
+    card, «Voir dans le document» (named «… la source 2 : Titre, p. 4»); with `number`, the «[2]» after
+    the quoted sentence (named «[2] voir la source 2 : …», its tooltip saying what it does)."""
+    if number:
+        return named_button("cite-btn cite-num", f"{turn}:{p.rank}", f"[{p.rank}]", f"voir la {source_name(p)}",
+                            f"Voir la source {p.rank} dans le document")
+    return named_button("cite-btn", f"{turn}:{p.rank}", "Voir dans le document", f"la {source_name(p)}")
 
 
 def citation_text(p: Passage, sentence: Sentence | None = None) -> str:
@@ -142,12 +164,11 @@ def citation_text(p: Passage, sentence: Sentence | None = None) -> str:
     return f"{guillemets(sentence.text)} — {where} ({p.doc}, caractères {sentence.start}–{sentence.end})"
 
 
-def copy_button(p: Passage, sentence: Sentence | None = None) -> str:
-    """«Copier la citation»: the page's click listener puts the button's value on the clipboard. (The chat's
-    sanitiser drops aria-* attributes: the button's French text is its name, `title` says which one.)"""
-    name = f"Copier la citation {p.rank}"
-    return (f'<button class="copy-btn" value="{esc(citation_text(p, sentence))}" title="{esc(name)}">'
-            f"{COPY_LABEL}</button>")
+def copy_button(p: Passage, sentence: Sentence | None = None, *, answer: bool = False) -> str:
+    """«Copier la citation»: the page's click listener puts the button's value on the clipboard. Its
+    name says which one: «… de la réponse, source 1 : …» under the answer, «… de la source 2 : …» on a card."""
+    more = f"de la réponse, {source_name(p)}" if answer else f"de la {source_name(p)}"
+    return named_button("copy-btn", citation_text(p, sentence), COPY_LABEL, more)
 
 
 def render_card(
@@ -175,7 +196,7 @@ def render_card(
         f'<span class="card-span">{esc(span_label(p))}</span> · '
         f"{_relevance_badge(p, relevance, calibration)}</div>"
         f'<div class="card-text">{text}</div>'
-        f'<div class="card-actions">{cite_button(turn, p.rank, "Voir dans le document")} '
+        f'<div class="card-actions">{cite_button(turn, p)} '
         f"{copy_button(p, quote)}</div>"
         f"</div>"
     )
@@ -214,8 +235,8 @@ def render_answer(answer: Answer, turn: int) -> str:
             f'<div class="{css}"><div class="reponse-head"><span class="reponse-label">{esc(answer.label)}</span> '
             f'<span class="confiance" title="{esc(typeset(help_text))}">{esc(confidence_text(answer))}</span></div>'
             f'<blockquote class="reponse-text">{esc(guillemets(answer.sentence.text))} '
-            f"{cite_button(turn, rank, f'[{rank}]', 'cite-btn cite-num')}</blockquote>"
-            f'<div class="reponse-actions">{copy_button(answer.passage, answer.sentence)}</div></div>'
+            f"{cite_button(turn, answer.passage, number=True)}</blockquote>"
+            f'<div class="reponse-actions">{copy_button(answer.passage, answer.sentence, answer=True)}</div></div>'
             f'<div class="sources-title">Sources</div>{cards}'
         )
     parts.append("</div>")

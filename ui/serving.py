@@ -29,6 +29,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, preven
     """Launch with the app's settings: local only unless asked, no share, no analytics, the HTTP edge
     (`ui.edge.Edge`: only the routes the app needs, bodies capped, French answers), SESSIONS sessions kept."""
     analytics_off()
+    demo.analytics_enabled = False  # a Blocks made before analytics_off() took Gradio's default (on)
     demo.launch(
         server_name=host,
         server_port=port,

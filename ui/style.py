@@ -46,7 +46,8 @@ CSS = """
 .rel-medium .rel-bar.on { background: #ca8a04; }
 .rel-low .rel-bar.on { background: #9ca3af; }
 .rel-none { font-style: italic; }
-button.cite-btn, button.copy-btn { font-size: 0.82em; padding: 0.1em 0.6em; border-radius: 5px; cursor: pointer;
+button.cite-btn, button.copy-btn { position: relative; font-size: 0.82em; padding: 0.1em 0.6em; border-radius: 5px;
+  cursor: pointer;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
   color: var(--body-text-color); }
 button.cite-btn:hover, button.copy-btn:hover { border-color: #1d4ed8; color: #1d4ed8; }
@@ -78,7 +79,15 @@ button.src-close:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px
 #chat .icon-button-wrapper { display: none !important; }
 .qa-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
   clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
-}
+/* «Aller à la dernière réponse»: out of sight until the keyboard reaches it, then in the flow (it pushes
+   the question box down, never floats over text). The newest answer shows where the focus went. */
+#qa-bar .qa-skip:not(:focus) { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
+  overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
+#qa-bar .qa-skip:focus { padding: 0.3em 0.8em; border: 2px solid #1d4ed8; border-radius: 6px; cursor: pointer;
+  background: var(--background-fill-primary); color: #1d4ed8; font-weight: 600; outline: 3px solid #1d4ed8;
+  outline-offset: 2px; }
+#qa-bar .qa-busy { margin: 0; color: var(--body-text-color-subdued); font-size: 0.92em; }
+.qa-answer:focus { outline: 3px solid #1d4ed8; outline-offset: 4px; border-radius: 4px; }
 .src mark.hl-passage { background: #dbeafe; color: inherit; border-radius: 2px; padding: 0.05em 0; }
 .src-empty { color: var(--body-text-color-subdued); font-size: 0.92em; }
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from qa.index import IndexStatus
+from qa.terminal import clean
 from qa.wording import format_date, typeset
 
 
@@ -22,7 +23,8 @@ def render_summary(status: IndexStatus) -> str:
         f"modèle {status.model} · "
         f"index construit le {format_date(status.created)}"
     )
-    out = f'<div class="summary"><span class="summary-label">Corpus</span> {html.escape(line)}</div>'
+    # titles and the model's name come from files: inert, so no bidi override reorders the line
+    out = f'<div class="summary"><span class="summary-label">Corpus</span> {html.escape(clean(line))}</div>'
     fresh = status.freshness
     if fresh.stale:
         details = [
