@@ -210,12 +210,15 @@ TWO_FOLD_COLUMNS = ("| PIAF `answer` | precision | PIAF `answer`+`possible` | PI
 
 
 def fold_row(judged: list[Judged]) -> list[float]:
-    """One line of the two-fold table, from the scored half."""
-    part = {name: figures(name, [j for j in judged if j.case.set == name]) for name in
-            ("piaf", "report", "near_miss", "out_of_scope", "piaf_on_report")}
-    piaf = part["piaf"]
-    return [piaf.answer, piaf.precision, piaf.answer_or_possible, piaf.ece, part["report"].answer_or_possible,
-            part["near_miss"].none, part["near_miss"].answer, part["out_of_scope"].none, part["piaf_on_report"].none]
+    """One line of the two-fold table, from the scored half (nan for a set it lacks)."""
+    def of(name: str, column: str) -> float:
+        part = [j for j in judged if j.case.set == name]
+        value = getattr(figures(name, part), column) if part else None
+        return float("nan") if value is None else value
+
+    return [of("piaf", "answer"), of("piaf", "precision"), of("piaf", "answer_or_possible"), of("piaf", "ece"),
+            of("report", "answer_or_possible"), of("near_miss", "none"), of("near_miss", "answer"),
+            of("out_of_scope", "none"), of("piaf_on_report", "none")]
 
 
 def two_fold(judged: list[Judged], settings: Settings) -> list[tuple[str, list[float]]]:
@@ -250,9 +253,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    settings = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+    settings = settings_from(args)
     judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets, corpus=args.corpus))
     if args.fit == "all":
         print("Two-fold: fitted on one half, scored on the other.\n")
