@@ -12,7 +12,8 @@ whose ECE passes 0.05: the even/odd split is one draw, and its halves differ mor
 Part 2: the answer model alone, with the shipped gate and thresholds: logistic regression (shipped),
 then Platt scaling or isotonic regression fitted on its out-of-fold scores on the fitting half
 (5 folds by article), an interaction term, and gradient boosting: ROC AUC, ECE over the PIAF
-questions shown, `answer` share and precision at confidence ≥ 0.80, per fold.
+questions shown, `answer` share and precision at confidence ≥ 0.80, and the precision of the half
+of the PIAF questions it is surest of (what `answer` for 0.50 of them would give), per fold.
 Prints figures; asserts nothing.
 """
 
@@ -125,7 +126,8 @@ def answer_models() -> dict:
 def answer_table(judged: list[Judged]) -> str:
     from sklearn.metrics import roc_auc_score  # the calibrate extra: lazy
 
-    lines = ["| answer model | fold | ROC AUC | PIAF ECE | `answer` ≥ 0.80 | precision |", "|---|---|---|---|---|---|"]
+    lines = ["| answer model | fold | ROC AUC | PIAF ECE | `answer` ≥ 0.80 | precision "
+             "| precision of the surest half |", "|---|---|---|---|---|---|---|"]
     for name, fit in answer_models().items():
         for fitted, scored in FOLDS:
             train = [j for j in judged if j.case.half == fitted and j.case.set == "piaf"]
@@ -139,8 +141,10 @@ def answer_table(judged: list[Judged]) -> str:
             judged_shown = [dataclasses.replace(j, answer=dataclasses.replace(j.answer, confidence=float(c)))
                             for j, c, s in zip(test, p, shown, strict=True) if s]
             firm = shown & (p >= fc.ANSWER_CONFIDENCE)
+            surest = y[np.argsort(-p)[:len(p) // 2]].mean()  # what `answer` for 0.50 of the questions would be
             lines.append(f"| {name} | {fitted} → {scored} | {roc_auc_score(y, p):.3f} | "
-                         f"{calibration_error(judged_shown):.3f} | {firm.mean():.3f} | {y[firm].mean():.3f} |")
+                         f"{calibration_error(judged_shown):.3f} | {firm.mean():.3f} | {y[firm].mean():.3f} | "
+                         f"{surest:.3f} |")
     return "\n".join(lines)
 
 
