@@ -2,18 +2,20 @@
 
     python benchmarks/calibration_variants.py PATH/piaf-dev.json --workdir DIR [--splits 10]
 
-Part 1: the settings of `benchmarks/fit_confidence.py`, from those shipped before the two-fold fit
+First, how often the quoted sentence is right on each half of PIAF and how much that varies from
+article to article. Part 1: the settings of `benchmarks/fit_confidence.py`, from those shipped before the two-fold fit
 to the shipped ones, one change at a time, and two alternatives. Each variant gets the two-fold
 rows `fit_confidence.py` prints (tune → check, check → tune, mean), then the mean over `--splits`
 random splits of the articles and of the report's questions into two halves (both ways each: 2 ×
 splits folds), with the share of those folds whose PIAF precision of `answer` falls under 0.85 and
 whose ECE passes 0.05: the even/odd split is one draw, and its halves differ more than most.
 
-Part 2: the answer model alone, with the shipped gate and thresholds: logistic regression (shipped),
-then Platt scaling or isotonic regression fitted on its out-of-fold scores on the fitting half
-(5 folds by article), an interaction term, and gradient boosting: ROC AUC, ECE over the PIAF
-questions shown, `answer` share and precision at confidence ≥ 0.80, and the precision of the half
-of the PIAF questions it is surest of (what `answer` for 0.50 of them would give), per fold.
+Part 2: the answer model alone, fitted on the questions the shipped one sees, with the shipped gate
+and thresholds: logistic regression (shipped), then Platt scaling or isotonic regression fitted on
+its out-of-fold scores on the fitting half (5 folds by article, or by question for the report's),
+an interaction term, and gradient boosting: ROC AUC, ECE over the PIAF questions shown, `answer`
+share and precision at confidence ≥ 0.80, and the precision of the half of the PIAF questions it
+is surest of (what `answer` for 0.50 of them would give), per fold.
 Prints figures; asserts nothing.
 """
 
@@ -34,13 +36,15 @@ import fit_confidence as fc  # noqa: E402
 from qa.evaluate.answers import Judged, build_cases, calibration_error, judge  # noqa: E402
 from qa.signals import ANSWER_FEATURES  # noqa: E402
 
+OWN = {"answer_sets": "own", "report_weight": 1.0}
 STEPS = [
     ("before: the settings fitted on the tune half", fc.BEFORE),
-    ("+ answer model on PIAF questions only", dataclasses.replace(fc.BEFORE, answer_sets="piaf")),
-    ("+ «Réponse» at confidence ≥ 0.80", dataclasses.replace(fc.BEFORE, answer_sets="piaf", precision=None)),
-    ("+ gate: in-scope questions answerable", dataclasses.replace(fc.BEFORE, answer_sets="piaf", precision=None,
+    ("+ answer model on questions asked of their own corpus", dataclasses.replace(fc.BEFORE, **OWN)),
+    ("+ «Réponse» at confidence ≥ 0.80", dataclasses.replace(fc.BEFORE, **OWN, precision=None)),
+    ("+ gate: in-scope questions answerable", dataclasses.replace(fc.BEFORE, **OWN, precision=None,
                                                                    gate_label="in-scope")),
     ("+ gate: balance rule = shipped", fc.Settings()),
+    ("shipped, but the answer model on PIAF questions only", dataclasses.replace(fc.Settings(), answer_sets="piaf")),
     ("shipped, but the precision rule (0.90)", dataclasses.replace(fc.Settings(), precision=0.90)),
     ("shipped, but gate weight 40", dataclasses.replace(fc.Settings(), gate_report_weight=40.0)),
 ]
@@ -130,11 +134,11 @@ def answer_table(judged: list[Judged]) -> str:
              "| precision of the surest half |", "|---|---|---|---|---|---|---|"]
     for name, fit in answer_models().items():
         for fitted, scored in FOLDS:
-            train = [j for j in judged if j.case.half == fitted and j.case.set == "piaf"]
+            train = [j for j in judged if j.case.half == fitted and j.case.set != "piaf_on_report"]  # as shipped
             _, gate, thresholds = fc.fit_outcomes([j for j in judged if j.case.half == fitted], fc.Settings())
             test = [j for j in judged if j.case.half == scored and j.case.set == "piaf"]
             x = np.array([[j.answer.signals[f] for f in ANSWER_FEATURES] for j in train])
-            predict = fit(x, np.array([j.right for j in train]), [j.case.doc for j in train])
+            predict = fit(x, np.array([j.right for j in train]), [j.case.doc or j.case.question for j in train])
             p = predict(np.array([[j.answer.signals[f] for f in ANSWER_FEATURES] for j in test]))[:, 1]
             y = np.array([j.right for j in test])
             shown = np.array([gate(j.answer.signals) >= thresholds.possible for j in test])
@@ -148,6 +152,16 @@ def answer_table(judged: list[Judged]) -> str:
     return "\n".join(lines)
 
 
+def base_rates(judged: list[Judged]) -> str:
+    """How often the quoted sentence is right, by half and by article: how far apart two halves can be."""
+    piaf = [j for j in judged if j.case.set == "piaf"]
+    halves = {h: np.mean([j.right for j in piaf if j.case.half == h]) for h in ("tune", "check")}
+    by_article = [np.mean([j.right for j in piaf if j.case.doc == doc]) for doc in sorted({j.case.doc for j in piaf})]
+    return (f"PIAF, quoted sentence right: tune half {halves['tune']:.3f}, check half {halves['check']:.3f}; "
+            f"by article ({len(by_article)}): mean {np.mean(by_article):.3f}, "
+            f"standard deviation {np.std(by_article):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("piaf")
@@ -156,6 +170,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=10, help="random splits into halves (0: none)")
     args = parser.parse_args()
     judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets))
+    print(base_rates(judged))
+    print()
     print(settings_table(judged, args.splits))
     print()
     print(answer_table(judged))
