@@ -157,7 +157,8 @@ def base_rates(judged: list[Judged]) -> str:
     piaf = [j for j in judged if j.case.set == "piaf"]
     halves = {h: np.mean([j.right for j in piaf if j.case.half == h]) for h in ("tune", "check")}
     by_article = [np.mean([j.right for j in piaf if j.case.doc == doc]) for doc in sorted({j.case.doc for j in piaf})]
-    return (f"PIAF, quoted sentence right: tune half {halves['tune']:.3f}, check half {halves['check']:.3f}; "
+    return (f"PIAF, quoted sentence right: tune half {halves['tune']:.3f}, check half {halves['check']:.3f}, "
+            f"both {np.mean([j.right for j in piaf]):.3f}; "
             f"by article ({len(by_article)}): mean {np.mean(by_article):.3f}, "
             f"standard deviation {np.std(by_article):.3f}")
 
