@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         **calibration.to_dict(),
         "fitted_by": settings.command() + ("" if args.fit == "all" else " --fit tune"),
+        "settings": {**dataclasses.asdict(settings), "fit": args.fit},
         "fit_rows": {s: sum(j.case.set == s for j in fitted) for s in sorted({j.case.set for j in fitted})},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -225,6 +225,7 @@ def test_the_shipped_file_is_what_the_documented_command_writes(fc):
     """Its defaults made it, on both halves of every set: `fit_confidence.py PATH --workdir DIR` rewrites it."""
     record = json.loads(calibration_file(DEFAULT_MODEL).read_text(encoding="utf-8"))
     assert record["fitted_by"] == fc.Settings().command()
+    assert record["settings"] == {**dataclasses.asdict(fc.Settings()), "fit": "all"}  # a changed default fails
     assert record["fit_rows"]["piaf"] == record["fit_rows"]["piaf_on_report"] > 1700  # piaf-dev: 1,784
     sizes = {"report": len(SETS["in_scope"]), "near_miss": len(SETS["near_miss"]),
              "out_of_scope": len(SETS["out_of_scope"])}
