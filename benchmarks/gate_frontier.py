@@ -1,11 +1,11 @@
 """The answerable gate's trade-off: in-scope report questions shown against near-miss ones refused.
 
-    python benchmarks/gate_frontier.py PATH/piaf-dev.json --workdir DIR [--weights 5 10 20]
+    python benchmarks/gate_frontier.py PATH/piaf-dev.json --workdir DIR [--weights 10 20 40]
 
-For each weight of the report's questions in the gate's fit (on the tune half, as
-`benchmarks/fit_confidence.py` fits it) and each threshold, prints both halves' shares: report
-in-scope shown, near-miss refused, far out-of-scope refused, PIAF shown, PIAF-on-report refused.
-Prints figures; asserts nothing.
+For each weight of the report's questions in the gate's fit (as `benchmarks/fit_confidence.py`
+fits it with its default settings), fitted on each half and scored on the other, and each
+threshold, prints the scored half's shares: report in-scope shown, near-miss refused, far
+out-of-scope refused, PIAF shown, PIAF-on-report refused. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -31,25 +31,28 @@ def main() -> None:
     parser.add_argument("piaf")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--sets", default="tests/data/mali-answers.json")
-    parser.add_argument("--weights", type=float, nargs="+", default=[5.0, 10.0, 20.0])
+    parser.add_argument("--weights", type=float, nargs="+", default=[10.0, 20.0, 40.0])
     args = parser.parse_args()
     judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets))
-    tune = [j for j in judged if j.case.half == "tune"]
-    labels = [fc.answerable_label(j) for j in tune]
     for weight in args.weights:
-        gate = fc.fit_logistic([j.answer.signals for j in tune], labels, fc.ANSWER_FEATURES,
-                               fc.sample_weights(tune, weight))
         print(f"\nGate weight of the report's questions: {weight:g}\n")
-        print("| threshold | half | in scope shown | near-miss refused | far refused | PIAF shown "
+        print("| threshold | fitted on → scored on | in scope shown | near-miss refused | far refused | PIAF shown "
               "| PIAF on report refused |")
         print("|---|---|---|---|---|---|---|")
+        gates = {}
+        for fitted, scored in (("tune", "check"), ("check", "tune")):
+            part = [j for j in judged if j.case.half == fitted]
+            gates[fitted, scored] = fc.fit_logistic([j.answer.signals for j in part],
+                                                    [fc.answerable_label(j) for j in part], fc.ANSWER_FEATURES,
+                                                    fc.sample_weights(part, weight))
         for threshold in THRESHOLDS:
-            for half in ("tune", "check"):
-                def shown(name: str, half: str = half, threshold: float = threshold, gate=gate) -> float:
+            for (fitted, scored), gate in gates.items():
+                def shown(name: str, scored: str = scored, threshold: float = threshold, gate=gate) -> float:
                     return float(np.mean([gate(j.answer.signals) >= threshold for j in judged
-                                          if j.case.set == name and j.case.half == half]))
-                print(f"| {threshold:.2f} | {half} | {shown('report'):.2f} | {1 - shown('near_miss'):.2f} | "
-                      f"{1 - shown('out_of_scope'):.2f} | {shown('piaf'):.2f} | {1 - shown('piaf_on_report'):.2f} |")
+                                          if j.case.set == name and j.case.half == scored]))
+                print(f"| {threshold:.2f} | {fitted} → {scored} | {shown('report'):.2f} | "
+                      f"{1 - shown('near_miss'):.2f} | {1 - shown('out_of_scope'):.2f} | {shown('piaf'):.2f} | "
+                      f"{1 - shown('piaf_on_report'):.2f} |")
 
 
 if __name__ == "__main__":

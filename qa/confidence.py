@@ -3,7 +3,8 @@
 On PIAF the quoted sentence holds the answer about 6 times in 10, and questions on the report's
 subject that it does not answer look, to the cosine alone, much like questions it does. So `ask`
 turns the signals of `qa.signals` into probabilities with three small logistic models fitted by
-`benchmarks/fit_confidence.py` on half of the data (docs/evaluation.md, "Trust"):
+`benchmarks/fit_confidence.py` on both halves of its question sets, with settings chosen by fitting
+on one half and scoring the other (docs/evaluation.md, "Trust"):
 
 - `answer` → `Answer.confidence`: P(the quoted sentence answers the question);
 - `answerable`: P(one of the candidate passages holds the answer); below its threshold, no answer;
@@ -66,7 +67,7 @@ class Logistic:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Where probabilities become outcomes and labels; chosen on the tuning half (docs/evaluation.md, "Trust")."""
+    """Where probabilities become outcomes and labels; chosen by rule at fit time (docs/evaluation.md, "Trust")."""
 
     answer: float  # confidence at or above which the sentence is given as «Réponse»
     possible: float  # P(answerable) below which the engine says it has no answer

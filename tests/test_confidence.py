@@ -1,16 +1,22 @@
 """Calibrated answers: outcomes, confidence and the question sets written for them (issue 15).
 
-tests/data/mali-answers.json holds 42 in-scope questions, 42 near-miss questions on the report's
-subject that it does not answer, and 20 far out-of-scope ones, written for this project. The
-floors sit under what the shipped calibration scores on the whole file (near-miss `none` 0.67,
-in-scope `answer`+`possible` 0.81, far out-of-scope `none` 1.0: `qa eval answers` on its two halves).
+tests/data/mali-answers.json holds 82 in-scope questions, 82 near-miss questions on the report's
+subject that it does not answer, and 30 far out-of-scope ones, written for this project. The
+floors sit under what the shipped calibration scores on the whole file (near-miss `none` 0.66,
+in-scope `answer`+`possible` 0.90, far out-of-scope `none` 1.0: `qa eval answers … --half all`);
+the file was fitted on these questions too (`benchmarks/fit_confidence.py`, whose two-fold table
+holds the figures on questions a fit has not seen).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import math
+import sys
 
+import numpy as np
 import pytest
 
 from qa import NO_ANSWER, ask, build_index
@@ -22,7 +28,7 @@ from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
 from qa.model import DEFAULT_MODEL
 from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES, answer_type, holds_type, names
 
-from .conftest import DATA
+from .conftest import DATA, ROOT
 
 SETS = json.loads((DATA / "mali-answers.json").read_text(encoding="utf-8"))
 
@@ -60,7 +66,7 @@ def test_far_out_of_scope_questions_never_get_an_answer(outcomes):
 
 
 def test_in_scope_questions_get_an_answer_or_a_hedged_one(outcomes):
-    assert share(outcomes["in_scope"], "answer", "possible") >= 0.75
+    assert share(outcomes["in_scope"], "answer", "possible") >= 0.85
     # what is given as «Réponse» is right
     firm = [(a, item) for a, item in zip(outcomes["in_scope"], SETS["in_scope"], strict=True) if a.outcome == "answer"]
     assert firm and all(holds_answer(a.sentence.text, tuple(item["gold"])) for a, item in firm)
@@ -107,15 +113,15 @@ def test_to_dict_is_json_and_says_the_outcome(report_index):
 
 
 def test_piaf_slice_answers_are_precise(tmp_path):
-    """On the PIAF slice (8 articles, 200 questions; 0.90 precision at 0.31 coverage, 0.885 shown
-    when measured), what is given as «Réponse» holds the gold answer."""
+    """On the PIAF slice (8 articles of piaf-dev, so fitted on; 200 questions: 0.91 precision at
+    0.33 coverage, 0.935 shown when measured), what is given as «Réponse» holds the gold answer."""
     gold = write_piaf_corpus(DATA / "piaf-slice.json", tmp_path / "corpus")
     build_index(tmp_path / "corpus", tmp_path / "index")
     answers = [(ask(g.question, index=tmp_path / "index"), g) for g in gold]
     firm = [(a, g) for a, g in answers if a.outcome == "answer"]
-    assert len(firm) / len(answers) >= 0.2
-    assert sum(holds_answer(a.sentence.text, g.answers) for a, g in firm) / len(firm) >= 0.82
-    assert sum(a.outcome != "none" for a, _ in answers) / len(answers) >= 0.8
+    assert len(firm) / len(answers) >= 0.25
+    assert sum(holds_answer(a.sentence.text, g.answers) for a, g in firm) / len(firm) >= 0.85
+    assert sum(a.outcome != "none" for a, _ in answers) / len(answers) >= 0.9
 
 
 # --- pieces ---------------------------------------------------------------------------------------
@@ -202,3 +208,106 @@ def test_calibration_error_by_hand():
     items = [judged(0.9, True), judged(0.9, False), judged(0.2, False), judged(0.2, False)]
     assert calibration_error(items) == pytest.approx(0.3)
     assert calibration_error([judged(0.75, True)] * 3 + [judged(0.75, False)]) == pytest.approx(0.0)
+
+
+# --- the fit: benchmarks/fit_confidence.py --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fc():
+    spec = importlib.util.spec_from_file_location("fit_confidence", ROOT / "benchmarks" / "fit_confidence.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fit_confidence"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_file_is_what_the_documented_command_writes(fc):
+    """Its defaults made it, on both halves of every set: `fit_confidence.py PATH --workdir DIR` rewrites it."""
+    record = json.loads(calibration_file(DEFAULT_MODEL).read_text(encoding="utf-8"))
+    assert record["fitted_by"] == fc.Settings().command()
+    assert record["settings"] == {**dataclasses.asdict(fc.Settings()), "fit": "all"}  # a changed default fails
+    assert record["fit_rows"]["piaf"] == record["fit_rows"]["piaf_on_report"] > 1700  # piaf-dev: 1,784
+    sizes = {"report": len(SETS["in_scope"]), "near_miss": len(SETS["near_miss"]),
+             "out_of_scope": len(SETS["out_of_scope"])}
+    assert {k: record["fit_rows"][k] for k in sizes} == sizes
+    t = calibration_for(DEFAULT_MODEL).thresholds
+    assert t.answer == fc.ANSWER_CONFIDENCE and (t.relevance_high, t.relevance_medium) == (0.5, 0.2)
+    assert 0.05 < t.possible < 0.5
+
+
+def test_the_command_line_gives_back_the_settings(fc):
+    settings = fc.Settings(gate_report_weight=40.0, gate_rule="coverage", precision=0.9)
+    flags = settings.command().split("--workdir DIR")[1].split()
+    assert fc.settings_from(fc.parse(["piaf.json", "--workdir", "d", *flags])) == settings
+    assert fc.Settings().command().endswith("--workdir DIR")  # the defaults need no flag
+    with pytest.raises(ValueError):
+        fc.Settings(gate_rule="best")
+
+
+GATE_SETS = ["report"] * 10 + ["near_miss"] * 10
+IN_SCOPE = [0.05, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]
+NEAR_MISS = [0.01, 0.02, 0.03, 0.04, 0.1, 0.2, 0.3, 0.45, 0.6, 0.95]
+
+
+def test_the_gate_balances_in_scope_shown_against_near_miss_refused(fc):
+    gate = np.array(IN_SCOPE + NEAR_MISS)
+    # 0.9 of in-scope shown and ≥ 0.6 of near-miss refused from 0.2 to 0.5: the centre of that range
+    assert fc.gate_threshold(gate, GATE_SETS, fc.Settings()) == pytest.approx(0.375)
+    # a far out-of-scope question at 0.35 must be refused too: the range narrows to 0.35–0.5
+    far = np.append(gate, 0.35)
+    assert fc.gate_threshold(far, [*GATE_SETS, "out_of_scope"], fc.Settings()) == pytest.approx(0.475)
+    # PIAF questions at 0.3: the threshold may not refuse more than 7 % of them
+    piaf = np.append(gate, [0.3] * 100)
+    assert fc.gate_threshold(piaf, GATE_SETS + ["piaf"] * 100, fc.Settings()) == pytest.approx(0.25)
+    coverage = fc.Settings(gate_rule="coverage", report_coverage=0.8)
+    assert fc.gate_threshold(gate, GATE_SETS, coverage) == pytest.approx(np.quantile(IN_SCOPE, 0.2))
+
+
+def synthetic(n: int, seed: int) -> list[Judged]:
+    """PIAF-like questions whose quote is right with a known probability, and report-like ones."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        name = ["piaf", "piaf", "piaf", "piaf_on_report", "report", "near_miss"][i % 6]
+        signals = {f: float(rng.normal()) for f in ANSWER_FEATURES}
+        if name in ("piaf_on_report", "near_miss"):
+            signals["dense_top"] -= 3.0
+        # near-miss quotes are rarely right: their low dense_top says so, as the model can learn
+        p = 1 / (1 + math.exp(-(1.5 * signals["sentence"] + signals["dense"] + 0.8 * signals["dense_top"] - 0.2)))
+        right = name != "piaf_on_report" and bool(rng.random() < p)
+        answer = Answer("q", False, (), None, None, "", "q", False, "possible", p, signals=signals)
+        case = Case(name, "q", DATA, "tune" if i % 12 < 6 else "check", ("x",) if name in ("piaf", "report") else ())
+        out.append(Judged(case, answer, right, (right or name in ("piaf", "report") and rng.random() < 0.5,)))
+    return out
+
+
+def test_the_fit_recovers_a_known_probability(fc):
+    pytest.importorskip("sklearn")
+    judged = synthetic(6000, seed=1)
+    answer, gate, thresholds = fc.fit_outcomes([j for j in judged if j.case.half == "tune"], fc.Settings())
+    check = [j for j in judged if j.case.half == "check" and j.case.set == "piaf"]
+    fitted = np.array([answer(j.answer.signals) for j in check])
+    assert np.abs(fitted - np.array([j.answer.confidence for j in check])).mean() < 0.03
+    assert calibration_error([dataclasses.replace(j, answer=dataclasses.replace(j.answer, confidence=float(p)))
+                              for j, p in zip(check, fitted, strict=True)]) < 0.05
+    assert thresholds.answer == fc.ANSWER_CONFIDENCE
+    far = [gate(j.answer.signals) for j in judged if j.case.set == "piaf_on_report"]
+    assert np.mean(np.array(far) < thresholds.possible) > 0.8  # their low dense_top: most are refused
+    rows = fc.two_fold(judged, fc.Settings())
+    assert [name for name, _ in rows] == ["tune → check", "check → tune", "mean"]
+    assert rows[2][1] == pytest.approx(list(np.mean([rows[0][1], rows[1][1]], axis=0)), nan_ok=True)
+    assert math.isnan(rows[0][1][7])  # no far out-of-scope question here: no figure
+
+
+def test_rescoring_from_signals_is_what_ask_says(fc, report_index):
+    """The two-fold table scores stored signals instead of asking again: the same outcome and confidence."""
+    calibration = calibration_for(DEFAULT_MODEL)
+    questions = ["Qui a revendiqué les attaques ?", "Qui est le président du Mali ?", *SETS["near_miss"][:4],
+                 *(item["q"] for item in SETS["in_scope"][:6])]
+    asked = [ask(q, index=report_index) for q in questions]
+    judged = [Judged(Case("report", q, report_index, "tune"), a, False, ())
+              for q, a in zip(questions, asked, strict=True)]
+    again = fc.rescored(judged, calibration)
+    assert [j.answer.outcome for j in again] == [a.outcome for a in asked]
+    assert [j.answer.confidence for j in again] == pytest.approx([a.confidence for a in asked])
+    assert {a.outcome for a in asked} >= {"answer", "none"}

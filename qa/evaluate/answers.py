@@ -9,7 +9,9 @@ Question sets, each asked of the index it belongs to:
   and the PIAF questions asked of the report.
 
 Every set is split in two halves: PIAF by article (even articles tune, odd check), the others by
-position. `benchmarks/fit_confidence.py` fits on "tune"; figures to trust come from "check".
+position. `benchmarks/fit_confidence.py` fits on one half and scores the other, both ways (the
+figures to trust: its two-fold table), then ships a file fitted on both: `qa eval answers` scores
+that file, so on these questions its figures are in-sample (`--fit tune` keeps "check" held out).
 The same collected cases feed both, so the fit and the benchmark judge exactly what `ask` does.
 """
 
