@@ -224,3 +224,7 @@ def test_pdf_lines_cut_by_hyphens_are_joined_in_linear_time():
     assert joins == ["\x00"] * (len(lines) - 1)  # "uti-" + "lisé": a cut word, never a compound of this text
     assert {"sous-préfectures", "arrière-pays", "est-à", "à-dire"} <= compounds(text)
     assert joiners(["les uti-", "lisé et le Mali-", "du nord"], compounds("mali-du, uti")) == ["\x00", ""]
+    # Compounds of letters beyond Latin-1, and one whose right part runs on past an apostrophe.
+    known = compounds("la main-d’œuvre, un œil-de-bœuf, sa sœur-jumelle")
+    assert joiners(["la main-", "d’œuvre a doublé", "par l’œil-", "de-bœuf, sa sœur-", "jumelle"], known) == [
+        "", " ", "", ""]

@@ -284,6 +284,23 @@ def test_no_english_in_the_accessibility_tree_whatever_the_browser_language(brow
         context.close()
 
 
+def test_a_second_refusal_while_the_first_shows_ends_the_wait(browser, app_url):  # noqa: F811
+    """Gradio puts a second error into the toast already showing (one body per type): the wait must end
+    on it too, not be said («Recherche en cours…») for a question that was refused."""
+    context, page = open_page(browser, app_url, DESKTOP)
+    try:
+        for _ in range(2):
+            page.locator("#question textarea").fill("   ")
+            page.locator("#question textarea").press("Enter")
+            page.locator("[data-testid='toast-text']").first.wait_for()
+        page.wait_for_function("document.querySelectorAll('[data-testid=\"toast-text\"]').length === 2")
+        page.wait_for_timeout(1_200)  # past the 0.7 s after which a wait is shown and said
+        assert page.locator("#qa-bar .qa-busy").is_hidden()
+        assert page.locator("#qa-live").text_content() != "Recherche en cours…"
+    finally:
+        context.close()
+
+
 def test_a_wait_and_a_full_queue_are_said_in_french(browser):  # noqa: F811
     """An app with the page's head script and a one-place queue: a question that waits is said («Recherche
     en cours…»); one that finds the queue full gets Gradio's busy toast in French (Gradio's page script

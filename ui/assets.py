@@ -203,7 +203,7 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
     const skip = document.querySelector('#qa-bar .qa-skip');
     const none = !document.querySelector('#chat .qa-answer');
     if (skip && skip.hidden !== none) skip.hidden = none;
-    const shown = document.querySelectorAll('[data-testid="toast-body"]').length;
+    const shown = document.querySelectorAll('[data-testid="toast-text"]').length;  // one body holds a type's toasts
     if (shown > toasts) window.qaDone();
     toasts = shown;
     window.qaGradioWords();

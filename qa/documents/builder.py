@@ -113,7 +113,7 @@ class TextBuilder:
                         tuple(min(p, len(text)) for p in pages))
 
 
-_HYPHEN_CUT_RE = re.compile(r"([A-Za-zÀ-ÿ]+)[-\u00ad\u2010]$")
+_HYPHEN_CUT_RE = re.compile(r"([^\W\d_]+)[-\u00ad\u2010]$")  # letters of any script: œil-, sœur-
 # Left parts of French compounds a line break may fall after: their hyphen is kept ("sous-" + "préfecture").
 COMPOUND_PREFIXES = frozenset(
     "anti après arrière avant auto bas basse belle beau cent chef contre demi deux dix entre ex grand grande "
@@ -122,6 +122,7 @@ COMPOUND_PREFIXES = frozenset(
 
 
 _COMPOUND_RE = re.compile(r"[^\W\d_]+(?:[-\u2010][^\W\d_]+)+")
+_LETTERS_RE = re.compile(r"[^\W\d_]*")
 
 
 def compounds(text: str) -> frozenset[str]:
@@ -146,7 +147,7 @@ def joiners(lines: list[str], known: frozenset[str] = frozenset()) -> list[str]:
         if not cut or not line[:1].islower():
             out.append(" ")
             continue
-        left, right = cut.group(1), re.split(r"[-\u2010 ]", line, maxsplit=1)[0].rstrip(".,;:!?»)")
+        left, right = cut.group(1), _LETTERS_RE.match(line).group()  # a word as `compounds` reads one
         compound = prev.endswith(("-", "\u2010")) and (
             left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in known)
         out.append("" if compound else "\x00")
