@@ -27,10 +27,11 @@ Thresholds, by rule on the fitted questions:
 - `possible` (the gate: below it, no answer): `--gate-rule balance` weighs issue 15's targets for
   the report against each other: the smallest of (in-scope shown - REPORT_COVERAGE), (near-miss
   refused - NEAR_MISS_REFUSED) and (far out-of-scope refused - FAR_REFUSED, for the written ones and
-  for PIAF's questions asked of the report) made as large as it can be, at the centre of the range
-  of thresholds that do it; never above the threshold that still shows POSSIBLE_COVERAGE of the
-  PIAF questions. `--gate-rule coverage`: the highest threshold still showing REPORT_COVERAGE of
-  the in-scope questions (the rule before the two-fold fit; its tail quantile moved with the fold);
+  for PIAF's questions asked of the report) made as large as it can be, at the middle one of the
+  candidate thresholds that do it (midpoints between the fitted questions' scores); never above the
+  threshold that still shows POSSIBLE_COVERAGE of the PIAF questions. `--gate-rule coverage`: the
+  highest threshold still showing REPORT_COVERAGE of the in-scope questions (the rule before the
+  two-fold fit; its tail quantile moved with the fold);
 - `answer`: ANSWER_CONFIDENCE, a cut on the calibrated probability itself (`--precision P` instead
   takes the lowest confidence at which the fitted PIAF answers are right P of the time: the tail of
   that curve is noisy, and the cut it gives moved far between the folds);
@@ -73,7 +74,7 @@ class Settings:
     """How the three models and the thresholds are fitted (the command line's options)."""
 
     answer_sets: str = "own"  # the answer model's questions: "own" corpus, "piaf" only, or "all"
-    report_weight: float = REPORT_WEIGHT  # the report's questions in the answer model (answer_sets "all")
+    report_weight: float = REPORT_WEIGHT  # the report's questions in the answer model, when it fits on them
     gate_report_weight: float = GATE_REPORT_WEIGHT
     gate_label: str = "in-scope"  # the report's in-scope questions are answerable ("in-scope") or only
     #                                when a gold excerpt is among the first three passages ("retrieved")
@@ -171,6 +172,8 @@ def gate_threshold(gate: np.ndarray, sets: list[str], settings: Settings) -> flo
     sets = np.array(sets)
     ceiling = float(np.quantile(gate[sets == "piaf"], 1 - settings.coverage)) if (sets == "piaf").any() else 1.0
     in_scope, near_miss = gate[sets == "report"], gate[sets == "near_miss"]
+    if not len(in_scope):
+        return ceiling  # no in-scope question to keep: only PIAF's coverage bounds the gate
     if settings.gate_rule == "coverage" or not len(near_miss):
         return min(ceiling, float(np.quantile(in_scope, 1 - settings.report_coverage)))
     values = np.unique(np.concatenate([in_scope, near_miss]))

@@ -52,7 +52,17 @@ def torch_model(model_dir):
 
 
 @pytest.fixture(scope="module")
-def encoder(model_dir) -> qe.QueryEncoder:
+def q8_made(model_dir) -> tuple[qe.QueryEncoder, list[str], dict]:
+    """The 8-bit encoder, loaded before anything in this module asks for the float32 export (asked for,
+    it is kept), with the cache folder's files and record as that load left them: whatever order or
+    selection the tests run in."""
+    q8 = qe.load_query_encoder(model_dir)
+    files = sorted(p.name for p in q8.path.parent.iterdir() if not p.name.startswith("."))
+    return q8, files, json.loads((q8.path.parent / store.RECORD).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def encoder(model_dir, q8_made) -> qe.QueryEncoder:
     """The float32 export, held to torch's vectors (the 8-bit default is held to it in turn)."""
     return qe.load_query_encoder(model_dir, quantized=False)
 
@@ -105,19 +115,16 @@ def torch_vectors(folder: Path, texts: list[str]) -> np.ndarray:
 # ------------------------------------------------------------------------------ fidelity
 
 
-def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, torch_model):
-    # First in the module, before the float32 fixture asks for model.onnx again (asked for, it is kept).
-    q8 = qe.load_query_encoder(model_dir)
+def test_8bit_weights_are_the_default_and_stay_close_to_torch(model_dir, q8_made, torch_model):
+    q8, files, record = q8_made
     assert qe.DEFAULT_QUANTIZED is True and q8.quantized and q8.path.name == store.Q8_FILE
     assert q8.path.parent == store.onnx_cache_dir(model_dir)
     assert q8.path.stat().st_size < 130_000_000  # 120 MB: the embedding table in int8 rows too (407 MB without)
-    record = json.loads((q8.path.parent / store.RECORD).read_text(encoding="utf-8"))
     assert record["files"][store.Q8_FILE] == {"size": q8.path.stat().st_size, "sha256": file_sha256(q8.path)}
     assert record["q8"]["min_cosine_to_fp32"] >= 0.999 and "tables=int8-rows" in record["q8"]["settings"]
     # The float32 export the 8-bit file was checked against is gone: one copy of the model per use.
-    assert not (q8.path.parent / store.FP32_FILE).exists() and store.FP32_FILE not in record["files"]
-    assert sorted(p.name for p in q8.path.parent.iterdir() if not p.name.startswith(".")) == sorted(
-        [store.Q8_FILE, store.RECORD, "vocab-entries.npy", "vocab-pieces.npy"])
+    assert store.FP32_FILE not in record["files"]
+    assert files == sorted([store.Q8_FILE, store.RECORD, "vocab-entries.npy", "vocab-pieces.npy"])
     for text in TEXTS:
         assert cosine(q8.encode(text), embed_query(torch_model, text)) >= 0.999
     batch = q8.encode_batch(["Qui ?", LONG, FRENCH[0]])

@@ -38,7 +38,8 @@ THEME = gr.themes.Soft(
 # tell apart: it becomes plain text. «Scroll down» is never shown (CSS: the chat never scrolls inside a
 # box), so it is out of the accessibility tree.
 _FRENCH = {"titles": TOAST_TITLES, "toasts": {english: typeset(french) for english, french in PAGE_TOASTS.items()}}
-GRADIO_WORDS_JS = f"<script>window.qaFrench = {json.dumps(_FRENCH)};</script>" + """
+_FRENCH_JSON = json.dumps(_FRENCH).replace("<", "\\u003c")  # no text can close the script element it sits in
+GRADIO_WORDS_JS = f"<script>window.qaFrench = {_FRENCH_JSON};</script>" + """
 <script>
 (function () {
   const titles = window.qaFrench.titles;
