@@ -187,6 +187,31 @@ def test_8bit_weights_that_stray_are_refused(tiny_model, exports, monkeypatch):
     assert qe.load_query_encoder(tiny_model, quantized=False).path.name == store.FP32_FILE
 
 
+def test_vocabulary_files_that_cannot_be_written_again_leave_questions_to_tokenizers(tiny_model, exports,
+                                                                                      monkeypatch, caplog):
+    """After an upgrade (another Unicode version in Python) the vocabulary files are written again; in a
+    cache that cannot be written, the 8-bit encoder still answers, its questions cut by tokenizers."""
+    from qa.model.unigram import UnigramTokenizer
+
+    q8 = qe.load_query_encoder(tiny_model)
+    assert isinstance(q8.tokenizer, UnigramTokenizer)
+    record_path = q8.path.parent / store.RECORD
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    record["tokenizer"]["versions"]["unicode"] = "9.0.0"  # as if written by another Python
+    record_path.write_text(json.dumps(record), encoding="utf-8")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(onnx_export, "write_tokens", read_only)
+    qe._encoders.clear()
+    with caplog.at_level("WARNING", logger="qa.model.onnx_export"):
+        again = qe.load_query_encoder(tiny_model)
+    assert again.path == q8.path and again.quantized and len(exports) == 1  # no export, no torch
+    assert not isinstance(again.tokenizer, UnigramTokenizer) and "using tokenizers" in caplog.text
+    assert np.allclose(again.encode(FRENCH[0]), q8.encode(FRENCH[0]), atol=1e-6)
+
+
 def test_question_encoder_falls_back_from_8bit_to_float32(tiny_model, exports, monkeypatch, caplog):
     from qa.model import onnx_quantize
 

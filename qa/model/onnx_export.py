@@ -54,12 +54,16 @@ def ensure_onnx(model_dir: Path | str, *, quantized: bool = False, force: bool =
         raise QueryEncoderUnavailable(str(exc)) from exc
     folder = onnx_cache_dir(model_dir)
     record = read_record(folder)
-    if not force and _usable(record, source_sha, quantized, folder) and tokens_ready(record, model_dir, folder):
+    usable = not force and _usable(record, source_sha, quantized, folder)
+    if usable and tokens_ready(record, model_dir, folder):
         return folder / (Q8_FILE if quantized else FP32_FILE)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return _export_locked(model_dir, folder, source_sha, quantized=quantized, force=force)
     except OSError as exc:  # a read-only or full cache
+        if usable:  # only the vocabulary files were to be written again: tokenizers reads the questions
+            logger.warning("Cannot write the question tokenizer's files into %s (%s); using tokenizers.", folder, exc)
+            return folder / (Q8_FILE if quantized else FP32_FILE)
         raise QueryEncoderUnavailable(f"Cannot write the ONNX export into {folder}: {exc}") from exc
 
 
@@ -113,6 +117,7 @@ def _export_locked(model_dir: Path, folder: Path, source_sha: str, *, quantized:
             write_record(folder, record)
             (folder / FP32_FILE).unlink(missing_ok=True)
         if record is not None and not tokens_ready(record, model_dir, folder):
+            stage("Encodeur de questions : vocabulaire pour découper les questions (une fois, quelques secondes)…")
             verify(model_dir, "tokenizer.json")
             write_tokens(model_dir, folder, record)
     return folder / (Q8_FILE if quantized else FP32_FILE)
