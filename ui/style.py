@@ -77,12 +77,11 @@ button.src-close:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px
 /* Gradio's clear icon, in the corner of the first question: it read as «delete this message» and
    repeated «Nouvelle conversation». */
 #chat .icon-button-wrapper { display: none !important; }
-.qa-sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
-  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
-/* «Aller à la dernière réponse»: out of sight until the keyboard reaches it, then in the flow (it pushes
-   the question box down, never floats over text). The newest answer shows where the focus went. */
-#qa-bar .qa-skip:not(:focus) { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
-  overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
+/* Read by a screen reader, out of sight; «Aller à la dernière réponse» too until the keyboard reaches it,
+   then in the flow (it pushes the question box down, never floats over text). The newest answer shows
+   where the focus went. */
+.qa-sr-only, #qa-bar .qa-skip:not(:focus) { position: absolute; width: 1px; height: 1px; padding: 0;
+  margin: -1px; overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
 #qa-bar .qa-skip:focus { padding: 0.3em 0.8em; border: 2px solid #1d4ed8; border-radius: 6px; cursor: pointer;
   background: var(--background-fill-primary); color: #1d4ed8; font-weight: 600; outline: 3px solid #1d4ed8;
   outline-offset: 2px; }

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import html
-
 from qa.index import IndexStatus
-from qa.terminal import clean
 from qa.wording import format_date, typeset
+from ui.render import esc
 
 
 def _plural(n: int, word: str) -> str:
@@ -23,8 +21,8 @@ def render_summary(status: IndexStatus) -> str:
         f"modèle {status.model} · "
         f"index construit le {format_date(status.created)}"
     )
-    # titles and the model's name come from files: inert, so no bidi override reorders the line
-    out = f'<div class="summary"><span class="summary-label">Corpus</span> {html.escape(clean(line))}</div>'
+    # titles and the model's name come from files: `esc` makes them inert, so no bidi override reorders the line
+    out = f'<div class="summary"><span class="summary-label">Corpus</span> {esc(line)}</div>'
     fresh = status.freshness
     if fresh.stale:
         details = [
@@ -41,5 +39,5 @@ def render_summary(status: IndexStatus) -> str:
             f"⚠ Index périmé ({', '.join(details)}) : les réponses portent sur l'index tel qu'il a été "
             "construit. Relancez « qa index build » ou redémarrez « qa serve »."
         )
-        out += f'<div class="stale">{html.escape(warning)}</div>'
+        out += f'<div class="stale">{esc(warning)}</div>'
     return out
