@@ -21,7 +21,6 @@ Prints figures; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fit_confidence as fc  # noqa: E402
 
-from qa.evaluate.answers import Judged, build_cases, calibration_error, judge  # noqa: E402
+from qa.evaluate.answers import Judged, calibration_error  # noqa: E402
 from qa.signals import ANSWER_FEATURES  # noqa: E402
 
 OWN = {"answer_sets": "own", "report_weight": 1.0}
@@ -164,13 +163,10 @@ def base_rates(judged: list[Judged]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("piaf")
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--sets", default="tests/data/mali-answers.json")
+    parser = fc.question_parser(__doc__)
     parser.add_argument("--splits", type=int, default=10, help="random splits into halves (0: none)")
     args = parser.parse_args()
-    judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets))
+    judged = fc.judged_questions(args)
     print(base_rates(judged))
     print()
     print(settings_table(judged, args.splits))

@@ -245,12 +245,23 @@ def markdown(rows: list[tuple[str, list[float]]], first: str = "fitted on → sc
     return "\n".join(lines + [f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for name, values in rows])
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def question_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every calibration benchmark takes: where the questions are and where to index them."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("piaf", help="piaf-dev.json")
     parser.add_argument("--sets", default="tests/data/mali-answers.json")
     parser.add_argument("--corpus", default="corpus")
     parser.add_argument("--workdir", required=True, help="where the PIAF and report indexes are built (reused)")
+    return parser
+
+
+def judged_questions(args: argparse.Namespace) -> list[Judged]:
+    """Every question of `question_parser`'s sets, asked and judged."""
+    return judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets, corpus=args.corpus))
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = question_parser(__doc__)
     parser.add_argument("--out", default=str(calibration_file(DEFAULT_MODEL)))
     parser.add_argument("--fit", choices=("all", "tune"), default="all",
                         help="all: print the two-fold table, then fit on both halves; tune: fit on the tune half")
@@ -267,7 +278,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     settings = settings_from(args)
-    judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets, corpus=args.corpus))
+    judged = judged_questions(args)
     if args.fit == "all":
         print("Two-fold: fitted on one half, scored on the other.\n")
         print(markdown(two_fold(judged, settings)))

@@ -10,7 +10,6 @@ out-of-scope refused, PIAF shown, PIAF-on-report refused. Prints figures; assert
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,19 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fit_confidence as fc  # noqa: E402
 
-from qa.evaluate.answers import build_cases, judge  # noqa: E402
-
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("piaf")
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--sets", default="tests/data/mali-answers.json")
+    parser = fc.question_parser(__doc__)
     parser.add_argument("--weights", type=float, nargs="+", default=[10.0, 20.0, 40.0])
     args = parser.parse_args()
-    judged = judge(build_cases(args.piaf, Path(args.workdir), sets=args.sets))
+    judged = fc.judged_questions(args)
     for weight in args.weights:
         print(f"\nGate weight of the report's questions: {weight:g}\n")
         print("| threshold | fitted on → scored on | in scope shown | near-miss refused | far refused | PIAF shown "
