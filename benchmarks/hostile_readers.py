@@ -4,9 +4,10 @@ Each case runs `qa.documents.read_document` in its own process, under a timeout 
 cap (so a quadratic or exploding reader is stopped, not left to sink the machine), and reports the
 seconds spent reading and the peak memory added by the read (resident, over the libraries' own).
 
-Usage: python benchmarks/hostile_readers.py [--code DIR] [--timeout S] [--memory GB]
+Usage: python benchmarks/hostile_readers.py [--code DIR] [--timeout S] [--memory GB] [--only TEXT]
   --code DIR: read with the `qa` package under DIR instead of this checkout, e.g. the code before the
   bounds: git archive bc31b22 qa | tar -x -C /tmp/before && python benchmarks/hostile_readers.py --code /tmp/before
+  --only TEXT: only the cases whose name holds TEXT (e.g. "pdf").
 Prints a table; asserts nothing.
 """
 
@@ -35,6 +36,8 @@ CASES = {  # name: (file name, the expression writing its bytes, with tests.host
     "docx, basedOn style cycle": ("cycle.docx", "h.style_cycle_docx()"),
     "docx, zip bomb (700 MB)": ("bomb.docx", "h.zip_bomb_docx(700)"),
     "docx, lying zip (700 MB)": ("bomb.docx", "h.zip_bomb_docx(700, declared=1000)"),
+    "pdf, 5k hyphen-cut lines": ("cut.pdf", "h.hyphenated_pdf(5_000)"),
+    "pdf, 20k hyphen-cut lines": ("cut.pdf", "h.hyphenated_pdf(20_000)"),
 }
 
 CHILD = """
@@ -110,18 +113,19 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=ROOT, help="folder holding the qa package to measure")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--memory", type=float, default=3.0, help="address-space cap of each case, GB")
+    parser.add_argument("--only", default="", help="only the cases whose name holds this text")
     args = parser.parse_args()
     print(f"qa from {args.code}; each case capped at {args.timeout:g} s and {args.memory:g} GB of address space\n")
     print(f"| {'case':<28} | {'file':>9} | {'seconds':>8} | {'peak MB':>8} | outcome")
     print(f"|{'-' * 30}|{'-' * 11}:|{'-' * 9}:|{'-' * 9}:|---------")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in CASES:
+        for name in (n for n in CASES if args.only in n):
             row = run_case(name, args.code.resolve(), args.timeout, int(args.memory * 1e9), Path(tmp))
             size = f"{row['bytes'] / 1e6:.2f} MB" if row["bytes"] else "-"
             seconds = f"{row['seconds']:.2f}" if row["seconds"] is not None else "-"
             mb = f"{row['mb']:.0f}" if row["mb"] is not None else "-"
             print(f"| {name:<28} | {size:>9} | {seconds:>8} | {mb:>8} | {row['outcome'][:90]}", flush=True)
-        if args.code.resolve() == ROOT:
+        if args.code.resolve() == ROOT and not args.only:
             print("\n| reading worker | seconds |\n|---|---:|")
             for label, seconds in worker_cost(Path(tmp)):
                 print(f"| {label} | {seconds:.5f} |")

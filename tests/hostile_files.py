@@ -108,3 +108,17 @@ def merged_column_docx(rows: int) -> bytes:
                    for i in range(1, rows))
     table = f'<w:tbl><w:tblGrid><w:gridCol/><w:gridCol/></w:tblGrid><w:tr>{head}</w:tr>{body}</w:tbl>'
     return docx_with_body(table.encode())
+
+
+def hyphenated_pdf(lines: int) -> bytes:
+    """A PDF of `lines` lines, 50 a page, each ending in a word cut by a hyphen («uti-» + «lisé»): the
+    cut-word check once searched the whole text for every such line."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.samples import write_pdf_pages
+
+    line = ("Helvetica", 10, "lisé des drones dans la région, les assaillants ont uti-", 0)
+    pages = [[line] * min(50, lines - start) for start in range(0, lines, 50)]
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_pdf_pages(Path(tmp) / "cut.pdf", pages).read_bytes()

@@ -214,8 +214,9 @@ def test_a_file_name_that_is_not_utf8_is_listed_with_its_reason(tmp_path):
 
 
 def test_pdf_lines_cut_by_hyphens_are_joined_in_linear_time():
-    """The cut-word check searched the whole document's text once per line ending in a hyphen:
-    5,000 such lines took 1.5 s, 20,000 took 22 s. The document's compounds are now read once."""
+    """The cut-word check searched the whole document's text once per line ending in a hyphen (its
+    time grew with the square of the lines: `benchmarks/hostile_readers.py --only pdf`); the document's
+    compounds are now read once."""
     lines = ["Les assaillants ont uti-"] + [f"lisé des drones (ligne {i}), puis uti-" for i in range(20_000)]
     text = " ".join(lines) + " Les sous-préfectures et l’arrière‐pays, c’est-à-dire le Nord."
     start = time.perf_counter()
