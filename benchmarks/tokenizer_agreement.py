@@ -80,6 +80,8 @@ def main() -> int:
         kinds["every piece ×3"] = [piece * 3 for piece, _ in config["model"]["vocab"]]
     with tempfile.TemporaryDirectory() as tmp:
         spec = unigram.write_vocabulary(config, held, Path(tmp))
+        print(f"code points handed to tokenizers (Python's and the Rust crate's Unicode disagree): "
+              f"{len(spec['nfkc_differs'])}")
         fast = unigram.UnigramTokenizer(Path(tmp), spec, max_length=512, pad_id=reference.padding["pad_id"],
                                         fallback=lambda: reference)
         print("| texts | count | ids differ | handed to tokenizers |\n|---|---|---|---|")
