@@ -172,6 +172,11 @@ def test_desktop_has_no_serious_violation_and_copies_a_citation(browser, app_url
         answer.locator(".reponse-actions .copy-btn").click()
         page.wait_for_function("document.querySelector('#qa-live').textContent.includes('copiée')")
         assert page.evaluate("navigator.clipboard.readText()") == citation
+        copy = answer.locator(".reponse-actions .copy-btn")
+        assert copy.inner_text().startswith("Citation copiée")
+        copy.click()  # again while «Citation copiée» shows: the button must still come back to its words
+        page.wait_for_timeout(2400)
+        assert copy.inner_text().startswith("Copier la citation"), copy.inner_text()
 
         answer.locator(".card-actions button.cite-btn").first.click()
         page.wait_for_selector("#viewer #hl")

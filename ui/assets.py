@@ -115,9 +115,13 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
   function copy(btn) {
     const text = btn.value;
     const label = btn.firstChild;  // the visible words; the hidden span after them says which citation
+    // ui.render.COPY_LABEL, kept on the first click and restored after each acknowledgement (a second
+    // click within two seconds must not keep «Citation copiée» for good)
+    if (!btn.dataset.words) btn.dataset.words = label.data;
+    const words = btn.dataset.words;
     const done = function () {
       label.data = 'Citation copi\\u00e9e';
-      setTimeout(function () { label.data = 'Copier la citation'; }, 2000);
+      setTimeout(function () { label.data = words; }, 2000);
       window.qaAnnounce('Citation copi\\u00e9e.');
     };
     const fallback = function () {

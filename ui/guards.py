@@ -3,7 +3,10 @@ analytics. The HTTP edge (routes, body cap, Gradio's own messages) is `ui.edge`.
 
 from __future__ import annotations
 
+import contextlib
+import html
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -37,6 +40,18 @@ def fail(message: str) -> gr.Error:
 def french_error(exc: Exception) -> str:
     """One French line for an engine error (the message shown in the app)."""
     return french_message(exc)
+
+
+@contextlib.contextmanager
+def engine_call() -> Iterator[None]:
+    """Run an engine call so that its refusals reach the user as French toasts: a `qa.QAError` with
+    its French message, a ValueError (a question the engine refuses) as «Question refusée»."""
+    try:
+        yield
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
+    except ValueError as exc:
+        raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
 
 
 def check_question(question: object) -> str:

@@ -6,7 +6,6 @@ types, ranges), since any event is callable over HTTP; refusals are French `gr.E
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +15,7 @@ import qa
 from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
 from qa.wording import typeset
-from ui.guards import check_docs, check_k, check_question, fail, french_error
+from ui.guards import check_docs, check_k, check_question, engine_call, fail, french_error
 from ui.render import citations, esc, render_answer, render_source, render_user
 from ui.summary import render_summary
 
@@ -60,12 +59,8 @@ def respond(
     question = check_question(question)
     k = check_k(k, MAX_UI_K)
     turns = list(turns or [])
-    try:
+    with engine_call():
         answer = qa.ask(question, [t["question"] for t in turns], k=k, index=index, docs=check_docs(docs, index))
-    except qa.QAError as exc:
-        raise fail(french_error(exc)) from exc
-    except ValueError as exc:
-        raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
     turn_id = turns[-1]["id"] + 1 if turns else 0
     turns.append({"id": turn_id, "question": question, "citations": citations(answer), "outcome": answer.outcome,
                   "confidence": answer.confidence})
@@ -103,10 +98,8 @@ def retrieve_passages(question: object, k: object = 5, *, index: str | Path = "i
     """The API's /retrieve: the k best passages as dicts (Passage.to_dict), best first."""
     question = check_question(question)
     k = check_k(k, MAX_K)
-    try:
+    with engine_call():
         return [p.to_dict() for p in qa.retrieve(question, k, index=index)]
-    except qa.QAError as exc:
-        raise fail(french_error(exc)) from exc
 
 
 def check_history(history: object) -> list[str | dict]:
@@ -156,12 +149,8 @@ def ask_answer(
     question = check_question(question)
     history = check_history(history)
     k = check_k(k, MAX_K)
-    try:
+    with engine_call():
         return qa.ask(question, history, k=k, index=index).to_dict()
-    except qa.QAError as exc:
-        raise fail(french_error(exc)) from exc
-    except ValueError as exc:
-        raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
 
 
 def index_status(index: str | Path, corpus: str | Path | None) -> dict:
