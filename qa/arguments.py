@@ -68,6 +68,11 @@ class FrenchParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog} : erreur : {french_error(message)}\n")
 
 
+def add_index_option(parser: argparse.ArgumentParser) -> None:
+    """--index, the same for every command that reads or writes an index."""
+    parser.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+
+
 def build_parser() -> FrenchParser:
     """The `qa` command's arguments."""
     parser = FrenchParser(
@@ -81,7 +86,7 @@ def build_parser() -> FrenchParser:
     isub = index.add_subparsers(dest="index_command", metavar="ACTION")
     build = isub.add_parser("build", help="indexer les documents du corpus")
     build.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
-    build.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    add_index_option(build)
     build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
     build.add_argument("--full", action="store_true",
                        help="tout réencoder, même les documents inchangés "
@@ -92,13 +97,13 @@ def build_parser() -> FrenchParser:
     build.add_argument("--dense", choices=["auto", "flat", "ivf"], default="auto",
                        help="index vectoriel : exact (flat), approché (ivf) ou selon la taille (auto, défaut)")
     status = isub.add_parser("status", help="l'index est-il à jour ?")
-    status.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    add_index_option(status)
     status.add_argument("--corpus", default=None, help="dossier des documents (défaut : celui de l'index)")
 
     ask = sub.add_parser("ask", help="poser une question")
     ask.add_argument("question", help="la question, en français")
     ask.add_argument("-k", type=int, default=3, help="nombre de passages (défaut : 3)")
-    ask.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    add_index_option(ask)
     ask.add_argument("--json", action="store_true", help="sortie JSON pour les programmes")
     ask.add_argument("--doc", action="append", default=None, metavar="DOCUMENT",
                      help="chercher seulement dans ce document (chemin relatif au corpus ; répétable)")
@@ -109,7 +114,7 @@ def build_parser() -> FrenchParser:
     serve.add_argument("--port", type=int, default=7860, help="port (défaut : 7860)")
     serve.add_argument("--corpus", default=None,
                        help="dossier des documents (défaut : celui de l'index, sinon corpus)")
-    serve.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    add_index_option(serve)
 
     ev = sub.add_parser("eval", help="mesurer la qualité et la vitesse")
     esub = ev.add_subparsers(dest="eval_command", metavar="JEU")
@@ -129,5 +134,5 @@ def build_parser() -> FrenchParser:
     answers.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
     mali = esub.add_parser("report", help="questions sur le rapport (mali-dev.json)")
     mali.add_argument("path", help="chemin de mali-dev.json")
-    mali.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+    add_index_option(mali)
     return parser
