@@ -77,16 +77,23 @@ _NAME_QUESTION = re.compile(
 _MONTHS = ("janvier février mars avril mai juin juillet août septembre octobre novembre décembre "
            "lundi mardi mercredi jeudi vendredi samedi dimanche siècle siècles")
 _DATE_TEXT = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b|\b(?:" + "|".join(_MONTHS.split()) + r")\b"
-                        r"|\b\d{1,2}/\d{1,2}\b|\b(?:[IVXL]+e|\d+e)\b")
+                        r"|\b\d{1,2}/\d{1,2}\b|\b(?:(?!Le\b)[IVXL]+e|\d+e)\b")  # "XIXe", "3e"; not the article "Le"
 _NUMBERS = ("deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt vingts "
             "trente quarante cinquante soixante cent cents mille million millions milliard milliards dizaine "
             "dizaines centaine centaines millier milliers douzaine douzaines moitié tiers quart premier première")
 _NUMBER_TEXT = re.compile(r"\d|%|\b(?:" + "|".join(_NUMBERS.split()) + r")\b")
-# The question's focus: the noun it asks about, right after its question word ("Qui est le président
-# …", "Quelle est la capitale …", "Combien d'habitants …"). A report that never names it cannot answer.
+# The question's focus: the noun it asks about ("Qui est le président …", "Quelle est la capitale …",
+# "Combien d'habitants …", "Quel type de pouvoir …"). A report that never names it cannot answer.
+# Only a noun: "Qui dirige …", "Qui est derrière …" and "Combien coûte …" have no focus word (a verb or a
+# preposition is not what is asked about), and "type de", "autres", "principale" are passed over.
 _FOCUS = re.compile(
-    r"^\s*(?:qui|quel|quelle|quels|quelles|combien)\s+(?:(?:est|sont|était|étaient)\s+)?"
-    r"(?:(?:des|du|de)\b\s*|d')?(?:(?:les|le|la|un|une)\b\s*|l')?([\w-]+)"
+    r"^\s*(?:qui\s+(?:est|sont|était|étaient|fut)\s+(?:les\s+|le\s+|la\s+|l'|un\s+|une\s+)"
+    r"|(?:quel|quelle|quels|quelles)\s+(?:(?:est|sont|était|étaient|fut)\s+(?:les\s+|le\s+|la\s+|l'))?"
+    r"|combien\s+(?:de\s+|d'|des\s+))"
+    r"(?:(?:types?|sortes?|genres?|formes?)\s+(?:de\s+|d'))?"
+    r"(?:(?:autres?|principale?s?|principaux|premier|première|premiers|premières|nouveaux|nouvelles?|nouveau|"
+    r"seule?s?|grande?s?|différente?s?)\s+)?"
+    r"([\w-]+)"
 )
 _WORD = re.compile(r"[\w'’-]+")
 _ACRONYM = re.compile(r"^[A-ZÀ-Ý]{2,}$")
@@ -113,6 +120,12 @@ def holds_type(text: str, kind: str | None) -> bool:
     if kind == "number":
         return _NUMBER_TEXT.search(text.lower()) is not None
     return bool(names(text))
+
+
+def focus_word(question: str) -> str | None:
+    """The noun the question asks about ("Qui est le président du Mali ?" → "président"), or None."""
+    match = _FOCUS.match(normalize_apostrophes(question).lower())
+    return match.group(1) if match else None
 
 
 def names(text: str) -> set[str]:
@@ -151,8 +164,8 @@ def question_signals(idx: Index, query: str) -> QuestionSignals:
     terms = frozenset(analyze(query, question=True))
     known = idx.bm25.get_tokens_ids(sorted(terms)) if terms else []
     missing = (len(terms) - len(known)) / len(terms) if terms else 1.0
-    focus = _FOCUS.match(normalize_apostrophes(query).lower())
-    focus_terms = analyze(focus.group(1)) if focus else []
+    focus = focus_word(query)
+    focus_terms = analyze(focus) if focus else []
     focus_missing = float(bool(focus_terms) and not idx.bm25.get_tokens_ids(focus_terms))
     return QuestionSignals(terms, frozenset(names(query)), answer_type(query), missing, focus_missing)
 

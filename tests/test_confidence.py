@@ -26,7 +26,7 @@ from qa.confidence import Logistic, calibration_file, calibration_for, relevance
 from qa.evaluate.answers import Case, Judged, calibration_error
 from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
 from qa.model import DEFAULT_MODEL
-from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES, answer_type, holds_type, names
+from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES, answer_type, focus_word, holds_type, names
 
 from .conftest import DATA, ROOT
 
@@ -190,9 +190,32 @@ def test_answer_type_of_a_question(question, kind):
     assert answer_type(question) == kind
 
 
+@pytest.mark.parametrize(("question", "focus"), [
+    ("Qui est le président du Mali ?", "président"),
+    ("Quelle est la capitale du Mali ?", "capitale"),
+    ("Combien d'habitants compte Tombouctou ?", "habitants"),
+    ("Combien de soldats maliens ont perdu la vie ?", "soldats"),
+    ("Quel type de pouvoir est en place à Bamako ?", "pouvoir"),
+    ("Quels autres groupes sont actifs au Burkina Faso ?", "groupes"),
+    ("Qui est le Premier ministre du Mali ?", "ministre"),
+    ("Quelle est la principale ressource du Mali ?", "ressource"),
+    ("Quel est l'objectif du mouvement ?", "objectif"),
+    ("Qui souffre le plus de ces violences ?", None),  # a verb is not what is asked about
+    ("Qui dirige le JNIM ?", None),
+    ("Qui est derrière cette offensive ?", None),
+    ("Combien coûte un drone ?", None),
+    ("Qui est Iyad Ag Ghaly ?", None),  # a name: names_missing's business
+    ("Où se trouve le camp ?", None),
+])
+def test_focus_word_is_the_noun_asked_about(question, focus):
+    assert focus_word(question) == focus
+
+
 def test_holds_type_finds_dates_numbers_and_names():
     assert holds_type("Au début du mois de juillet 2025, le Mali a subi…", "date")
     assert not holds_type("Les forces armées maliennes ont indiqué que les assaillants ont ciblé…", "date")
+    assert not holds_type("Le camp militaire de Niono a été attaqué.", "date")  # "Le" is no Roman numeral
+    assert holds_type("Il vécut au XIXe siècle.", "date") and holds_type("sous la Ve République", "date")
     assert holds_type("au moins sept localités", "number") and holds_type("12 % des votes", "number")
     assert not holds_type("Des civils ont aussi été pris au piège des combats.", "number")
     assert holds_type("revendiquées par le JNIM", "name")
