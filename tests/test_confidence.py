@@ -1,9 +1,9 @@
 """Calibrated answers: outcomes, confidence and the question sets written for them (issue 15).
 
-tests/data/mali-answers.json holds 82 in-scope questions, 82 near-miss questions on the report's
+tests/data/mali-answers.json holds 112 in-scope questions, 82 near-miss questions on the report's
 subject that it does not answer, and 30 far out-of-scope ones, written for this project. The
 floors sit under what the shipped calibration scores on the whole file (near-miss `none` 0.66,
-in-scope `answer`+`possible` 0.90, far out-of-scope `none` 1.0: `qa eval answers … --half all`);
+in-scope `answer`+`possible` 0.93, far out-of-scope `none` 1.0: `qa eval answers … --half all`);
 the file was fitted on these questions too (`benchmarks/fit_confidence.py`, whose two-fold table
 holds the figures on questions a fit has not seen).
 """
@@ -70,6 +70,19 @@ def test_in_scope_questions_get_an_answer_or_a_hedged_one(outcomes):
     # what is given as «Réponse» is right
     firm = [(a, item) for a, item in zip(outcomes["in_scope"], SETS["in_scope"], strict=True) if a.outcome == "answer"]
     assert firm and all(holds_answer(a.sentence.text, tuple(item["gold"])) for a, item in firm)
+
+
+@pytest.mark.parametrize("question", [
+    "Combien de localités ont été visées ?",  # in the sets since; refused before they had such questions
+    "Combien de localités ont été ciblées ?",
+    "Quel camp militaire a été visé ?",
+    "Qui a revendiqué ces attaques djihadistes ?",
+    "Quelles zones ont été attaquées ?",
+])
+def test_a_question_in_the_reports_own_words_is_not_refused(report_index, question):
+    """Every keyword in the passage is no sign of a near-miss question (a set of paraphrases alone
+    once taught the gate that it was: «Combien de localités ont été visées ?» was refused)."""
+    assert ask(question, index=report_index).outcome in ("answer", "possible")
 
 
 @pytest.mark.parametrize("question", [
