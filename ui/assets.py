@@ -136,12 +136,19 @@ HEAD = f"<style>{HEAD_CSS}</style>" + GRADIO_WORDS_JS + """
     if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, fallback);
     else fallback();
   }
-  function toAnswer() {
+  // The newest question scrolled to the top of the page, its answer and cards below it; returns that
+  // answer (after each answer, `AFTER_ANSWER_JS`, and on «Aller à la dernière réponse»).
+  window.qaNewest = function () {
+    const users = document.querySelectorAll('#chat [data-testid="user"]');
     const answers = document.querySelectorAll('#chat .qa-answer');
-    const answer = answers[answers.length - 1];
+    const answer = answers[answers.length - 1] || null;
+    const top = users.length ? users[users.length - 1] : answer;
+    if (top) top.scrollIntoView({block: 'start', behavior: 'instant'});
+    return answer;
+  };
+  function toAnswer() {
+    const answer = window.qaNewest();
     if (!answer) return;
-    const users = document.querySelectorAll('#chat [data-testid="user"]');  // the newest question, on top
-    (users.length ? users[users.length - 1] : answer).scrollIntoView({block: 'start', behavior: 'instant'});
     answer.setAttribute('tabindex', '-1');
     answer.focus({preventScroll: true});
   }
@@ -236,13 +243,10 @@ VIEWER_JS = (
 # After an answer: scroll the page so the new question is at the top (its answer and cards below it),
 # and announce the answer in one short sentence: the outcome, the confidence, the quoted sentence.
 AFTER_ANSWER_JS = """() => {
-  if (window.qaDone) window.qaDone();
-  const users = document.querySelectorAll('#chat [data-testid="user"]');
-  const last = users[users.length - 1];
-  if (last) last.scrollIntoView({block: 'start', behavior: 'instant'});
-  const answers = document.querySelectorAll('#chat .qa-answer');
-  const answer = answers[answers.length - 1];
-  if (!answer || !window.qaAnnounce) return;
+  if (!window.qaNewest) return;  // the <head> script (qaDone, qaNewest, qaAnnounce) is not there
+  window.qaDone();
+  const answer = window.qaNewest();
+  if (!answer) return;
   const n = answer.querySelectorAll('.card').length;
   const text = (css) => { const e = answer.querySelector(css); return e ? e.textContent.trim() : ''; };
   const quote = answer.querySelector('.reponse-text');
