@@ -168,11 +168,11 @@ def test_desktop_has_no_serious_violation_and_copies_a_citation(browser, app_url
         citation = (f"{guillemets(expected.sentence.text)} — {where} ({top.doc}, caractères "
                     f"{expected.sentence.start}–{expected.sentence.end})")
         assert answer.locator(".copy-btn").count() == answer.locator(".card").count() + 1
-        assert answer.locator(".reponse-actions .copy-btn").get_attribute("value") == citation
-        answer.locator(".reponse-actions .copy-btn").click()
+        copy = answer.locator(".reponse-actions .copy-btn")
+        assert copy.get_attribute("value") == citation
+        copy.click()
         page.wait_for_function("document.querySelector('#qa-live').textContent.includes('copiée')")
         assert page.evaluate("navigator.clipboard.readText()") == citation
-        copy = answer.locator(".reponse-actions .copy-btn")
         assert copy.inner_text().startswith("Citation copiée")
         copy.click()  # again while «Citation copiée» shows: the button must still come back to its words
         page.wait_for_timeout(2400)
