@@ -43,6 +43,7 @@ ANSWER_FEATURES = (
     "cross_margin",  # the quoted sentence's score minus the best sentence of the other candidate passages
     "sentence_words",  # log(1 + words in the quoted sentence): a longer sentence holds more
     "focus_missing",  # the question's focus word ("le président", "combien d'habitants") is nowhere in the index
+    "number_mismatch",  # a number is asked for and the sentence holds none: the strongest of the three kinds
 )
 PASSAGE_FEATURES = (
     "dense",
@@ -218,4 +219,5 @@ def answer_signals(q: QuestionSignals, chosen: Passage, passages: Sequence[Passa
         "cross_margin": chosen.sentence_score - max(others) if others else 0.0,
         "sentence_words": math.log1p(len(chosen.sentence.text.split())),
         "focus_missing": q.focus_missing,
+        "number_mismatch": float(q.kind == "number" and not holds_type(chosen.sentence.text, q.kind)),
     }
