@@ -4,7 +4,8 @@ whether it holds that kind; and how often the answer is in reach at all.
     python benchmarks/quote_kinds.py PATH/piaf-dev.json --workdir DIR
 
 The kinds are `qa.signals.answer_type`'s (a date, a number, a name, or nothing in particular) and
-"holds it" is `qa.signals.holds_type` on the sentence `ask` quotes (or would quote). The reach lines
+"holds it" is the answer's own `type_mismatch` signal, read from what `ask` saw for the sentence it
+quotes (or would quote). The reach lines
 say for how many PIAF questions a gold answer text lies in the first passage and in the first three
 (the quoted sentence cannot be right more often). These rates chose the `number_mismatch` signal
 (docs/evaluation.md, "Trust"). Prints figures; asserts nothing.
@@ -21,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fit_confidence as fc  # noqa: E402
 
-from qa.citations import answer_passage  # noqa: E402
 from qa.evaluate.retrieval import holds_answer  # noqa: E402
-from qa.signals import answer_type, holds_type  # noqa: E402
+from qa.signals import answer_type  # noqa: E402
 
 SETS = ("piaf", "report", "near_miss")
 
@@ -36,9 +36,8 @@ def main() -> None:
     for j in judged:
         if j.case.set not in SETS or not j.answer.passages:
             continue
-        kind = answer_type(j.case.question)
-        quoted = answer_passage(list(j.answer.passages))
-        tally = counts[j.case.set, kind or "-", holds_type(quoted.sentence.text, kind)]
+        kind = answer_type(j.answer.query)  # what the signals were computed from
+        tally = counts[j.case.set, kind or "-", not j.answer.signals["type_mismatch"]]
         tally[0] += 1
         tally[1] += j.right
         if j.case.set == "piaf":

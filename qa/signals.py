@@ -201,6 +201,7 @@ def answer_signals(q: QuestionSignals, chosen: Passage, passages: Sequence[Passa
     best_bm25 = max(x.keyword_score for x in passages)
     agree = top.dense_score >= max(x.dense_score for x in passages) and top.keyword_score >= best_bm25
     others = [x.sentence_score for x in passages[:ANSWER_DEPTH] if x is not chosen]
+    lacks_kind = not holds_type(chosen.sentence.text, q.kind)
     return {
         "dense_top": top.dense_score,
         "dense": chosen.dense_score,
@@ -214,10 +215,10 @@ def answer_signals(q: QuestionSignals, chosen: Passage, passages: Sequence[Passa
         "lists_agree": float(agree),
         "first": float(chosen.rank == 1),
         "type_expected": float(q.kind is not None),
-        "type_mismatch": float(not holds_type(chosen.sentence.text, q.kind)),
+        "type_mismatch": float(lacks_kind),
         "bm25_share": chosen.keyword_score / best_bm25 if best_bm25 > 0 else 0.0,
         "cross_margin": chosen.sentence_score - max(others) if others else 0.0,
         "sentence_words": math.log1p(len(chosen.sentence.text.split())),
         "focus_missing": q.focus_missing,
-        "number_mismatch": float(q.kind == "number" and not holds_type(chosen.sentence.text, q.kind)),
+        "number_mismatch": float(q.kind == "number" and lacks_kind),
     }
