@@ -7,12 +7,13 @@ Heavy libraries (torch, faiss, Gradio) load on first use inside qa, so `qa --hel
 from __future__ import annotations
 
 import argparse
+import gettext
 import logging
 import os
 import sys
+from pathlib import Path
 
 from qa.answer import ask
-from qa.arguments import build_parser
 from qa.errors import QAError, build_command, french_message
 from qa.evaluate.answers import evaluate_answers
 from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
@@ -23,9 +24,27 @@ from qa.terminal import clean, configure_output, json_text
 from qa.wording import RELEVANCE_LABELS, format_date, percent, quoted
 
 USAGE_ERROR = 2
+LOCALE = Path(__file__).parent / "locale"  # argparse's own words in French (locale/fr/LC_MESSAGES/qa.po)
+
+
+def french_argparse() -> None:
+    """argparse writes «usage:», its headings and its errors through gettext's current domain: make it
+    this package's French catalog. The command speaks French whatever the terminal's locale."""
+    gettext.bindtextdomain("qa", LOCALE)
+    gettext.textdomain("qa")
+    os.environ["LANGUAGE"] = "fr"  # gettext picks the catalog's language from the environment
+
+
+def whole_number(text: str) -> int:
+    """An integer argument, refused in French (argparse would name the type «int»)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"nombre entier attendu, reçu {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
+    french_argparse()
     parser = build_parser()
     args = parser.parse_args(argv)
     # The engine logs in English for developers; users read the CLI's French lines instead.
@@ -226,6 +245,76 @@ def _eval_answers(args: argparse.Namespace) -> int:
 def _eval_report(args: argparse.Namespace) -> int:
     print(clean(format_table(evaluate_report(args.path, index=args.index)), newlines=True))
     return 0
+
+
+def add_index_option(parser: argparse.ArgumentParser) -> None:
+    """--index, the same for every command that reads or writes an index."""
+    parser.add_argument("--index", default="index", help="dossier de l'index (défaut : index)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `qa` command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="qa",
+        description="Questions-réponses en français sur des rapports, avec citations exactes.",
+    )
+    parser.add_argument("--debug", action="store_true", help="afficher les détails techniques des erreurs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
+
+    index = sub.add_parser("index", help="construire ou vérifier l'index")
+    isub = index.add_subparsers(dest="index_command", metavar="ACTION")
+    build = isub.add_parser("build", help="indexer les documents du corpus")
+    build.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
+    add_index_option(build)
+    build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
+    build.add_argument("--full", action="store_true",
+                       help="tout réencoder, même les documents inchangés "
+                            "(défaut : seulement les nouveaux et modifiés)")
+    build.add_argument("--workers", type=whole_number, default=None,
+                       help="encoder sur N workers Ray (extra « cluster » ; défaut : un seul processus)")
+    build.add_argument("--ray-address", default=None, help="adresse d'un cluster Ray existant (extra « cluster »)")
+    build.add_argument("--dense", choices=["auto", "flat", "ivf"], default="auto",
+                       help="index vectoriel : exact (flat), approché (ivf) ou selon la taille (auto, défaut)")
+    status = isub.add_parser("status", help="l'index est-il à jour ?")
+    add_index_option(status)
+    status.add_argument("--corpus", default=None, help="dossier des documents (défaut : celui de l'index)")
+
+    ask = sub.add_parser("ask", help="poser une question")
+    ask.add_argument("question", help="la question, en français")
+    ask.add_argument("-k", type=whole_number, default=3, help="nombre de passages (défaut : 3)")
+    add_index_option(ask)
+    ask.add_argument("--json", action="store_true", help="sortie JSON pour les programmes")
+    ask.add_argument("--doc", action="append", default=None, metavar="DOCUMENT",
+                     help="chercher seulement dans ce document (chemin relatif au corpus ; répétable)")
+    ask.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="ouvrir l'assistant dans le navigateur")
+    serve.add_argument("--host", default="127.0.0.1", help="adresse d'écoute (défaut : 127.0.0.1, cette machine seule)")
+    serve.add_argument("--port", type=whole_number, default=7860, help="port (défaut : 7860)")
+    serve.add_argument("--corpus", default=None,
+                       help="dossier des documents (défaut : celui de l'index, sinon corpus)")
+    add_index_option(serve)
+
+    ev = sub.add_parser("eval", help="mesurer la qualité et la vitesse")
+    esub = ev.add_subparsers(dest="eval_command", metavar="JEU")
+    piaf = esub.add_parser("piaf", help="questions PIAF (fichier JSON au format SQuAD)")
+    piaf.add_argument("path", help="chemin de piaf-dev.json")
+    piaf.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
+    piaf.add_argument("--limit", type=whole_number, default=None, help="n'utiliser que les N premiers articles")
+    answers = esub.add_parser("answers", help="réponses de qa.ask : couverture, précision, calibration")
+    answers.add_argument("piaf", help="chemin de piaf-dev.json")
+    answers.add_argument("--sets", default=None,
+                         help="questions sur le rapport : dans le sujet, voisines, hors sujet (mali-answers.json)")
+    answers.add_argument("--dev", default=None, help="questions du rapport au format mali-dev.json (facultatif)")
+    answers.add_argument("--half", choices=["tune", "check", "all"], default="check",
+                         help="moitié des questions : réglage (tune), contrôle (check, défaut) ou toutes (all)")
+    answers.add_argument("--follow-ups", default=None, help="questions de suivi supplémentaires (JSON)")
+    answers.add_argument("--corpus", default="corpus", help="dossier du rapport (défaut : corpus)")
+    answers.add_argument("--workdir", default=None, help="dossier de travail (défaut : temporaire)")
+    mali = esub.add_parser("report", help="questions sur le rapport (mali-dev.json)")
+    mali.add_argument("path", help="chemin de mali-dev.json")
+    add_index_option(mali)
+    return parser
 
 
 if __name__ == "__main__":
