@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # child interpreters import this checkout's qa
 
 
 # ---------------------------------------------------------------- memory of a process tree
@@ -93,11 +94,25 @@ def run_tracked(cmd: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, 
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), peak[0]
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def last_json(done: subprocess.CompletedProcess, what: str) -> dict:
+    """The JSON a child interpreter printed last; its stderr's tail if it failed."""
+    if done.returncode:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV)
+
+
+# What the child interpreters below start with: their own resident memory, in MB.
+CHILD = """
+import json, sys, time
+from pathlib import Path
+def rss():
+    return next(int(l.split()[1]) / 1024
+                for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+"""
 
 
 def pct(values: list[float], q: float) -> float:
@@ -116,11 +131,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "passages": s.passages, "e
 
 
 def timed_build(corpus: Path, index: Path, workers: int) -> dict:
-    result, peak = run_tracked([sys.executable, "-c", BUILD, str(corpus), str(index), str(workers)],
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
-    if result.returncode:
-        raise SystemExit(f"build failed:\n{result.stderr[-3000:]}")
-    return {**json.loads(result.stdout.strip().splitlines()[-1]), "peak_mb": peak}
+    result, peak = run_tracked([sys.executable, "-c", BUILD, str(corpus), str(index), str(workers)], env=ENV)
+    return {**last_json(result, "build"), "peak_mb": peak}
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -149,25 +161,27 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"{copies} copies of PIAF's {len(files)} articles: {copies * per_copy} passages; "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}", flush=True)
 
-    runs = {}
-    for name, folder, workers in (("plain, small", small, 0), (f"--workers {args.workers}, small", small, args.workers),
-                                  ("plain", corpus, 0), (f"--workers {args.workers}", corpus, args.workers)):
-        runs[name] = timed_build(folder, work / "index" / name.replace(" ", "_"), workers)
-        r = runs[name]
+    on_ray, runs = f"--workers {args.workers}", {}
+
+    def index(name: str) -> Path:
+        return work / "index" / name.replace(" ", "_")
+
+    for name, folder, workers in (("plain, small", small, 0), (f"{on_ray}, small", small, args.workers),
+                                  ("plain", corpus, 0), (on_ray, corpus, args.workers)):
+        r = runs[name] = timed_build(folder, index(name), workers)
         print(f"  {name}: {r['passages']} passages in {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB", flush=True)
-    plain, ray = runs["plain"], runs[f"--workers {args.workers}"]
-    a, b = (np.load(current_build(work / "index" / n.replace(" ", "_")) / "vectors.npy")
-            for n in ("plain", f"--workers {args.workers}"))
-    fixed = runs[f"--workers {args.workers}, small"]["seconds"] - runs["plain, small"]["seconds"]
+    plain, ray = runs["plain"], runs[on_ray]
+    a, b = (np.load(current_build(index(name)) / "vectors.npy") for name in ("plain", on_ray))
+    fixed = runs[f"{on_ray}, small"]["seconds"] - runs["plain, small"]["seconds"]
     rate_plain = plain["passages"] / plain["seconds"]
 
     print("\n| build | passages | seconds | passages/s | vs plain | peak memory (process tree) |")
     print("|---|---|---|---|---|---|")
-    for name, r in (("plain", plain), (f"Ray, --workers {args.workers}", ray)):
+    for name, r in (("plain", plain), (f"Ray, {on_ray}", ray)):
         rate = r["passages"] / r["seconds"]
         print(f"| {name} | {r['passages']} | {r['seconds']:.0f} | {rate:.2f} | {rate / rate_plain:.2f} | "
               f"{r['peak_mb'] / 1024:.1f} GiB |")
-    print(f"\nRay's fixed cost (one article, --workers {args.workers} minus plain): {fixed:.1f} s. "
+    print(f"\nRay's fixed cost (one article, {on_ray} minus plain): {fixed:.1f} s. "
           f"Largest vector difference, plain vs Ray: {np.abs(a - b).max():.2g}.")
 
     project(rate_plain, ray["passages"], ray["seconds"], fixed, os.cpu_count())
@@ -195,12 +209,7 @@ def project(rate_plain: float, passages: int, ray_seconds: float, fixed: float, 
 
 # ---------------------------------------------------------------- IVF at 10^6
 
-LOAD_FAISS = """
-import json, sys, time
-from pathlib import Path
-def rss():
-    return next(int(l.split()[1]) / 1024
-                for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+LOAD_FAISS = CHILD + """
 import faiss
 before = rss(); t = time.perf_counter()
 index = faiss.read_index(sys.argv[1])
@@ -225,6 +234,8 @@ def ivf(args: argparse.Namespace) -> None:
 
     from qa.index import dense
 
+    print("| index | vectors | build | disk | RSS after load (load time) | 1 question p50 / p95 | recall@10 |")
+    print("|---|---|---|---|---|---|---|")
     vectors = clustered(args.n, 384, 10_000)
     params = dense.plan(args.n, "ivf")  # what "auto" picks above qa.dense.FLAT_MAX
     if args.nlist:
@@ -238,8 +249,7 @@ def ivf(args: argparse.Namespace) -> None:
         path = Path(tmp) / "dense.faiss"
         faiss.write_index(index, str(path))
         disk = path.stat().st_size / 1e9
-        loaded = json.loads(subprocess.run([sys.executable, "-c", LOAD_FAISS, str(path)], capture_output=True,
-                                           text=True, check=True).stdout)
+        loaded = last_json(child(LOAD_FAISS, str(path)), "loading the index")
     rng = np.random.default_rng(1)
     queries = (vectors[rng.choice(args.n, args.queries, replace=False)]
                + 0.01 * rng.standard_normal((args.queries, 384)).astype(np.float32))
@@ -254,9 +264,7 @@ def ivf(args: argparse.Namespace) -> None:
     exact.add(vectors)
     truth = exact.search(queries, 10)[1]
     recall = np.mean([len(set(f) & set(g)) / 10 for f, g in zip(found, truth, strict=True)])
-    from qa.index.dense import TRAIN_PER_LIST
-
-    print(f"| {params['type']} nlist {params['nlist']} ({TRAIN_PER_LIST} training points per list), nprobe "
+    print(f"| {params['type']} nlist {params['nlist']} ({dense.TRAIN_PER_LIST} training points per list), nprobe "
           f"{params['nprobe']} | {args.n:.0e} | {build_s:.0f} s | "
           f"{disk:.2f} GB | {loaded['rss_mb'] / 1024:.2f} GiB ({loaded['load_s']:.1f} s) | "
           f"{pct(times, 50):.2f} / {pct(times, 95):.2f} ms | {recall:.3f} |")
@@ -264,13 +272,8 @@ def ivf(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- BM25 at 10^6
 
-QUERY_BM25 = """
-import json, sys, time
-from pathlib import Path
+QUERY_BM25 = CHILD + """
 import numpy as np
-def rss():
-    return next(int(l.split()[1]) / 1024
-                for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
 from qa.index.layout import bm25s as _bm25s
 from qa.french import analyze
 from qa.search import CANDIDATES, _top
@@ -332,11 +335,7 @@ def bm25(args: argparse.Namespace) -> None:
     print("\n| load | load time | RSS after load | RSS after queries | first pass p50 / p95 | warm p50 / p95 |")
     print("|---|---|---|---|---|---|")
     for mode in ("mmap", "memory"):
-        out = subprocess.run([sys.executable, "-c", QUERY_BM25, str(folder), str(work / "questions.json"), mode],
-                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-        if out.returncode:
-            raise SystemExit(out.stderr[-3000:])
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = last_json(child(QUERY_BM25, str(folder), str(work / "questions.json"), mode), f"BM25, {mode}")
         first, warm = r["passes"]
         print(f"| {mode} | {r['load_s']:.2f} s | {r['load_mb']:.0f} MB | {r['after_mb']:.0f} MB | "
               f"{statistics.median(first):.1f} / {pct(first, 95):.1f} ms | {statistics.median(warm):.1f} / "
@@ -368,13 +367,10 @@ def main() -> None:
     b.add_argument("--queries", type=int, default=200)
     b.add_argument("--workdir")
     args = parser.parse_args()
-    if args.command == "ivf":
-        print("| index | vectors | build | disk | RSS after load (load time) | 1 question p50 / p95 | recall@10 |")
-        print("|---|---|---|---|---|---|---|")
     if args.command == "projection":
         project(args.plain_rate, args.ray_passages, args.ray_seconds, args.fixed, args.cores)
-        return
-    {"throughput": throughput, "ivf": ivf, "bm25": bm25}[args.command](args)
+    else:
+        {"throughput": throughput, "ivf": ivf, "bm25": bm25}[args.command](args)
 
 
 if __name__ == "__main__":
