@@ -52,6 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from qa.citations import answer_passage  # noqa: E402
 from qa.confidence import Calibration, Logistic, Thresholds, calibration_file, outcome  # noqa: E402
 from qa.evaluate.answers import Judged, build_cases, figures, judge, table  # noqa: E402
 from qa.model import DEFAULT_MODEL  # noqa: E402
@@ -67,6 +68,7 @@ ANSWER_CONFIDENCE = 0.80
 RELEVANCE_HIGH, RELEVANCE_MEDIUM = 0.5, 0.2
 C = 1.0  # scikit-learn's default regularisation; the features are few and the rows many
 PIAF_SETS = ("piaf", "piaf_on_report")
+FOLDS = (("tune", "check"), ("check", "tune"))  # (fitted on, scored on)
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ def rescored(judged: list[Judged], calibration: Calibration) -> list[Judged]:
     for j in judged:
         confidence = calibration.answer(j.answer.signals)
         result = outcome(calibration, confidence, calibration.answerable(j.answer.signals))
-        answer = dataclasses.replace(j.answer, outcome=result, abstained=result == "none", confidence=confidence)
+        quoted = None if result == "none" else answer_passage(list(j.answer.passages))  # what ask would quote
+        answer = dataclasses.replace(j.answer, outcome=result, passage=quoted, confidence=confidence)
         out.append(dataclasses.replace(j, answer=answer))
     return out
 
@@ -231,7 +234,7 @@ def fold_row(judged: list[Judged]) -> list[float]:
 def two_fold(judged: list[Judged], settings: Settings) -> list[tuple[str, list[float]]]:
     """The settings fitted on each half and scored on the other, and the mean of both: the table's rows."""
     rows = []
-    for fitted, scored in (("tune", "check"), ("check", "tune")):
+    for fitted, scored in FOLDS:
         # the passage model decides no outcome: the folds leave it out (a placeholder stands in)
         answer, answerable, thresholds = fit_outcomes([j for j in judged if j.case.half == fitted], settings)
         calibration = Calibration(DEFAULT_MODEL, answer, answerable, answer, thresholds)

@@ -40,7 +40,7 @@ DIM = 384
 
 def synthesise(n: int, workdir: Path) -> Path:
     """A corpus of n passages and its index, written by write_build; returns the index folder."""
-    from qa.chunking import IndexedPassage
+    from qa.chunking import Passage
     from qa.files import file_sha256
     from qa.index.dense import plan
     from qa.index.freshness import stat_record
@@ -64,7 +64,7 @@ def synthesise(n: int, workdir: Path) -> Path:
         path = corpus / doc
         path.write_text(text, encoding="utf-8")
         docs.append({"doc": doc, "title": doc, "sha256": file_sha256(path), "text": text, **stat_record(path)})
-        passages += [IndexedPassage(doc, doc, "", s, e, text[s:e], sents) for s, e, sents in spans]
+        passages += [Passage(doc, doc, "", s, e, text[s:e], sents) for s, e, sents in spans]
     sentences = sum(len(p.sentences) for p in passages)
 
     def unit(rows: int) -> np.ndarray:

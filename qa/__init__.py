@@ -1,13 +1,15 @@
 """French question answering over reports, with verbatim citations.
 
-The public face: build an index of a folder of reports, then retrieve the passages that answer a
-question. Heavy libraries (torch, faiss, sentence-transformers) load on first use, not on import.
+The public face: build an index of a folder of reports, then ask it questions through an `Assistant`
+(or the `ask` / `retrieve` conveniences over the default one).
+Heavy libraries (torch, faiss, sentence-transformers) load on first use, not on import.
 """
 
 from __future__ import annotations
 
-from qa.answer import NO_ANSWER, Answer, ask
-from qa.citations import Passage, Sentence
+from qa.answer import NO_ANSWER, Answer
+from qa.assistant import Assistant, ask, assistant, retrieve
+from qa.chunking import Passage, Sentence
 from qa.errors import (
     CorpusError,
     IndexCorruptError,
@@ -18,13 +20,13 @@ from qa.errors import (
     QAError,
 )
 from qa.index import BuildSummary, Freshness, IndexStatus, build_index, check_freshness, index_status
-from qa.search import retrieve
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NO_ANSWER",
     "Answer",
+    "Assistant",
     "BuildSummary",
     "CorpusError",
     "Freshness",
@@ -39,6 +41,7 @@ __all__ = [
     "Sentence",
     "__version__",
     "ask",
+    "assistant",
     "build_index",
     "check_freshness",
     "index_status",

@@ -1,4 +1,4 @@
-"""`ask()`: an answer to a question, how sure it is, or an honest "not in the report"; follow-ups resolved.
+"""`answer()`: an answer to a question, how sure it is, or an honest "not in the report"; follow-ups resolved.
 
 No text is generated. The answer is the best answering sentence of the first passages (usually
 the first), quoted verbatim, with a calibrated confidence (`qa.confidence`) that decides how it is
@@ -8,31 +8,21 @@ still offered, marked as such).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
-from qa.citations import Passage, Sentence, answer_passage
+from qa.chunking import Passage, Sentence
+from qa.citations import answer_passage
 from qa.confidence import Calibration, Outcome, calibration_for, outcome, relevance_label, rule_outcome
-from qa.french import analyze, normalize_apostrophes, words
-from qa.index import load_index
-from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, check_k, check_question, is_text, search
+from qa.french import is_follow_up
+from qa.index import Index
+from qa.search import DEFAULT_CONFIG, MAX_QUESTION_CHARS, is_text, search
 from qa.signals import answer_signals, passage_signals, question_signals
 
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans le rapport."
 OUTCOME_LABELS = {"answer": "Réponse", "possible": "Réponse possible — à vérifier", "none": "Pas de réponse"}
 SIGNAL_DEPTH = 5  # passages the confidence signals look at, whatever k the caller shows
 
-# A follow-up leans on the previous turn: it opens with "et", or points back with a pronoun.
-_FOLLOW_UP_START = re.compile(r"^\s*(et|mais|alors|puis|ensuite|donc|aussi)\b", re.I)
-_BACK_REFERENCES = frozenset(
-    "il ils elle elles son sa ses leur leurs lui eux celui celle ceux celles cela ça cet cette ces "
-    "y dernier dernière derniers dernières".split()
-)
-# An inverted subject ("ont-ils", "cherche-t-il") points back only when the question names little
-# else: "Les assaillants ont-ils utilisé des drones ?" stands alone, "Que cherche-t-il ?" does not.
-_INVERTED = re.compile(r"-(?:t-)?(?:il|ils|elle|elles|on|ce)\b")
 MAX_HISTORY = 3
 FOLLOW_UP_DEPTH = 10  # passages fused from each of the two searches
 ALONE_WEIGHT = 0.75  # the follow-up alone lacks its subject but carries its new focus ("l'armée")
@@ -40,39 +30,54 @@ ALONE_WEIGHT = 0.75  # the follow-up alone lacks its subject but carries its new
 
 @dataclass(frozen=True)
 class Answer:
-    """What `ask` returns: the quoted sentence and its passage, how sure the engine is, or an abstention.
+    """What `ask` returns: the quoted sentence's passage, how sure the engine is, or an abstention.
 
     `outcome` is "answer" (likely right: shown as «Réponse»), "possible" (shown, hedged: «à vérifier»)
-    or "none" (no answer: `sentence` is None, the passages are only the closest ones); `abstained` is
-    `outcome == "none"`. `confidence` is the calibrated probability that the quoted sentence (or,
-    for "none", the sentence that would have been quoted) answers; `relevance` holds, for each
-    passage, the calibrated probability that it holds the answer. Both are None when the model has
-    no calibration file (`calibration == "rule"`: see `qa.confidence.rule_outcome`).
+    or "none" (no answer: `passage` is None, the passages are only the closest ones). `confidence` is
+    the calibrated probability that the quoted sentence (or, for "none", the sentence that would have
+    been quoted) answers; `relevance` holds, for each passage, the calibrated probability that it holds
+    the answer. Both are None when the model has no calibration file (`calibration == "rule"`: see
+    `qa.confidence.rule_outcome`). `stale`: the index was older than its corpus when it answered.
     """
 
     question: str
-    abstained: bool
+    outcome: Outcome
     passages: tuple[Passage, ...]
-    sentence: Sentence | None  # verbatim, document offsets; None when abstained
-    passage: Passage | None  # the passage holding `sentence`
-    message: str  # French text for the user: the sentence, or NO_ANSWER
+    passage: Passage | None  # the passage holding the quoted sentence; None for "none"
     query: str  # what was searched: the question, or it after the questions it leans on
-    follow_up: bool
-    outcome: Outcome | None = None  # derived from `abstained` when not given
+    model: str  # the embedding model of the index that answered
     confidence: float | None = None
     relevance: tuple[float | None, ...] = ()
     calibration: str = "rule"  # the model whose calibration file was used, or "rule"
+    stale: bool = False
     signals: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)  # the answer model's inputs
 
     def __post_init__(self) -> None:
-        if self.outcome is None:
-            object.__setattr__(self, "outcome", "none" if self.abstained else "answer")
-        if self.outcome not in ("answer", "possible", "none") or self.abstained != (self.outcome == "none"):
-            raise ValueError(f"outcome {self.outcome!r} does not fit abstained={self.abstained}")
+        if self.outcome not in OUTCOME_LABELS or (self.passage is None) != (self.outcome == "none"):
+            raise ValueError(f"outcome {self.outcome!r} does not fit passage={self.passage!r}")
         if not self.relevance:  # one entry per passage, always: faces index it alongside `passages`
             object.__setattr__(self, "relevance", (None,) * len(self.passages))
         if len(self.relevance) != len(self.passages):
             raise ValueError(f"{len(self.relevance)} relevance values for {len(self.passages)} passages")
+
+    @property
+    def abstained(self) -> bool:
+        return self.outcome == "none"
+
+    @property
+    def sentence(self) -> Sentence | None:
+        """The quoted sentence, verbatim, in document offsets; None when abstained."""
+        return None if self.passage is None else self.passage.sentence
+
+    @property
+    def message(self) -> str:
+        """French text for the user: the quoted sentence, or NO_ANSWER."""
+        return NO_ANSWER if self.sentence is None else self.sentence.text
+
+    @property
+    def follow_up(self) -> bool:
+        """The question leaned on earlier ones: they were searched with it."""
+        return self.query != self.question
 
     @property
     def fitted(self) -> Calibration | None:
@@ -104,35 +109,21 @@ class Answer:
             "calibration": self.calibration,
             "query": self.query,
             "follow_up": self.follow_up,
+            "stale": self.stale,
             "passages": [{**p.to_dict(), "relevance": r} for p, r in zip(self.passages, self.relevance, strict=True)],
         }
 
 
-def ask(
+def answer(
+    idx: Index,
     question: str,
     history: Sequence[str | Mapping] | None = (),
     *,
     k: int = 3,
-    index: str | Path = "index",
     docs: list[str] | None = None,
 ) -> Answer:
-    """Answer `question` from the index, resolving a follow-up with the previous user questions.
-
-    Args:
-        question: the question in French.
-        history: earlier turns, oldest first: user questions as strings, or chat messages
-            (`{"role": "user", "content": ...}`); assistant turns are ignored.
-        k: how many passages to return.
-
-    Example:
-        >>> ask("Qui a revendiqué les attaques ?").sentence.text[:40]
-        'Ces attaques, revendiquées par Jama’at N'
-        >>> ask("Quelle est la hauteur de la tour Eiffel ?").abstained
-        True
-    """
-    question = check_question(question)
-    check_k(k)
-    idx = load_index(index)
+    """Answer `question` from a loaded index (`qa.Assistant.ask` checks the inputs and holds the index),
+    resolving a follow-up with the previous user questions (`history`: strings or chat messages)."""
     previous = user_questions(history)
     follow_up = bool(previous) and is_follow_up(question)
     query = " ".join([*context_questions(previous), question]) if follow_up else question
@@ -143,8 +134,9 @@ def ask(
     else:
         ranked = search(idx, query, depth, docs=docs)
     passages = ranked[:k]
+    base = {"question": question, "query": query, "model": idx.model_id, "stale": idx.freshness.stale}
     if not passages:
-        return Answer(question, True, (), None, None, NO_ANSWER, query, follow_up, "none", 0.0)
+        return Answer(outcome="none", passages=(), passage=None, confidence=0.0, **base)
     # The answering sentence may sit in a passage just below the first. A follow-up's passages come
     # from two searches whose sentence scores are not comparable: its first passage answers.
     chosen = passages[0] if follow_up else answer_passage(passages)
@@ -157,21 +149,10 @@ def ask(
         confidence = calibration.answer(signals)
         relevance = tuple(calibration.passage(passage_signals(q, p, ranked)) for p in passages)
         result = outcome(calibration, confidence, calibration.answerable(signals))
-    none = result == "none"
     return Answer(
-        question=question,
-        abstained=none,
-        passages=tuple(passages),
-        sentence=None if none else chosen.sentence,
-        passage=None if none else chosen,
-        message=NO_ANSWER if none else chosen.sentence.text,
-        query=query,
-        follow_up=follow_up,
-        outcome=result,
-        confidence=confidence,
-        relevance=relevance,
-        calibration="rule" if calibration is None else calibration.model,
-        signals=signals,
+        outcome=result, passages=tuple(passages), passage=None if result == "none" else chosen,
+        confidence=confidence, relevance=relevance, signals=signals,
+        calibration="rule" if calibration is None else calibration.model, **base,
     )
 
 
@@ -211,19 +192,6 @@ def context_questions(previous: list[str]) -> list[str]:
         if not is_follow_up(earlier):
             break
     return context
-
-
-def is_follow_up(question: str) -> bool:
-    """True when the question needs the previous turn: "Et …", a back-reference, or no topic word."""
-    if _FOLLOW_UP_START.match(question):
-        return True
-    topic = analyze(question, question=True)
-    if len(topic) <= 1:
-        return True
-    text = normalize_apostrophes(question.lower())
-    if any(t in _BACK_REFERENCES for t in words(_INVERTED.sub(" ", text))):
-        return True
-    return _INVERTED.search(text) is not None and len(topic) <= 2
 
 
 def _fuse(with_history: list[Passage], alone: list[Passage], k: int) -> list[Passage]:

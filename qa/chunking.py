@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from qa.documents import READERS_VERSION, Document
 from qa.french import sentence_spans
@@ -19,8 +19,19 @@ _WORD_RE = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
-class IndexedPassage:
-    """A passage as stored in the index: where it is, and its sentences (document offsets)."""
+class Sentence:
+    """A sentence of a passage, in document offsets: the one a question's answer quotes."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A passage, from the index to the results: where it is (`text == document_text[start:end]`), its
+    sentences' spans, and, once a question has found it, its rank, scores and the `sentence` that best
+    answers (`qa.citations.cite` fills them in; a stored passage has rank 0 and no sentence)."""
 
     doc: str
     title: str
@@ -30,6 +41,13 @@ class IndexedPassage:
     text: str
     sentences: tuple[tuple[int, int], ...]
     page: int | None = None
+    rank: int = 0
+    score: float = 0.0
+    sentence: Sentence | None = None
+    dense_score: float = 0.0
+    keyword_score: float = 0.0
+    sentence_score: float = 0.0  # how well `sentence` answers: cosine plus a share of the question's keywords
+    sentence_margin: float = 0.0  # `sentence_score` minus the passage's next best sentence (0 for one sentence)
 
     def text_at(self, start: int, end: int) -> str:
         """The passage's text between two document offsets: the one place they become a slice."""
@@ -38,6 +56,17 @@ class IndexedPassage:
     def sentence_texts(self) -> list[str]:
         """Each sentence's text, in order."""
         return [self.text_at(s, e) for s, e in self.sentences]
+
+    def sentence_span(self) -> tuple[int, int]:
+        """Where `sentence` lies inside `text` (offsets into the passage, for highlighting)."""
+        assert self.sentence is not None, "a stored passage has no chosen sentence"
+        return self.sentence.start - self.start, self.sentence.end - self.start
+
+    def to_dict(self) -> dict:
+        """A search result as JSON (the API's /retrieve, `qa ask --json`): every field but the spans."""
+        out = asdict(self)
+        del out["sentences"]
+        return out
 
 
 def chunking_params() -> dict[str, object]:
@@ -52,7 +81,7 @@ def chunking_params() -> dict[str, object]:
     }
 
 
-def chunk_document(doc: Document, *, max_words: int = MAX_WORDS) -> list[IndexedPassage]:
+def chunk_document(doc: Document, *, max_words: int = MAX_WORDS) -> list[Passage]:
     """Passages of `doc` in reading order."""
     heading_starts = [h.start for h in doc.headings]
     passages = []
@@ -63,7 +92,7 @@ def chunk_document(doc: Document, *, max_words: int = MAX_WORDS) -> list[Indexed
         for group in _group(doc.text, sentences, max_words):
             start, end = group[0][0], group[-1][1]
             passages.append(
-                IndexedPassage(doc.doc_id, doc.title, section, start, end, doc.text[start:end], tuple(group),
+                Passage(doc.doc_id, doc.title, section, start, end, doc.text[start:end], tuple(group),
                                doc.page_at(start))
             )
     return passages
@@ -100,16 +129,16 @@ def _split_long(text: str, sentences: list[tuple[int, int]], max_words: int) -> 
     return out
 
 
-def _header(passage: IndexedPassage) -> str:
+def _header(passage: Passage) -> str:
     return f"{passage.title} — {passage.section}" if passage.section else passage.title
 
 
-def indexed_text(passage: IndexedPassage) -> str:
+def indexed_text(passage: Passage) -> str:
     """The passage under its context header: what is embedded and keyword-indexed."""
     return f"{_header(passage)}\n{passage.text}"
 
 
-def indexed_sentences(passage: IndexedPassage) -> list[str]:
+def indexed_sentences(passage: Passage) -> list[str]:
     """Each sentence under the passage's header: the header tells the encoder what "il" refers to
     (on PIAF, +3 points of answer-sentence accuracy over bare sentences)."""
     header = _header(passage)

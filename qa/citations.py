@@ -1,17 +1,17 @@
 """Hits → citations: each passage found, in document offsets, with the sentence that best answers.
 
-`Passage` is a search result: an `IndexedPassage` of the index (the stored unit, with every
-sentence span) seen from one question, so it adds what only a question gives: rank, scores and the
-chosen `Sentence`. The sentence is scored by its cosine to the question plus a share of the
-question's keywords it holds; `answer_passage` picks whose sentence `ask` quotes.
+A hit is the index's `Passage` seen from one question: `cite` adds what only a question gives, its
+rank, scores and the chosen `Sentence`. The sentence is scored by its cosine to the question plus a
+share of the question's keywords it holds; `answer_passage` picks whose sentence `ask` quotes.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from qa.chunking import Passage, Sentence
 from qa.french import analyze
 from qa.index import Index
 
@@ -28,42 +28,6 @@ class CitationConfig:
 DEFAULT_CITATION = CitationConfig()
 
 
-@dataclass(frozen=True)
-class Sentence:
-    """The sentence of a passage that best answers the question, in document offsets."""
-
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved passage with its citation: `text == document_text[start:end]`."""
-
-    rank: int
-    score: float
-    doc: str
-    title: str
-    section: str
-    start: int
-    end: int
-    text: str
-    sentence: Sentence
-    page: int | None = None
-    dense_score: float = 0.0
-    keyword_score: float = 0.0
-    sentence_score: float = 0.0  # how well `sentence` answers: cosine plus a share of the question's keywords
-    sentence_margin: float = 0.0  # `sentence_score` minus the passage's next best sentence (0 for one sentence)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def sentence_span(self) -> tuple[int, int]:
-        """Where `sentence` lies inside `text` (offsets into the passage, for highlighting)."""
-        return self.sentence.start - self.start, self.sentence.end - self.start
-
-
 def cite(idx: Index, i: int, *, rank: int, score: float, dense_score: float, keyword_score: float,
          query_vec: np.ndarray, terms: set[str], config: CitationConfig = DEFAULT_CITATION) -> Passage:
     """Passage i of the index as a hit: its citation, and its sentence that best answers the question."""
@@ -72,10 +36,9 @@ def cite(idx: Index, i: int, *, rank: int, score: float, dense_score: float, key
     best = int(np.argmax(scores))
     runner_up = float(np.partition(scores, -2)[-2]) if len(scores) > 1 else float(scores[best])
     start, end = p.sentences[best]
-    return Passage(
-        rank=rank, score=score, doc=p.doc, title=p.title, section=p.section, start=p.start, end=p.end,
-        text=p.text, sentence=Sentence(start, end, p.text_at(start, end)),
-        page=p.page, dense_score=dense_score, keyword_score=keyword_score, sentence_score=float(scores[best]),
+    return replace(
+        p, rank=rank, score=score, sentence=Sentence(start, end, p.text_at(start, end)),
+        dense_score=dense_score, keyword_score=keyword_score, sentence_score=float(scores[best]),
         sentence_margin=float(scores[best]) - runner_up,
     )
 

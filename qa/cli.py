@@ -13,13 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from qa.answer import ask
+from qa.assistant import assistant
 from qa.errors import QAError, build_command, french_message
 from qa.evaluate.answers import evaluate_answers
 from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
-from qa.index import Index, build_index, index_status, load_index
+from qa.index import build_index, index_status
 from qa.progress import report
-from qa.search import retrieve
 from qa.terminal import clean, configure_output, json_text
 from qa.wording import RELEVANCE_LABELS, format_date, percent, quoted
 
@@ -149,16 +148,15 @@ def _ask(args: argparse.Namespace) -> int:
 
     if args.mode != "hybrid":
         return _ask_retrieval_only(args)
-    answer = ask(args.question, k=args.k, index=args.index, docs=args.doc)
-    idx = load_index(args.index)
-    _warn_if_stale(idx, args.index)
+    answer = assistant(args.index).ask(args.question, k=args.k, docs=args.doc)
+    _warn_if_stale(answer.stale, args.index)
     if args.json:
         print(json_text(answer.to_dict()))
         return 0
 
     print(answer.label)
     if answer.confidence is None:
-        print(f"Confiance : non calibrée (règle par défaut du modèle {clean(idx.model_id)})")
+        print(f"Confiance : non calibrée (règle par défaut du modèle {clean(answer.model)})")
     else:
         print(f"Confiance : {percent(answer.confidence)}")
     print(clean(answer.message if answer.sentence is None else quoted(answer.sentence.text), newlines=True))
@@ -185,8 +183,9 @@ def _ask(args: argparse.Namespace) -> int:
 def _ask_retrieval_only(args: argparse.Namespace) -> int:
     """The hidden `--mode dense|bm25` debug path: one retrieval arm's ranking, no answer decided."""
 
-    passages = retrieve(args.question, k=args.k, index=args.index, mode=args.mode, docs=args.doc)
-    _warn_if_stale(load_index(args.index), args.index)
+    engine = assistant(args.index)
+    passages = engine.retrieve(args.question, k=args.k, mode=args.mode, docs=args.doc)
+    _warn_if_stale(engine.index.freshness.stale, args.index)
     if args.json:
         print(json_text([p.to_dict() for p in passages]))
         return 0
@@ -202,9 +201,9 @@ def _ask_retrieval_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_if_stale(idx: Index, index: str) -> None:
+def _warn_if_stale(stale: bool, index: str) -> None:
     """Answers come from the index as built: say so on stderr when the corpus has moved on since."""
-    if idx.freshness.stale:
+    if stale:
         print("Attention : l'index est périmé (corpus, modèle ou réglages changés) ; relancez : "
               + build_command(index), file=sys.stderr)
 

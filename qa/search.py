@@ -1,4 +1,4 @@
-"""`retrieve()`: hybrid dense + keyword search, fused; each hit cited by `qa.citations`.
+"""`search()`: hybrid dense + keyword search, fused; each hit cited by `qa.citations`.
 
 Dense (FAISS, e5 vectors) finds paraphrases; BM25 (French analyser) finds exact names and
 numbers. Reciprocal-rank fusion combines them without calibrating their scores against each other.
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from qa.citations import DEFAULT_CITATION, CitationConfig, Passage, cite
+from qa.chunking import Passage
+from qa.citations import DEFAULT_CITATION, CitationConfig, cite
 from qa.errors import InputError
 from qa.french import analyze, normalize_apostrophes
-from qa.index import Index, load_index
+from qa.index import Index
 from qa.model import encode_question
 
 log = logging.getLogger(__name__)
@@ -84,35 +84,6 @@ def check_k(k: object) -> int:
     return k
 
 
-def retrieve(
-    question: str,
-    k: int = 5,
-    *,
-    index: str | Path = "index",
-    mode: Mode = "hybrid",
-    docs: list[str] | None = None,
-) -> list[Passage]:
-    """The `k` passages that best answer `question`, best first.
-
-    Args:
-        question: a question in French (other languages work less well).
-        k: how many passages, 1 to 50.
-        index: the index folder built by `build_index`.
-        mode: "hybrid" (default), or "dense" / "bm25" alone, for comparison.
-        docs: restrict the search to these document ids.
-
-    Example:
-        >>> retrieve("Qui a revendiqué les attaques ?", k=1)[0].section
-        'Introduction : une escalade djihadiste dans plusieurs régions maliennes'
-    """
-    question = check_question(question)
-    check_k(k)
-    if mode not in ("hybrid", "dense", "bm25"):
-        raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
-    idx = load_index(index)
-    return search(idx, question, k, mode=mode, docs=docs)
-
-
 def search(
     idx: Index,
     question: str,
@@ -122,7 +93,7 @@ def search(
     docs: list[str] | None = None,
     config: SearchConfig = DEFAULT_CONFIG,
 ) -> list[Passage]:
-    """Rank the passages of a loaded index (no input checks: `retrieve` does them)."""
+    """Rank the passages of a loaded index, best first (no input checks: `qa.Assistant.retrieve` does them)."""
     n = len(idx.passages)
     allowed = _doc_mask(idx, docs)
     query_vec = encode_question(idx.model_id, normalize_apostrophes(question))

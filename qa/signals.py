@@ -11,13 +11,12 @@ the kind of thing the question asks for (a date, a number, a name). `ANSWER_FEAT
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qa.citations import DEFAULT_CITATION
-from qa.french import analyze, fold_accents, normalize_apostrophes
+from qa.french import analyze, answer_type, focus_word, fold, holds_type, names
 
 if TYPE_CHECKING:
     from qa.citations import Passage
@@ -59,92 +58,6 @@ PASSAGE_FEATURES = (
 )
 
 
-_DATE_QUESTION = re.compile(
-    r"^\s*(?:quand|depuis quand|jusqu'à quand)\b|\b(?:date|année|époque|période|siècle|jour|mois|heure)\b"
-    r"|\bdepuis quand\b|\bà partir de quand\b"
-)
-_NUMBER_QUESTION = re.compile(
-    r"\bcombien\b|\bquel(?:le)?s? (?:est |sont |était )?(?:le |la |l')?(?:nombre|pourcentage|âge|montant|prix|taux|"
-    r"poids|quantité|proportion|somme|superficie|taille|hauteur|longueur|distance|population|durée|surface|vitesse|"
-    r"température|budget|salaire|coût|chiffre|effectif|bilan)\b"
-)
-_NAME_QUESTION = re.compile(
-    r"^\s*(?:qui|par qui|à qui|de qui|avec qui|pour qui|contre qui|où|d'où|par où)\b"
-    r"|\b(?:dans|en|à|de|par|vers) quel(?:le)?s? (?:ville|pays|région|lieu|endroit|continent|département|province|"
-    r"quartier|organisation|groupe|entreprise|parti)\b"
-    r"|^\s*quel(?:le)?s? (?:est |sont |était )?(?:le |la |l')?(?:ville|pays|région|lieu|organisation|groupe|"
-    r"entreprise|parti|nom|auteur|fondateur|président|chef|dirigeant|capitale)\b"
-)
-_MONTHS = ("janvier février mars avril mai juin juillet août septembre octobre novembre décembre "
-           "lundi mardi mercredi jeudi vendredi samedi dimanche siècle siècles")
-_DATE_TEXT = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b|\b(?:" + "|".join(_MONTHS.split()) + r")\b"
-                        r"|\b\d{1,2}/\d{1,2}\b|\b(?:(?!Le\b)[IVXL]+e|\d+e)\b")  # "XIXe", "3e"; not the article "Le"
-_NUMBERS = ("deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt vingts "
-            "trente quarante cinquante soixante cent cents mille million millions milliard milliards dizaine "
-            "dizaines centaine centaines millier milliers douzaine douzaines moitié tiers quart premier première")
-_NUMBER_TEXT = re.compile(r"\d|%|\b(?:" + "|".join(_NUMBERS.split()) + r")\b")
-# The question's focus: the noun it asks about ("Qui est le président …", "Quelle est la capitale …",
-# "Combien d'habitants …", "Quel type de pouvoir …"). A report that never names it cannot answer.
-# Only a noun: "Qui dirige …", "Qui est derrière …" and "Combien coûte …" have no focus word (a verb or a
-# preposition is not what is asked about), and "type de", "autres", "principale" are passed over.
-_FOCUS = re.compile(
-    r"^\s*(?:qui\s+(?:est|sont|était|étaient|fut)\s+(?:les\s+|le\s+|la\s+|l'|un\s+|une\s+)"
-    r"|(?:quel|quelle|quels|quelles)\s+(?:(?:est|sont|était|étaient|fut)\s+(?:les\s+|le\s+|la\s+|l'))?"
-    r"|combien\s+(?:de\s+|d'|des\s+))"
-    r"(?:(?:types?|sortes?|genres?|formes?)\s+(?:de\s+|d'))?"
-    r"(?:(?:autres?|principale?s?|principaux|premier|première|premiers|premières|nouveaux|nouvelles?|nouveau|"
-    r"seule?s?|grande?s?|différente?s?)\s+)?"
-    r"([\w-]+)"
-)
-_WORD = re.compile(r"[\w'’-]+")
-_ACRONYM = re.compile(r"^[A-ZÀ-Ý]{2,}$")
-
-
-def answer_type(question: str) -> str | None:
-    """What the question asks for: "date", "number", "name" (a person, group or place), or None."""
-    q = normalize_apostrophes(question).lower()
-    if _NUMBER_QUESTION.search(q):
-        return "number"
-    if _DATE_QUESTION.search(q):
-        return "date"
-    if _NAME_QUESTION.search(q):
-        return "name"
-    return None
-
-
-def holds_type(text: str, kind: str | None) -> bool:
-    """Does `text` hold something of the kind asked for? (True when nothing in particular is asked.)"""
-    if kind is None:
-        return True
-    if kind == "date":
-        return _DATE_TEXT.search(text) is not None
-    if kind == "number":
-        return _NUMBER_TEXT.search(text.lower()) is not None
-    return bool(names(text))
-
-
-def focus_word(question: str) -> str | None:
-    """The noun the question asks about ("Qui est le président du Mali ?" → "président"), or None."""
-    match = _FOCUS.match(normalize_apostrophes(question).lower())
-    return match.group(1) if match else None
-
-
-def names(text: str) -> set[str]:
-    """Capitalised words after the first, and acronyms: the names a text mentions, accent-folded."""
-    out = set()
-    for n, word in enumerate(_WORD.findall(normalize_apostrophes(text))):
-        word = word.strip("'-")
-        if not word:
-            continue
-        if _ACRONYM.match(word) or (n > 0 and word[0].isupper() and len(word) > 1):
-            out.add(_fold(word))
-    return out
-
-
-def _fold(text: str) -> str:
-    return fold_accents(normalize_apostrophes(text)).casefold()
-
-
 def coverage(terms: set[str], text: str) -> float:
     """Share of the question's keywords found in `text` (comparable across corpora, unlike BM25)."""
     return len(terms & set(analyze(text))) / len(terms) if terms else 0.0
@@ -174,7 +87,7 @@ def question_signals(idx: Index, query: str) -> QuestionSignals:
 def _names_missing(q: QuestionSignals, p: Passage) -> float:
     if not q.names:
         return 0.0
-    text = _fold(f"{p.title} {p.section} {p.text}")
+    text = fold(f"{p.title} {p.section} {p.text}")
     return sum(name not in text for name in q.names) / len(q.names)
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from qa import NO_ANSWER, ask
-from qa.answer import is_follow_up, user_questions
+from qa.answer import user_questions
+from qa.french import is_follow_up
 
 from .conftest import DATA, REPORT
 

@@ -21,12 +21,13 @@ import pytest
 
 from qa import NO_ANSWER, ask, build_index
 from qa.answer import Answer
-from qa.citations import Passage, Sentence
+from qa.chunking import Passage, Sentence
 from qa.confidence import Logistic, calibration_file, calibration_for, relevance_label, rule_outcome
 from qa.evaluate.answers import Case, Judged, calibration_error
 from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
+from qa.french import answer_type, focus_word, holds_type, names
 from qa.model import DEFAULT_MODEL
-from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES, answer_type, focus_word, holds_type, names
+from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES
 
 from .conftest import DATA, ROOT
 
@@ -164,7 +165,8 @@ def test_another_model_has_no_calibration_and_falls_back_to_the_rule(caplog):
 
     def passage(dense, text="Texte sans rapport."):
         sentence = Sentence(0, len(text), text)
-        return Passage(1, 1.0, "d.txt", "Titre", "", 0, len(text), text, sentence, dense_score=dense)
+        return Passage("d.txt", "Titre", "", 0, len(text), text, ((0, len(text)),), rank=1, score=1.0,
+                       sentence=sentence, dense_score=dense)
 
     assert rule_outcome(passage(0.85), {"attaqu"}) == "possible"  # never a firm "answer"
     assert rule_outcome(passage(0.80, "Les attaques."), {"attaqu"}) == "possible"
@@ -173,17 +175,28 @@ def test_another_model_has_no_calibration_and_falls_back_to_the_rule(caplog):
     assert relevance_label(None, 0.9) is None
 
 
-def test_answer_outcome_and_abstained_cannot_disagree():
-    args = ("Q ?", True, (), None, None, NO_ANSWER, "Q ?", False)
-    assert Answer(*args).outcome == "none"
+def _quoted(text: str = "Texte.") -> Passage:
+    return Passage("d.txt", "Titre", "", 0, len(text), text, ((0, len(text)),), rank=1, score=1.0,
+                   sentence=Sentence(0, len(text), text))
+
+
+def test_an_answer_quotes_a_passage_unless_it_has_no_answer():
+    p = _quoted()
+    none = Answer("Q ?", "none", (p,), None, "Q ?", "m")
+    assert none.abstained and none.sentence is None and none.message == NO_ANSWER and not none.follow_up
+    given = Answer("Q ?", "possible", (p,), p, "A ? Q ?", "m")
+    assert not given.abstained and given.sentence == p.sentence and given.message == "Texte." and given.follow_up
     with pytest.raises(ValueError):
-        Answer(*args, outcome="answer")
+        Answer("Q ?", "none", (p,), p, "Q ?", "m")
+    with pytest.raises(ValueError):
+        Answer("Q ?", "answer", (p,), None, "Q ?", "m")
+    with pytest.raises(ValueError):
+        Answer("Q ?", "sure", (p,), p, "Q ?", "m")
 
 
 def test_answer_has_one_relevance_per_passage():
-    text = "Texte."
-    p = Passage(1, 1.0, "d.txt", "Titre", "", 0, len(text), text, Sentence(0, len(text), text))
-    args = ("Q ?", True, (p, p), None, None, NO_ANSWER, "Q ?", False)
+    p = _quoted()
+    args = ("Q ?", "none", (p, p), None, "Q ?", "m")
     assert Answer(*args).relevance == (None, None)  # not given: unknown for each passage
     assert Answer(*args).relevance_levels == (None, None)
     with pytest.raises(ValueError):
@@ -239,7 +252,7 @@ def test_holds_type_finds_dates_numbers_and_names():
 
 def test_calibration_error_by_hand():
     def judged(confidence, right):
-        answer = Answer("q", False, (), None, None, "", "q", False, "possible", confidence)
+        answer = Answer("q", "possible", (_quoted(),), _quoted(), "q", "m", confidence)
         return Judged(Case("piaf", "q", DATA, "check", ("x",)), answer, right, ())
 
     # two bins: 0.9 with 1 of 2 right (gap 0.4), 0.2 with 0 of 2 right (gap 0.2): (0.4·2 + 0.2·2) / 4
@@ -313,7 +326,7 @@ def synthetic(n: int, seed: int) -> list[Judged]:
         # near-miss quotes are rarely right: their low dense_top says so, as the model can learn
         p = 1 / (1 + math.exp(-(1.5 * signals["sentence"] + signals["dense"] + 0.8 * signals["dense_top"] - 0.2)))
         right = name != "piaf_on_report" and bool(rng.random() < p)
-        answer = Answer("q", False, (), None, None, "", "q", False, "possible", p, signals=signals)
+        answer = Answer("q", "possible", (_quoted(),), _quoted(), "q", "m", p, signals=signals)
         case = Case(name, "q", DATA, "tune" if i % 12 < 6 else "check", ("x",) if name in ("piaf", "report") else ())
         out.append(Judged(case, answer, right, (right or name in ("piaf", "report") and rng.random() < 0.5,)))
     return out

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from qa import IndexCorruptError, IndexNotFoundError, IndexVersionError, build_index, retrieve
+from qa.assistant import Assistant
 from qa.cli import main
 from qa.errors import french_message
-from qa.index import index_status, load_index, read_documents
+from qa.index import index_status, load_index
 from qa.index.layout import current_build, read_manifest, write_manifest
-from qa.index.loader import _cache
 
 QUESTION = "Qui a revendiqué les attaques ?"
 # Every file of a build of the report (a test below checks that the list is complete).
@@ -50,7 +50,6 @@ def copy(tmp_path, report_index) -> Path:
     """The report's index, copied: each case damages its own."""
     target = tmp_path / "index"
     shutil.copytree(report_index, target)
-    _cache.clear()  # load from disk, as a new process would
     return target
 
 
@@ -116,10 +115,11 @@ def test_a_file_damaged_while_the_index_is_served_is_refused_at_the_next_questio
 
 
 def test_documents_deleted_after_loading_is_a_typed_error(copy):
-    load_index(copy)
+    engine = Assistant(copy)
+    assert engine.index.passages
     (current_build(copy) / "documents.jsonl").unlink()
     with pytest.raises(IndexCorruptError) as refused:
-        read_documents(copy)  # what the source viewer reads, on first use
+        engine.document("mali-attaques-juillet-2025.txt")  # what the source viewer reads, on first use
     assert refused.value.file == "documents.jsonl"
 
 

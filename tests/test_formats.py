@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import qa
 from qa.chunking import chunk_document
 from qa.documents import read_document
 from tests import samples
@@ -114,12 +115,11 @@ def test_mixed_folder_builds_and_lists_what_it_skipped(mixed):
 @pytest.mark.parametrize("doc", sorted(samples.QUESTIONS))
 def test_each_format_answers_its_question_with_a_verbatim_citation(mixed, doc):
     from qa import retrieve
-    from qa.index import read_documents
 
     _, index, _ = mixed
     top = retrieve(samples.QUESTIONS[doc], k=3, index=index)[0]
     assert top.doc == doc
-    text = read_documents(index)[doc]["text"]
+    text = qa.assistant(index).document(doc)["text"]
     assert text[top.start : top.end] == top.text
     assert text[top.sentence.start : top.sentence.end] == top.sentence.text
     assert (top.page is not None) == doc.endswith(".pdf")

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import qa
 from qa.errors import InputError
-from qa.index import read_documents
 from qa.search import MAX_QUESTION_CHARS, is_text
 from ui.handlers import ask_answer, respond, retrieve_passages
 
@@ -29,11 +28,11 @@ BIG = "Qui a revendiqué les attaques ? " * 33_000  # about 1 MB
 
 
 def _check_passages(passages, k, index):
-    docs = read_documents(index)
+    engine = qa.assistant(index)
     assert len(passages) <= k
     assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
     for p in passages:
-        assert docs[p.doc]["text"][p.start : p.end] == p.text
+        assert engine.document(p.doc)["text"][p.start : p.end] == p.text
         assert p.start <= p.sentence.start < p.sentence.end <= p.end
         assert p.text[p.sentence.start - p.start : p.sentence.end - p.start] == p.sentence.text
 

@@ -201,14 +201,14 @@ def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch, embedded):
     re-read at every app start; a touched file is hashed once and found unchanged."""
     import os
 
-    import qa.index.freshness
+    import qa.index.status
     from qa import check_freshness
 
     corpus = samples.write_mixed_corpus(tmp_path / "corpus")
     build_index(corpus, tmp_path / "index")
     hashed: list[str] = []
-    real = qa.index.freshness.file_hash
-    monkeypatch.setattr(qa.index.freshness, "file_hash", lambda path: hashed.append(path.name) or real(path))
+    real = qa.index.status.file_hash
+    monkeypatch.setattr(qa.index.status, "file_hash", lambda path: hashed.append(path.name) or real(path))
     assert not check_freshness(tmp_path / "index").stale and hashed == []
 
     later = os.stat(corpus / "segou.txt").st_mtime_ns + 5_000_000_000

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from qa import CorpusError, IndexCorruptError, IndexNotFoundError, build_index, check_freshness
-from qa.index import load_index, read_documents
+from qa.assistant import Assistant
+from qa.index import load_index
 from qa.index.layout import current_build, seal, write_manifest
 
 from .conftest import REPORT
@@ -41,7 +42,8 @@ def test_build_writes_a_complete_manifest(report_index):
 
 
 def test_save_load_round_trip(report_index, report_corpus):
-    idx = load_index(report_index)
+    engine = Assistant(report_index)
+    idx = engine.index
     assert len(idx.passages) == idx.faiss.ntotal == 9
     text = (report_corpus / REPORT.name).read_text(encoding="utf-8")
     for p in idx.passages:
@@ -52,8 +54,9 @@ def test_save_load_round_trip(report_index, report_corpus):
     _, ids = idx.faiss.search(vectors, 1)
     assert list(ids[:, 0]) == list(range(9))
     assert idx.sentence_vectors.shape == (idx.sentence_offsets[-1], 384)
-    assert read_documents(report_index)["mali-attaques-juillet-2025.txt"]["text"] == text
-    assert load_index(report_index) is idx  # cached: loaded once per process
+    assert engine.document("mali-attaques-juillet-2025.txt")["text"] == text
+    assert engine.index is idx  # loaded once, then reused
+    assert load_index(report_index) is not idx  # the loader itself keeps nothing
 
 
 def test_fresh_index_is_not_stale(report_index):

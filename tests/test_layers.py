@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import grimp
-import pytest
 
 from tests.conftest import ROOT
 
@@ -92,20 +91,6 @@ def test_no_private_name_is_imported_from_another_module():
                 found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.startswith("__")]
     assert found == []
-
-
-@pytest.mark.parametrize("limit", [300])
-def test_modules_and_functions_stay_small(limit):
-    """A module is cut by concept before it passes 300 lines; a function before it passes 80."""
-    long_modules, long_functions = [], []
-    for path in _python_files():
-        text = path.read_text(encoding="utf-8")
-        if len(text.splitlines()) > limit:
-            long_modules.append(f"{path.relative_to(ROOT)} ({len(text.splitlines())})")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 80:
-                long_functions.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1})")
-    assert long_modules == [] and long_functions == []
 
 
 def test_local_imports_say_why():

@@ -112,11 +112,12 @@ def test_top_k_matches_a_stable_full_sort_on_large_arrays():
 
 
 def test_answer_sentence_comes_from_the_best_of_the_first_three_passages():
-    from qa.citations import Passage, Sentence, answer_passage
+    from qa.chunking import Passage, Sentence
+    from qa.citations import answer_passage
 
     def passage(rank, score, sentence_score):
-        return Passage(rank, score, "d.txt", "T", "", 0, 5, "Texte", Sentence(0, 5, "Texte"),
-                       sentence_score=sentence_score)
+        return Passage("d.txt", "T", "", 0, 5, "Texte", ((0, 5),), rank=rank, score=score,
+                       sentence=Sentence(0, 5, "Texte"), sentence_score=sentence_score)
 
     first, second, third, fourth = (passage(1, 0.30, 0.90), passage(2, 0.15, 0.93),
                                     passage(3, 0.1, 0.5), passage(4, 0.1, 2.0))

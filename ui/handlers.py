@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import qa
-from qa.index import load_index, read_documents
 from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
 from qa.wording import typeset
 from ui.guards import check_docs, check_k, check_question, engine_call, fail, french_error
@@ -78,20 +77,16 @@ def show_source(selection: object, turns: list[Turn] | None, *, index: str | Pat
     if citation is None:
         raise fail("Citation introuvable dans cette conversation.")
     try:
-        doc = read_documents(index).get(citation.doc)
+        engine = qa.assistant(index)
+        doc = engine.document(citation.doc)
         # The index may have been rebuilt since the answer: never highlight offsets in another text.
         if doc is None or not citation.matches(doc["text"]):
             raise ValueError(f"{citation.doc} is not in the index as it was cited")
-        return render_source(doc["text"], citation, document_headings(index, citation.doc))
+        return render_source(doc["text"], citation, engine.headings(citation.doc))
     except qa.QAError as exc:
         raise fail(french_error(exc)) from exc
     except ValueError as exc:  # the index was rebuilt since the answer: its offsets may point elsewhere now
         raise fail("Ce passage n'est plus dans l'index actuel : posez la question à nouveau.") from exc
-
-
-def document_headings(index: str | Path, doc: str) -> frozenset[str]:
-    """The section headings of one document of the index (its passages' sections), for the viewer."""
-    return frozenset(p.section for p in load_index(index).passages if p.doc == doc and p.section)
 
 
 def retrieve_passages(question: object, k: object = 5, *, index: str | Path = "index") -> list[dict]:
@@ -156,7 +151,7 @@ def ask_answer(
 def index_status(index: str | Path, corpus: str | Path | None) -> dict:
     """The API's /status: is the index the corpus as it is now? (A stale index is never served silently.)"""
     try:
-        return qa.index_status(index, corpus).to_dict()
+        return qa.assistant(index).status(corpus).to_dict()
     except (qa.QAError, OSError) as exc:
         message = french_error(exc) if isinstance(exc, qa.QAError) else "L'index est illisible : qa index build"
         raise fail(message) from exc
@@ -165,8 +160,9 @@ def index_status(index: str | Path, corpus: str | Path | None) -> dict:
 def summary(index: str | Path, corpus: str | Path | None) -> str:
     """The corpus summary with a stale-index warning, or the French error when there is no index."""
     try:
-        load_index(index)  # refuses an index the installed model cannot serve, with its French message
-        status = qa.index_status(index, corpus)
+        engine = qa.assistant(index)
+        engine.index  # noqa: B018 - loading refuses an index the installed model cannot serve, in French
+        status = engine.status(corpus)
     except qa.QAError as exc:
         return f'<div class="stale">{esc(typeset(french_error(exc)))}</div>'
     return render_summary(status)

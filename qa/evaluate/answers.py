@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from qa.answer import SIGNAL_DEPTH, Answer, ask
+from qa.answer import SIGNAL_DEPTH, Answer
+from qa.assistant import ask
 from qa.citations import answer_passage
 from qa.evaluate.retrieval import holds_answer, piaf_workdir
 from qa.index import build_index

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.citations import DEFAULT_CITATION, Passage, answer_passage, sentence_scores
+from qa.assistant import assistant, retrieve
+from qa.chunking import Passage
+from qa.citations import DEFAULT_CITATION, answer_passage, sentence_scores
 from qa.french import analyze, normalize_apostrophes
-from qa.index import build_index, load_index
+from qa.index import build_index
 from qa.model import encode_question
-from qa.search import retrieve
 
 MODES = ("hybrid", "bm25", "dense")
 
@@ -141,7 +142,7 @@ def score_cases(name: str, cases: list[Case], run: Callable[[str], list[Passage]
 
 def sentence_given_paragraph(gold: list[GoldQuestion], index: Path) -> float:
     """Share of questions whose chosen sentence, among the gold paragraph's, holds the answer."""
-    idx = load_index(index)
+    idx = assistant(index).index
     by_doc: dict[str, list[int]] = {}
     for i, p in enumerate(idx.passages):
         by_doc.setdefault(p.doc, []).append(i)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.chunking import IndexedPassage, chunk_document
+from qa.chunking import Passage, chunk_document
 from qa.documents import Document, Unreadable, content_hash, read_bytes
 from qa.documents.sandbox import read_in_worker
-from qa.index.freshness import file_hash, stat_record
+from qa.index.status import file_hash, stat_record
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class ReadResult:
 
     sha256: str
     doc: dict[str, Any] | None = None  # documents.jsonl row (without the file's stat)
-    passages: list[IndexedPassage] | None = None
+    passages: list[Passage] | None = None
     error: str = ""
 
 

@@ -12,8 +12,12 @@ Layout of an index folder `index/`:
 A build holds manifest.json (what it was built from: corpus, model, settings, each document's hash),
 passages.jsonl (one `passage_row` per passage), documents.jsonl (each document's text), dense.faiss,
 vectors.npy, sentences.npy and bm25/. `qa.index.writer` writes them, `qa.index.loader` reads them.
-The manifest records every other file's size and sha256 (`files`, checked by `qa.index.integrity`)
-and its own sha256 (`manifest_sha256`, over the rest of it): no byte of a build goes unchecked.
+The manifest records every other file's size and sha256 (`files`, made by `record`) and its own
+sha256 (`manifest_sha256`, over the rest of it): no byte of a build goes unchecked. The loader checks
+each file before it parses it, in a background thread that hashes the next files while it parses the
+previous ones (`checking`); status and the next build check them all (`problems`). A file's hash is
+computed once per process per version of the file (`qa.files.file_sha256_cached`), so loading again
+costs a `stat` per file; sizes are compared first, so a truncated or deleted file is refused at once.
 """
 
 from __future__ import annotations
@@ -26,13 +30,23 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from qa.chunking import IndexedPassage, chunking_params
+from qa.chunking import Passage, chunking_params
 from qa.errors import IndexCorruptError, IndexNotFoundError, IndexVersionError
-from qa.files import fsync_file, fsync_tree, locked, text_sha256, write_json
+from qa.files import (
+    file_identity,
+    file_sha256,
+    file_sha256_cached,
+    fsync_file,
+    fsync_tree,
+    locked,
+    text_sha256,
+    write_json,
+)
 from qa.french import ANALYZER_PARAMS
 
 log = logging.getLogger(__name__)
@@ -64,7 +78,7 @@ def bm25s():
     return module
 
 
-def passage_row(p: IndexedPassage) -> dict[str, Any]:
+def passage_row(p: Passage) -> dict[str, Any]:
     """A passage as passages.jsonl holds it."""
     return {
         "doc": p.doc, "title": p.title, "section": p.section, "start": p.start, "end": p.end,
@@ -72,9 +86,9 @@ def passage_row(p: IndexedPassage) -> dict[str, Any]:
     }
 
 
-def passage_from_row(r: dict[str, Any]) -> IndexedPassage:
+def passage_from_row(r: dict[str, Any]) -> Passage:
     """The passage a passages.jsonl row holds."""
-    return IndexedPassage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
+    return Passage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
                           tuple(tuple(s) for s in r["sentences"]), r.get("page"))
 
 
@@ -239,3 +253,97 @@ def _valid_files(files: object) -> bool:
 def live_manifest(root: str | Path) -> dict[str, Any]:
     """The manifest of the live build at `root` (IndexNotFoundError or IndexCorruptError if none)."""
     return read_manifest(current_build(Path(root)))
+
+
+MISSING, SIZE, CHECKSUM, UNREADABLE = "missing", "size differs", "checksum differs", "unreadable"
+Files = dict[str, dict[str, Any]]  # the manifest's table: relative path -> {"size": int, "sha256": hex}
+
+
+def record(folder: Path, *, leave_out: Iterable[str] = ("manifest.json",)) -> Files:
+    """The size and sha256 of every file under `folder` (a build being written), by relative path."""
+    files: Files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if name not in leave_out:
+            files[name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    return files
+
+
+def problem(build: Path, name: str, files: Files, *, hash_it: bool = True) -> str:
+    """"" when the file `name` of `build` is the one recorded, else what is wrong with it.
+    `hash_it=False`: compare sizes only (a stat)."""
+    path = build / name
+    try:
+        if os.stat(path).st_size != files[name]["size"]:
+            return SIZE
+        if hash_it and file_sha256_cached(path) != files[name]["sha256"]:
+            return CHECKSUM
+    except FileNotFoundError:
+        return MISSING
+    except OSError:
+        return UNREADABLE
+    return ""
+
+
+def problems(build: Path, files: Files) -> list[tuple[str, str]]:
+    """Every damaged file of a build, with what is wrong with it; [] when all are as recorded."""
+    return [(name, found) for name in files if (found := problem(build, name, files))]
+
+
+def corrupt(build: Path, name: str, what: str) -> IndexCorruptError:
+    """The error for a damaged file of a build: it names the file and the rebuild command."""
+    return IndexCorruptError(f"{name} of the index at {build} is damaged ({what}): rebuild it with `qa index build`.",
+                             file=name)
+
+
+def verify(build: Path, files: Files, *names: str) -> None:
+    """Raise IndexCorruptError for the first of `names` (files, or folders of files) that is damaged."""
+    for name in _matching(files, names):
+        if found := problem(build, name, files):
+            raise corrupt(build, name, found)
+
+
+def snapshot(build: Path, files: Files) -> tuple:
+    """Every file's identity (size, times, inode) now: if it differs later, a file was rewritten."""
+    identities = []
+    for name in sorted(files):
+        try:
+            identities.append(file_identity(build / name))
+        except OSError:
+            identities.append(None)
+    return tuple(identities)
+
+
+@contextlib.contextmanager
+def checking(build: Path, files: Files, order: Iterable[str]) -> Iterator[Callable[[str], None]]:
+    """Check every file of a build, hashing them one by one in a background thread in `order` (files
+    or folders; the others after them). Yields `ready(name)`, which waits until `name` is checked and
+    raises IndexCorruptError if it is damaged; the block ends only once every file is checked.
+    Missing and resized files are refused at once, before any hashing."""
+    names = _matching(files, [*order, *files])
+    for name in names:
+        if found := problem(build, name, files, hash_it=False):
+            raise corrupt(build, name, found)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="qa-index-check")
+    futures = {name: pool.submit(problem, build, name, files) for name in names}
+
+    def ready(*wanted: str) -> None:
+        for name in _matching(files, wanted):
+            if found := futures[name].result():
+                raise corrupt(build, name, found)
+
+    try:
+        yield ready
+        ready(*names)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _matching(files: Files, wanted: Iterable[str]) -> list[str]:
+    """The recorded files each of `wanted` names (itself, or the files of that folder), in that order, once."""
+    out: dict[str, None] = {}
+    for want in wanted:
+        for name in files:
+            if name == want or name.startswith(want + "/"):
+                out.setdefault(name)
+    return list(out)

@@ -2,30 +2,29 @@
 documents back for the next incremental build.
 
 Every file is checked against the size and sha256 its manifest records before it is parsed
-(`qa.index.integrity`: hashed in a background thread while the previous file is parsed), and a
+(`qa.index.layout`: hashed in a background thread while the previous file is parsed), and a
 build is returned only once all its files are checked. Any damage, and any error reading a build,
-is an IndexCorruptError naming the file. Loading is cached per process and per build, so the hot
-path never re-reads files (a `stat` per file tells whether one was rewritten since); sentence
-vectors are memory-mapped (only candidates' rows are read).
+is an IndexCorruptError naming the file. `qa.Assistant` keeps the loaded build, so the hot path never
+re-reads files (`current`: a `stat` per file tells whether one was rewritten since); sentence vectors
+are memory-mapped (only candidates' rows are read).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qa.chunking import IndexedPassage
+from qa.chunking import Passage
 from qa.errors import IndexCorruptError, IndexModelMismatchError
 from qa.files import read_jsonl
 from qa.index import dense as dense_index
-from qa.index import integrity, layout
-from qa.index.freshness import Freshness, check_freshness, describe
+from qa.index import layout
 from qa.index.layout import bm25s, passage_from_row
+from qa.index.status import Freshness, check_freshness, describe
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class Index:
 
     path: Path
     manifest: dict[str, Any]
-    passages: list[IndexedPassage]
+    passages: list[Passage]
     faiss: Any  # faiss.Index: the passage vectors, exact (flat) or approximate (IVF)
     bm25: Any  # bm25s.BM25
     sentence_vectors: np.ndarray
@@ -47,7 +46,7 @@ class Index:
     _documents: dict[str, dict[str, str]] | None = field(default=None, repr=False)
     _passage_docs: tuple[list[str], np.ndarray] | None = field(default=None, repr=False)
     _passage_vectors: np.ndarray | None = field(default=None, repr=False)
-    files_seen: tuple = field(default=(), repr=False)  # the files' identities when loaded (integrity.snapshot)
+    files_seen: tuple = field(default=(), repr=False)  # the files' identities when loaded (layout.snapshot)
 
     def passage_docs(self) -> tuple[list[str], np.ndarray]:
         """Document ids, and each passage's position in that list: a document filter is one np.isin."""
@@ -79,35 +78,35 @@ class Index:
         return self.manifest["model"]["id"]
 
 
-_cache: dict[Path, Index] = {}
-_cache_lock = threading.Lock()
 LOAD_ORDER = ("passages.jsonl", "dense.faiss", "bm25", "sentences.npy")  # then vectors.npy, documents.jsonl
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, RuntimeError)  # a file as parsed
 
 
-def load_index(index: str | Path = "index") -> Index:
-    """The live build at `index`, loaded once per process (reloaded after a rebuild, or when one of
-    its files was rewritten since)."""
-    with _cache_lock:  # CURRENT is read under the lock: a concurrent rebuild cannot interleave
-        build = layout.current_build(Path(index)).resolve()
-        cached = _cache.get(build)
-        if cached is not None and integrity.snapshot(build, cached.manifest["files"]) != cached.files_seen:
-            _cache.clear()  # a memory-mapped file changed under us: check the build again before serving it
-            cached = None
-        if cached is None:
-            idx = _load(build)
-            idx.freshness = check_freshness(index, manifest=idx.manifest)
-            if idx.freshness.model_changed:  # question vectors would not match the passages': refuse
-                raise IndexModelMismatchError(
-                    f"Index at {build} was built with model {idx.model_id!r} checksum "
-                    f"{idx.manifest['model']['checksum'][:12]}…, which differs from the installed weights: "
-                    "rebuild it with `qa index build`."
-                )
-            if idx.freshness.stale:
-                log.warning("Index %s is stale: %s. Rebuild it with `qa index build`.", index, describe(idx.freshness))
-            _cache.clear()  # one live build per process is enough; drop the replaced one
-            _cache[build] = idx
-        return _cache[build]
+def load_index(index: str | Path = "index", build: Path | None = None) -> Index:
+    """Read and check the live build at `index` (or `build`, one of its builds), and compare it with its
+    corpus. Not cached: `qa.Assistant` holds the loaded index and reloads it when a rebuild is published
+    or a file of it is rewritten (`current` tells)."""
+    build = (build or layout.current_build(Path(index))).resolve()
+    idx = _load(build)
+    idx.freshness = check_freshness(index, manifest=idx.manifest)
+    if idx.freshness.model_changed:  # question vectors would not match the passages': refuse
+        raise IndexModelMismatchError(
+            f"Index at {build} was built with model {idx.model_id!r} checksum "
+            f"{idx.manifest['model']['checksum'][:12]}…, which differs from the installed weights: "
+            "rebuild it with `qa index build`."
+        )
+    if idx.freshness.stale:
+        log.warning("Index %s is stale: %s. Rebuild it with `qa index build`.", index, describe(idx.freshness))
+    return idx
+
+
+def current(idx: Index | None, index: str | Path) -> Path | None:
+    """The live build of `index` when `idx` is not it any more (a rebuild was published, or a file of
+    the build was rewritten since it was loaded: memory-mapped files must be checked again); else None."""
+    build = layout.current_build(Path(index)).resolve()
+    if idx is None or idx.path != build or layout.snapshot(build, idx.manifest["files"]) != idx.files_seen:
+        return build
+    return None
 
 
 def _load(build: Path) -> Index:
@@ -116,10 +115,10 @@ def _load(build: Path) -> Index:
 
     manifest = layout.read_manifest(build)
     files = manifest["files"]
-    seen = integrity.snapshot(build, files)  # before checking: a file rewritten meanwhile is checked again
+    seen = layout.snapshot(build, files)  # before checking: a file rewritten meanwhile is checked again
     name = ""  # the file being read, named by the error
     try:
-        with integrity.checking(build, files, LOAD_ORDER) as ready:
+        with layout.checking(build, files, LOAD_ORDER) as ready:
             ready(name := "passages.jsonl")
             passages = [passage_from_row(r) for r in read_jsonl(build / name)]
             ready(name := "dense.faiss")
@@ -155,7 +154,7 @@ def _load(build: Path) -> Index:
 
 def _read_checked(idx: Index, name: str, read):
     """A file of a loaded build read on first use, checked again first (a stat, unless it changed)."""
-    integrity.verify(idx.path, idx.manifest["files"], name)
+    layout.verify(idx.path, idx.manifest["files"], name)
     try:
         return read(idx.path / name)
     except READ_ERRORS as exc:
@@ -178,21 +177,16 @@ def _mapped(path: Path) -> np.ndarray:
     return array
 
 
-def read_documents(index: str | Path = "index") -> dict[str, dict[str, str]]:
-    """The documents' full texts as indexed, by document id (for the source viewer), cached per build."""
-    return load_index(index).documents()
-
-
 def checked_build(root: Path) -> tuple[Path, dict[str, Any]]:
     """The live build of the index at `root` and its manifest, every file of it checked against its
     checksum: IndexNotFoundError, IndexVersionError, or IndexCorruptError naming the first damaged file."""
     build = layout.current_build(root)
     manifest = layout.read_manifest(build)
-    integrity.verify(build, manifest["files"], *manifest["files"])
+    layout.verify(build, manifest["files"], *manifest["files"])
     return build, manifest
 
 
-def read_stored(build: Path) -> dict[str, tuple[dict[str, Any], list[IndexedPassage], np.ndarray, np.ndarray]]:
+def read_stored(build: Path) -> dict[str, tuple[dict[str, Any], list[Passage], np.ndarray, np.ndarray]]:
     """Each document of a build as the next incremental build reuses it: (its documents.jsonl row, its
     passages, their vectors, their sentence vectors), by document id. Raises ValueError when the
     build's files disagree (a damaged build is never reused)."""
@@ -202,7 +196,7 @@ def read_stored(build: Path) -> dict[str, tuple[dict[str, Any], list[IndexedPass
     if len(vectors) != len(rows) or len(sentences) != sum(len(r["sentences"]) for r in rows):
         raise ValueError("vector and passage counts differ")
     docs = {d["doc"]: d for d in read_jsonl(build / "documents.jsonl")}
-    passages: dict[str, list[IndexedPassage]] = {doc: [] for doc in docs}
+    passages: dict[str, list[Passage]] = {doc: [] for doc in docs}
     spans: dict[str, list[int]] = {}  # doc -> [first passage, end, first sentence, end]
     s = 0
     for i, row in enumerate(rows):

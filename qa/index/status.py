@@ -1,12 +1,15 @@
-"""Is an index still right for its corpus? Compare a build's manifest with the files on disk.
+"""Is an index still right for its corpus, and what a face shows about it.
 
 A build records each document's sha256, the model's checksum and the chunking, analyser and BM25
-settings; any difference makes it stale, and the faces say which documents changed.
+settings; any difference makes it stale (`check_freshness`), and the faces say which documents
+changed. `IndexStatus` is the one public object read from the live build's manifest and the checksums
+of its files (status never loads vectors), so `qa index status`, the app's corpus line and the API's
+/status say the same thing and none of them parses manifest.json.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +124,65 @@ def file_hash(path: Path) -> str:
         return file_sha256(path)
     except OSError:
         return ""
+
+
+@dataclass(frozen=True)
+class DocumentStatus:
+    doc: str  # path under the corpus folder
+    title: str
+    passages: int
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """The live build of an index and how it compares with the corpus on disk."""
+
+    build: Path
+    created: str  # ISO 8601, UTC
+    model: str
+    dimension: int
+    dense: str  # "flat" or "ivf"
+    documents: tuple[DocumentStatus, ...]
+    passages: int
+    sentences: int
+    skipped: tuple[tuple[str, str], ...]  # (path, French reason)
+    freshness: Freshness
+    damaged: tuple[tuple[str, str], ...] = ()  # (file of the build, French problem): refused on load
+
+    @property
+    def stale(self) -> bool:
+        return self.freshness.stale
+
+    def to_dict(self) -> dict:
+        """The API's /status: plain JSON types."""
+        return {
+            "stale": self.stale,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.freshness).items()},
+            "built": self.created, "documents": len(self.documents), "passages": self.passages,
+            "damaged": [name for name, _ in self.damaged],
+        }
+
+
+PROBLEMS = {layout.MISSING: "absent", layout.SIZE: "taille différente de celle enregistrée",
+            layout.CHECKSUM: "contenu modifié (somme de contrôle différente)", layout.UNREADABLE: "illisible"}
+
+
+def index_status(index: str | Path = "index", corpus: str | Path | None = None, *,
+                 check_model: bool = True) -> IndexStatus:
+    """The live build at `index` and its freshness against `corpus` (default: the folder it was built
+    from), and every damaged file of it (checked against the manifest's checksums). Raises
+    IndexNotFoundError without a build, IndexCorruptError when CURRENT or the manifest is damaged,
+    IndexVersionError for an index of another version of qa."""
+    build = layout.current_build(Path(index))
+    m = layout.read_manifest(build)  # sealed: what it holds was written by the writer
+    documents = tuple(DocumentStatus(doc, info.get("title") or doc, int(info.get("passages", 0)))
+                      for doc, info in m["documents"].items())
+    counts, model = m["counts"], m["model"]
+    return IndexStatus(
+        build=build, created=m["created"], model=model["id"], dimension=int(model["dimension"]),
+        dense=m.get("dense", {}).get("type", "flat"), documents=documents, passages=int(counts["passages"]),
+        sentences=int(counts.get("sentences", 0)),
+        skipped=tuple((s["path"], s["reason"]) for s in m.get("skipped", [])),
+        freshness=check_freshness(index, corpus, manifest=m, check_model=check_model),
+        damaged=tuple((name, PROBLEMS[found]) for name, found in layout.problems(build, m["files"])),
+    )

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from qa.chunking import IndexedPassage, indexed_text
+from qa.chunking import Passage, indexed_text
 from qa.files import write_jsonl
 from qa.french import analyze
 from qa.index import dense as dense_index
-from qa.index import integrity, layout
-from qa.index.freshness import STAT_KEYS
+from qa.index import layout
 from qa.index.layout import BM25_PARAMS, bm25s, passage_row, settings
+from qa.index.status import STAT_KEYS
 
 
 def write_build(
@@ -32,7 +32,7 @@ def write_build(
     model_id: str,
     checksum: str,
     documents: list[dict[str, Any]],
-    passages: list[IndexedPassage],
+    passages: list[Passage],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     skipped: list[dict[str, Any]],
@@ -62,7 +62,7 @@ def write_build(
         write_jsonl(tmp / "documents.jsonl", documents)
         corpus_rel = os.path.relpath(Path(corpus).resolve(), root.resolve())
         manifest = _manifest(corpus_rel, model_id, checksum, vectors.shape[1], documents, passages, skipped, dense)
-        manifest["files"] = integrity.record(tmp)  # every file's size and sha256, as written
+        manifest["files"] = layout.record(tmp)  # every file's size and sha256, as written
         layout.write_manifest(tmp, manifest)  # sealed with its own sha256
         return layout.publish(root, tmp)
 
