@@ -84,9 +84,8 @@ def run_case(name: str, code: Path, timeout: float, memory: int, folder: Path) -
 
 
 def worker_cost(folder: Path) -> list[tuple[str, float]]:
-    """Reading in this process vs through the reading worker (qa.documents.sandbox), per file."""
-    from qa.documents import read_bytes, read_document
-    from qa.documents.sandbox import Worker
+    """Reading in this process vs through the reading worker (qa.documents.Worker), per file."""
+    from qa.documents import Worker, read_bytes, read_document
 
     small = folder / "small.txt"
     small.write_text("Le JNIM a revendiqué les attaques de Kayes et de Nioro du Sahel.\n\n" * 40, encoding="utf-8")

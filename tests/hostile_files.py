@@ -34,10 +34,11 @@ def docx_with_body(body: bytes) -> bytes:
     """A valid .docx whose word/document.xml body is `body` (w:p and w:tbl elements)."""
     members = plain_docx()
     members["word/document.xml"] = _BODY_START + body + _BODY_END
-    return _zipped(members)
+    return zipped(members)
 
 
-def _zipped(members: dict[str, bytes]) -> bytes:
+def zipped(members: dict[str, bytes]) -> bytes:
+    """A zip archive of `members` (name: bytes), each deflated, as zipfile writes it."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
@@ -86,6 +87,16 @@ def _zip(members: list[tuple[str, bytes, int, int]]) -> bytes:
     return out.getvalue()
 
 
+def zip64_docx() -> bytes:
+    """A valid .docx with a ZIP64 end record before its end record: zipfile takes the directory's size
+    from the ZIP64 record, which a check of the end record alone would not see."""
+    data = zipped(plain_docx())
+    _, _, _, here, total, size, offset, _ = struct.unpack("<4sHHHHIIH", data[-22:])
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, here, total, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(data) - 22, 1)
+    return data[:-22] + record + locator + data[-22:]
+
+
 def style_cycle_docx(paragraphs: int = 10) -> bytes:
     """Two paragraph styles based on each other: python-docx's `base_style` walk never ends."""
     members = plain_docx()
@@ -97,7 +108,7 @@ def style_cycle_docx(paragraphs: int = 10) -> bytes:
     body = b"".join(b'<w:p><w:pPr><w:pStyle w:val="A"/></w:pPr><w:r><w:t>Texte %d</w:t></w:r></w:p>' % i
                     for i in range(paragraphs))
     members["word/document.xml"] = _BODY_START + body + _BODY_END
-    return _zipped(members)
+    return zipped(members)
 
 
 def merged_column_docx(rows: int) -> bytes:

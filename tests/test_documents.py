@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from qa.chunking import MAX_WORDS, chunk_document, indexed_text
-from qa.documents import iter_corpus_files, read_document
+from qa.documents import read_document, scan_corpus
 
 from .conftest import REPORT
 
@@ -123,7 +123,7 @@ def test_corpus_listing_skips_hidden_files_and_own_readme(tmp_path):
     for rel in ["a.txt", "sub/b.md", ".hidden.txt", ".git/c.txt", "README.md", "sub/README.md", "x.pdf"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("Texte.", encoding="utf-8")
-    got = [p.relative_to(tmp_path).as_posix() for p in iter_corpus_files(tmp_path)]
+    got = [p.relative_to(tmp_path).as_posix() for p in scan_corpus(tmp_path).files]
     assert got == ["a.txt", "sub/README.md", "sub/b.md", "x.pdf"]  # x.pdf is listed so a build can report it
 
 
@@ -134,7 +134,7 @@ def test_an_index_inside_the_corpus_is_not_read_as_documents(tmp_path):
     (tmp_path / "index" / "build-1" / "manifest.json").write_text("{}", encoding="utf-8")
     (tmp_path / "notes-index").mkdir()  # a folder merely named like one is read
     (tmp_path / "notes-index" / "a.md").write_text("# A\n\nTexte.", encoding="utf-8")
-    assert [p.relative_to(tmp_path).as_posix() for p in iter_corpus_files(tmp_path)] == ["note.txt", "notes-index/a.md"]
+    assert [p.relative_to(tmp_path).as_posix() for p in scan_corpus(tmp_path).files] == ["note.txt", "notes-index/a.md"]
 
 
 def test_doc_id_is_relative_posix_path(tmp_path):

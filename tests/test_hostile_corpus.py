@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import qa.documents.corpus
-import qa.documents.sandbox
+import qa.documents
 from qa.documents import Unreadable, read_document, scan_corpus
-from qa.documents.builder import compounds, joiners
+from qa.documents.pdf import compounds, joiners
 from tests import hostile_files
 from tests.conftest import REPORT, ROOT
 
@@ -36,7 +35,7 @@ def _deny(monkeypatch, folder: Path) -> None:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(qa.documents.corpus.os, "scandir", scandir)
+    monkeypatch.setattr(qa.documents.os, "scandir", scandir)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def hostile(tmp_path_factory):
     (corpus / "dossier-secret").mkdir()
     (corpus / "dossier-secret" / "note.txt").write_text("Note confidentielle sur Kayes.", encoding="utf-8")
     _deny(monkeypatch, corpus / "dossier-secret")
-    monkeypatch.setattr(qa.documents.sandbox, "READ_SECONDS", BUDGET)
+    monkeypatch.setattr(qa.documents, "READ_SECONDS", BUDGET)
     try:
         summary = build_index(corpus, root / "index")
         yield corpus, root / "index", summary
@@ -183,8 +182,19 @@ def test_a_docx_zip_bomb_is_refused_in_bounded_memory(tmp_path, declared):
     assert peak - before < 100_000  # kB
 
 
+def test_zip64_and_a_bad_checksum_are_refused_before_python_docx_reads_the_archive(tmp_path):
+    (tmp_path / "z64.docx").write_bytes(hostile_files.zip64_docx())
+    with pytest.raises(Unreadable, match="archive ZIP64 non prise en charge"):
+        read_document(tmp_path / "z64.docx", tmp_path)
+    packed = hostile_files.zipped(hostile_files.plain_docx())
+    at = packed.index(b"word/document.xml") + len("word/document.xml") + 5  # inside its deflated bytes
+    (tmp_path / "abimé.docx").write_bytes(packed[:at] + bytes([packed[at] ^ 0xFF]) + packed[at + 1 :])
+    with pytest.raises(Unreadable, match=r"^archive ZIP illisible \(word/document.xml"):
+        read_document(tmp_path / "abimé.docx", tmp_path)
+
+
 def test_a_reader_over_its_budget_is_killed_and_the_next_file_is_read(tmp_path):
-    worker = qa.documents.sandbox.Worker(seconds=BUDGET)
+    worker = qa.documents.Worker(seconds=BUDGET)
     deep, note = tmp_path / "deep.html", tmp_path / "note.txt"
     deep.write_bytes(hostile_files.nested_divs(200_000))
     note.write_text("Le JNIM a revendiqué l'attaque de Kayes.", encoding="utf-8")

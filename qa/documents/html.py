@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qa.documents.builder import TextBuilder, clean_inline, table_rows
-from qa.documents.document import Document, Unreadable
+from bs4 import BeautifulSoup, CData, NavigableString, Tag
+
+from qa.documents.document import Document, TextBuilder, Unreadable, clean_inline, table_rows
 from qa.documents.text import decode
 
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
@@ -32,8 +33,6 @@ _HIDDEN_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORE
 def read_html(data: bytes, doc_id: str, path: Path) -> Document:
     """Every step is one pass over the tree (or over disjoint subtrees), never a search below each
     tag, and the walk keeps its own stack: 100,000 nested <div> read in linear time, without recursion."""
-    from bs4 import BeautifulSoup  # lazy: a heavy library, loaded on first use
-
     # A declared charset (<meta charset>, BOM) is trusted; otherwise the text decoder's rules (UTF-8,
     # then Windows-1252) beat bs4's guess, which reads undeclared French cp1252 as cp1250.
     declared = _DECLARED_CHARSET_RE.search(data[:4096]) or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
@@ -44,39 +43,33 @@ def read_html(data: bytes, doc_id: str, path: Path) -> Document:
     _prune(soup, lambda tag: tag.name in DROP_TAGS and not (tag.name in ("header", "footer") and id(tag) in content))
     for br in soup.find_all("br"):
         br.replace_with(" ")
-    _drop_hidden_and_boilerplate(soup)
+    content = _holding(soup, CONTENT)  # what the first pass left
+    _prune(soup, lambda tag: _furniture(tag, content))
     mains = soup.find_all(["main", "article"])
     if mains:
         lengths = _text_lengths(soup)
         root = max(mains, key=lambda t: lengths.get(id(t), 0))
     else:
         root = soup.body or soup
-    builder = TextBuilder()
     h1 = root.find("h1") or soup.find("h1")
     title = clean_inline(h1.get_text(" ")) if h1 else page_title
-    if title:
-        builder.title(title)
+    builder = TextBuilder(title)
     _walk(root, builder, skip=h1, nested=_holding(soup, BLOCKS | set(HEADINGS)))
     if not builder.paragraphs:
         raise Unreadable("page HTML sans texte principal")
     return builder.document(doc_id, title or path.stem, data)
 
 
-def _drop_hidden_and_boilerplate(soup) -> None:
-    """Remove hidden elements and navigation-like ones (named menu, cookie banner, share bar…) that do
-    not wrap the page's main text. Tags come in document order, so when one is looked at none of its
-    descendants is removed yet: the content flags computed once before the pass stay true."""
-    content = _holding(soup, CONTENT)
-
-    def furniture(tag) -> bool:
-        attrs = tag.attrs or {}
-        names = " ".join([*(attrs.get("class") or []), str(attrs.get("id") or ""), str(attrs.get("role") or "")])
-        return (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true"
-                or bool(_HIDDEN_RE.search(str(attrs.get("style") or "")))
-                or (tag.name not in ("body", "html", "main", "article") and bool(_BOILERPLATE_RE.search(names))
-                    and id(tag) not in content))
-
-    _prune(soup, furniture)
+def _furniture(tag, content: set[int]) -> bool:
+    """A hidden element, or a navigation-like one (named menu, cookie banner, share bar…) that does not
+    wrap the page's main text (its id not in `content`). Tags come in document order, so when one is
+    looked at none of its descendants is removed yet: `content`, computed before the pass, holds."""
+    attrs = tag.attrs or {}
+    names = " ".join([*(attrs.get("class") or []), str(attrs.get("id") or ""), str(attrs.get("role") or "")])
+    return (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true"
+            or bool(_HIDDEN_RE.search(str(attrs.get("style") or "")))
+            or (tag.name not in ("body", "html", "main", "article") and bool(_BOILERPLATE_RE.search(names))
+                and id(tag) not in content))
 
 
 def _prune(soup, drop) -> None:
@@ -98,8 +91,6 @@ def _holding(soup, names) -> set[int]:
     document order every node comes before its parent. (Removing such a tag would remove the page's
     main text when `names` is CONTENT: a class such as "layout-with-sidebar" on the page's wrapper
     names its layout, not its content.)"""
-    from bs4 import Tag  # lazy: a heavy library, loaded on first use
-
     held: set[int] = set()
     for node in reversed(list(soup.descendants)):
         if isinstance(node, Tag) and node.parent is not None and (node.name in names or id(node) in held):
@@ -109,8 +100,6 @@ def _holding(soup, names) -> set[int]:
 
 def _text_lengths(soup) -> dict[int, int]:
     """len(tag.get_text()) of every tag, in one bottom-up pass (strings of the types get_text keeps)."""
-    from bs4 import CData, NavigableString, Tag  # lazy: a heavy library, loaded on first use
-
     lengths: dict[int, int] = {}
     for node in reversed(list(soup.descendants)):
         if node.parent is None:
@@ -127,8 +116,6 @@ def _text_lengths(soup) -> dict[int, int]:
 def _walk(root, builder: TextBuilder, skip, nested: set[int]) -> None:
     """Emit headings and leaf blocks in document order; loose inline text between blocks is a paragraph.
     A block holding other blocks or headings (its id in `nested`) is walked into, on an explicit stack."""
-    from bs4 import NavigableString, Tag  # lazy: a heavy library, loaded on first use
-
     stack: list[tuple] = [(iter(root.children), [])]
     while stack:
         children, loose = stack[-1]
@@ -141,47 +128,37 @@ def _walk(root, builder: TextBuilder, skip, nested: set[int]) -> None:
                 loose.append(str(child))
         elif not isinstance(child, Tag) or child is skip:
             continue
-        elif child.name in HEADINGS:
+        elif child.name not in HEADINGS and child.name not in BLOCKS:
+            loose.append(child.get_text(""))
+        else:
             _flush(loose, builder)
-            builder.heading(child.get_text(""), HEADINGS[child.name])
-        elif child.name == "table":
-            _flush(loose, builder)
-            _table(child, builder)
-        elif child.name in BLOCKS:
-            _flush(loose, builder)
-            if id(child) not in nested or child.name in ("p", "h5", "h6"):
+            if child.name in HEADINGS:
+                builder.heading(child.get_text(""), HEADINGS[child.name])
+            elif child.name == "table":
+                _table(child, builder)
+            elif id(child) not in nested or child.name in ("p", "h5", "h6"):
                 builder.paragraph(child.get_text(""))
             else:
                 stack.append((iter(child.children), []))
-        else:
-            loose.append(child.get_text(""))
 
 
 def _flush(loose: list[str], builder: TextBuilder) -> None:
-    if loose:
-        builder.paragraph(" ".join(loose))
-        loose.clear()
+    builder.paragraph(" ".join(loose))  # nothing when there is no loose text
+    loose.clear()
 
 
 def _table(table, builder: TextBuilder) -> None:
-    """Each of the table's own rows (not a nested table's) as a paragraph, cells labelled by a header row."""
-    rows = [[c.get_text(" ") for c in tr.find_all(["td", "th"], recursive=False)] for tr in _own_rows(table)]
-    first = table.find("tr")
-    header = bool(first and first.find("th", recursive=False) and not first.find("td", recursive=False))
-    for row in table_rows(rows, header):
-        builder.paragraph(row)
-
-
-def _own_rows(table) -> list:
-    """The <tr> whose nearest <table> is `table`, in document order: one walk that does not enter
-    nested tables (rather than a climb from each row to its table)."""
-    from bs4 import Tag  # lazy: a heavy library, loaded on first use
-
+    """Each of the table's own rows (not a nested table's) as a paragraph, cells labelled by a header
+    row. The rows are found in one walk that does not enter nested tables (rather than a climb from
+    each row to its table)."""
     rows, stack = [], list(reversed(table.contents))
     while stack:
         node = stack.pop()
         if isinstance(node, Tag) and node.name != "table":
             if node.name == "tr":
-                rows.append(node)
+                rows.append([c.get_text(" ") for c in node.find_all(["td", "th"], recursive=False)])
             stack.extend(reversed(node.contents))
-    return rows
+    first = table.find("tr")
+    header = bool(first and first.find("th", recursive=False) and not first.find("td", recursive=False))
+    for row in table_rows(rows, header):
+        builder.paragraph(row)

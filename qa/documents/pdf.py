@@ -7,7 +7,8 @@ whole paragraphs, with the page where each starts.
 - Headings are short lines set in a larger font than the body (or all bold), without final
   punctuation; the largest one on page 1 is the title.
 - Lines are joined into paragraphs, across page breaks when a sentence runs on; a word cut by a
-  hyphen at a line end is joined back ("uti-" + "lisé" -> "utilisé").
+  hyphen at a line end is joined back ("uti-" + "lisé" -> "utilisé"), a compound's hyphen is kept
+  ("sous-" + "préfecture").
 A scanned PDF has no text layer: it is skipped with a reason (no OCR here).
 """
 
@@ -20,14 +21,24 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.documents.builder import TextBuilder, clean_inline, compounds, joiners
-from qa.documents.document import MAX_HEADING_CHARS, Document, Unreadable, title_from_name
+from pypdf import PdfReader
+
+from qa.documents.document import MAX_HEADING_CHARS, Document, TextBuilder, Unreadable, clean_inline, title_from_name
 
 MARGIN = 0.09  # top and bottom share of the page where running headers and footers live
 HEADING_RATIO = 1.15  # a heading's font is at least this much larger than the body's
 _PAGE_NUMBER_RE = re.compile(r"^(page|p\.)?\s*\d{1,4}(\s*(/|sur|de|of)\s*\d{1,4})?$", re.IGNORECASE)
 _END_RE = re.compile(r"[.!?…»\"”)\]:]$")
 _LIST_RE = re.compile(r"^([-–—•▪◦*]|\d{1,2}[.)])\s")
+_HYPHEN_CUT_RE = re.compile(r"([^\W\d_]+)[-\u00ad\u2010]$")  # letters of any script: œil-, sœur-
+_COMPOUND_RE = re.compile(r"[^\W\d_]+(?:[-\u2010][^\W\d_]+)+")
+_LETTERS_RE = re.compile(r"[^\W\d_]*")
+_DIGITS = re.compile(r"\d+")
+# Left parts of French compounds a line break may fall after: their hyphen is kept ("sous-" + "préfecture").
+COMPOUND_PREFIXES = frozenset(
+    "anti après arrière avant auto bas basse belle beau cent chef contre demi deux dix entre ex grand grande "
+    "haut haute hors mi mille néo non petit petite porte post pré quatre semi sous sud nord est ouest "
+    "soixante sans super trois tout vice vingt".split())
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,6 @@ class Line:
 
 
 def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
-    from pypdf import PdfReader  # lazy: a heavy library, loaded on first use
-
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted and not reader.decrypt(""):
         raise Unreadable("PDF protégé par un mot de passe")
@@ -61,29 +70,17 @@ def read_pdf(data: bytes, doc_id: str, path: Path) -> Document:
     body = _body_size(lines)
     lines = _merge_wrapped_headings(lines, body)
     title = _title(lines, body) or _metadata_title(reader) or ""
-    builder = TextBuilder()
-    if title:
-        builder.title(title)
+    builder = TextBuilder(title)
     _write_blocks(builder, lines, body, title, len(reader.pages))
     return builder.document(doc_id, title or title_from_name(path), data)
 
 
 def _page_lines(page, number: int) -> list[Line]:
     """The page's lines in pypdf's reading order, each with its dominant font size and boldness."""
-    runs: list[tuple[str, float | None, float, bool]] = []
-
-    def visit(text, cm, tm, font, size):
-        if text:
-            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5] if cm and tm else None
-            scale = math.hypot(tm[2], tm[3]) * math.hypot(cm[2], cm[3]) if cm and tm else 1.0
-            name = str((font or {}).get("/BaseFont", ""))
-            runs.append((text, y, (size or 0) * (scale or 1.0), bool(re.search(r"bold|black|heavy|,b\b", name, re.I))))
-
-    page.extract_text(visitor_text=visit)
     height = float(page.mediabox.height or 0)
     lines: list[Line] = []
     chars: list[str] = []
-    weights: Counter = Counter()
+    weights: Counter = Counter()  # characters by font size
     bold_chars = 0
     first_y: float | None = None
 
@@ -98,47 +95,40 @@ def _page_lines(page, number: int) -> list[Line]:
             lines.append(Line(text, y, size, bold_chars >= 0.8 * sum(weights.values()), number, height))
         chars, weights, bold_chars, first_y = [], Counter(), 0, None
 
-    for text, y, size, bold in runs:
-        pieces = text.split("\n")
-        for i, piece in enumerate(pieces):
+    def visit(text, cm, tm, font, size) -> None:
+        nonlocal bold_chars, first_y
+        if not text:
+            return
+        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5] if cm and tm else None
+        size = (size or 0) * ((math.hypot(tm[2], tm[3]) * math.hypot(cm[2], cm[3]) if cm and tm else 1.0) or 1.0)
+        bold = bool(re.search(r"bold|black|heavy|,b\b", str((font or {}).get("/BaseFont", "")), re.I))
+        for i, piece in enumerate(text.split("\n")):
             if i:
                 flush()
             if piece.strip():
-                if first_y is None:
-                    first_y = y
-                n = len(piece.strip())
-                weights[round(size, 1)] += n
-                bold_chars += n if bold else 0
+                first_y = y if first_y is None else first_y
+                weights[round(size, 1)] += len(piece.strip())
+                bold_chars += len(piece.strip()) if bold else 0
             chars.append(piece)
+
+    page.extract_text(visitor_text=visit)
     flush()
     return lines
 
 
-def _key(text: str) -> str:
-    return re.sub(r"\d+", "#", text.casefold())
-
-
 def _in_margin(line: Line, index: int, count: int) -> bool:
-    if line.y is None:
-        return index < 2 or index >= count - 2
-    return line.y > 1 - MARGIN or line.y < MARGIN
+    """At the top or bottom of its page; where the height is unknown, among its first or last two lines."""
+    return line.y > 1 - MARGIN or line.y < MARGIN if line.y is not None else index < 2 or index >= count - 2
 
 
 def _drop_running_lines(pages: list[list[Line]]) -> list[Line]:
-    """All lines in order, without page numbers and lines repeated in the margins of most pages."""
-    seen: Counter = Counter()
-    for lines in pages:
-        seen.update({_key(line.text) for i, line in enumerate(lines) if _in_margin(line, i, len(lines))})
+    """All lines in order, without page numbers and lines repeated (digits aside) in the margins of most pages."""
+    keyed = [[(line, _DIGITS.sub("#", line.text.casefold()) if _in_margin(line, i, len(lines)) else None)
+              for i, line in enumerate(lines)] for lines in pages]
+    seen = Counter(key for lines in keyed for key in {key for _, key in lines if key is not None})
     threshold = max(2, math.ceil(0.5 * len(pages)))
-    kept = []
-    for lines in pages:
-        for i, line in enumerate(lines):
-            if _in_margin(line, i, len(lines)) and (
-                seen[_key(line.text)] >= threshold or _PAGE_NUMBER_RE.match(line.text)
-            ):
-                continue
-            kept.append(line)
-    return kept
+    return [line for lines in keyed for line, key in lines
+            if key is None or seen[key] < threshold and not _PAGE_NUMBER_RE.match(line.text)]
 
 
 def _merge_wrapped_headings(lines: list[Line], body: Body) -> list[Line]:
@@ -175,8 +165,7 @@ def _is_heading(line: Line, body: Body) -> bool:
         return False
     if text.endswith((".", ",", ";", "-", "\u00ad", "\u2010")) or not any(c.isalpha() for c in text):
         return False  # a heading does not end a sentence or cut a word
-    larger = body.size > 0 and line.size >= body.size * HEADING_RATIO
-    if larger:
+    if body.size > 0 and line.size >= body.size * HEADING_RATIO:
         return True
     short = len(text) <= min(120, 0.7 * body.full) if body.full else len(text) <= 120
     return line.bold and line.size >= body.size * 0.95 and short and not _LIST_RE.match(text)
@@ -185,26 +174,23 @@ def _is_heading(line: Line, body: Body) -> bool:
 def _title(lines: list[Line], body: Body) -> str:
     """The largest heading of page 1, when it is larger than the body text."""
     first = [line for line in lines if line.page == 1 and _is_heading(line, body) and line.size > body.size]
-    if not first:
-        return ""
-    biggest = max(line.size for line in first)
-    return next(line.text for line in first if line.size == biggest)
+    return max(first, key=lambda line: line.size).text if first else ""  # max keeps the first of the largest
 
 
 def _metadata_title(reader) -> str:
+    """The title the file states, unless it is a tool's placeholder or the name of a file."""
     try:
-        title = (reader.metadata or {}).get("/Title")
+        title = clean_inline(str((reader.metadata or {}).get("/Title") or ""))
     except Exception:  # noqa: BLE001 - broken metadata is no reason to skip a readable PDF
         return ""
-    title = clean_inline(str(title or ""))
-    if title.lower() in ("untitled", "sans titre", "document", "microsoft word"):  # tools' placeholders
-        return ""
-    return (title if 3 <= len(title) <= MAX_HEADING_CHARS and not title.lower().endswith((".doc", ".docx", ".pdf"))
-            else "")
+    placeholder = title.lower() in ("untitled", "sans titre", "document", "microsoft word") or title.lower().endswith(
+        (".doc", ".docx", ".pdf"))
+    return "" if placeholder or not 3 <= len(title) <= MAX_HEADING_CHARS else title
 
 
 def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: str, page_count: int) -> None:
-    """Headings and paragraphs in order; page starts marked as pages go by."""
+    """Headings and paragraphs in order; page starts marked as pages go by, inside a paragraph that
+    runs on to the next page."""
     known = compounds(" ".join(line.text for line in lines))  # hyphenated forms written out elsewhere
     heading_sizes = sorted({line.size for line in lines
                             if _is_heading(line, body) and not (line.page == 1 and line.text == title)},
@@ -215,35 +201,57 @@ def _write_blocks(builder: TextBuilder, lines: list[Line], body: Body, title: st
     paragraph: list[Line] = []
     title_done = not title
 
-    def close() -> None:
-        if paragraph:
-            builder.paragraph_lines([(line.page, line.text) for line in paragraph],
-                                    joiners([line.text for line in paragraph], known), mark=_mark_page)
-            paragraph.clear()
-
-    def _mark_page(target: int) -> None:
+    def mark_page(target: int) -> None:
         nonlocal page
         while page < target:
             builder.start_page()
             page += 1
 
+    def close() -> None:
+        nonlocal page
+        if paragraph:
+            text, starts = _joined(paragraph, known)
+            breaks = []
+            for offset, line_page in starts:
+                breaks += [offset] * max(0, line_page - page)
+                page = max(page, line_page)
+            builder.paragraph(text, breaks)
+            paragraph.clear()
+
     for line in lines:
         if not paragraph:
-            _mark_page(line.page)
+            mark_page(line.page)
         if not title_done and line.page == 1 and line.text == title:
             title_done = True
             continue
-        if _is_heading(line, body) and not (paragraph and _continues(paragraph[-1], line, long_line, line_gap)):
+        prev = paragraph[-1] if paragraph else None
+        breaks = prev is not None and _breaks(prev, line, long_line, line_gap)
+        # same font, no sentence end or space between: the line carries on (a bold lead paragraph's short last line)
+        continues = prev is not None and not breaks and not _END_RE.search(prev.text) and (
+            prev.page == line.page and prev.bold == line.bold and abs(prev.size - line.size) <= 0.5)
+        heading = _is_heading(line, body) and not continues
+        if breaks or heading:
             close()
-            _mark_page(line.page)
+            mark_page(line.page)
+        if heading:
             builder.heading(line.text, heading_sizes.index(line.size) + 1 if line.size in heading_sizes else 1)
-            continue
-        if paragraph and _breaks(paragraph[-1], line, long_line, line_gap):
-            close()
-            _mark_page(line.page)
-        paragraph.append(line)
+        else:
+            paragraph.append(line)
     close()
-    _mark_page(page_count)
+    mark_page(page_count)
+
+
+def _joined(lines: list[Line], known: frozenset[str]) -> tuple[str, list[tuple[int, int]]]:
+    """A paragraph's lines as one text, each cut word's hyphen removed, with (offset, page) for each
+    line: a page that begins with the line begins where the line before it ends."""
+    text, starts, glue = "", [], ""
+    for line, joiner in zip(lines, [*joiners([line.text for line in lines], known), " "], strict=True):
+        piece = clean_inline(line.text[:-1] if joiner == "\x00" else line.text)  # the hyphen that cut the word
+        if piece:
+            starts.append((len(text), line.page))
+            text += (glue if text else "") + piece
+        glue = "" if joiner == "\x00" else joiner
+    return text, starts
 
 
 def _typical_length(lines: list[Line]) -> int:
@@ -268,9 +276,7 @@ def _breaks(prev: Line, line: Line, long_line: int, line_gap: dict[float, float]
     ends = bool(_END_RE.search(prev.text))
     if line.page != prev.page:
         return ends  # a sentence running on to the next page keeps its paragraph
-    if _LIST_RE.match(line.text):
-        return True
-    if line.size and prev.size and abs(line.size - prev.size) > 0.5:
+    if _LIST_RE.match(line.text) or line.size and prev.size and abs(line.size - prev.size) > 0.5:
         return True
     usual = line_gap.get(line.size)
     if usual and prev.y is not None and line.y is not None and prev.y - line.y > 1.3 * usual:
@@ -278,8 +284,29 @@ def _breaks(prev: Line, line: Line, long_line: int, line_gap: dict[float, float]
     return ends and len(prev.text) < 0.85 * long_line and not line.text[:1].islower()
 
 
-def _continues(prev: Line, line: Line, long_line: int, line_gap: dict[float, float]) -> bool:
-    """Whether `line` carries on the paragraph `prev` ends: same font, no sentence end or extra
-    space between them (the short last line of a bold lead paragraph is not a heading)."""
-    return (prev.page == line.page and prev.bold == line.bold and abs(prev.size - line.size) <= 0.5
-            and not _END_RE.search(prev.text) and not _breaks(prev, line, long_line, line_gap))
+def compounds(text: str) -> frozenset[str]:
+    """Every pair of word parts joined by a hyphen in `text`, lower-cased ("c'est-à-dire" gives
+    "est-à" and "à-dire"): read once per document, so checking a cut word is a set lookup, not a
+    search of the whole text per line (which made a PDF of many hyphenated lines quadratic)."""
+    pairs = set()
+    for match in _COMPOUND_RE.finditer(text.lower()):
+        parts = re.split(r"[-\u2010]", match.group())
+        pairs.update(f"{a}-{b}" for a, b in zip(parts, parts[1:], strict=False))
+    return frozenset(pairs)
+
+
+def joiners(lines: list[str], known: frozenset[str] = frozenset()) -> list[str]:
+    """What goes between consecutive lines of a paragraph: a space; "" after a real compound's hyphen
+    ("sous-" + "préfecture": a known prefix, or a pair of `compounds` written elsewhere in the
+    document); "\\x00" after a word cut by a hyphen or a soft hyphen, which is then removed ("uti-" + "lisé")."""
+    out = []
+    for prev, line in zip(lines, lines[1:], strict=False):
+        cut = _HYPHEN_CUT_RE.search(prev)
+        if not cut or not line[:1].islower():
+            out.append(" ")
+            continue
+        left, right = cut.group(1), _LETTERS_RE.match(line).group()  # a word as `compounds` reads one
+        compound = prev.endswith(("-", "\u2010")) and (
+            left.lower() in COMPOUND_PREFIXES or f"{left}-{right}".lower() in known)
+        out.append("" if compound else "\x00")
+    return out

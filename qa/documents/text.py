@@ -35,7 +35,7 @@ def decode(data: bytes) -> str:
             try:
                 text = data.decode("cp1252")
             except UnicodeDecodeError:
-                text = None
+                pass
     if text is None:
         from charset_normalizer import from_bytes  # lazy: a heavy library, loaded on first use
 
@@ -52,46 +52,32 @@ def decode(data: bytes) -> str:
 
 
 def read_text_file(data: bytes, doc_id: str, path: Path) -> Document:
+    """.txt and .text; .md and .markdown as Markdown."""
     text = decode(data)
-    title, headings, paragraphs = _parse_text(text)
+    parse = _parse_markdown if path.suffix.lower() in (".md", ".markdown") else _parse_text
+    title, headings, paragraphs = parse(text)
     return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs),
                     content_hash(data))
 
 
-def read_markdown_file(data: bytes, doc_id: str, path: Path) -> Document:
-    text = decode(data)
-    title, headings, paragraphs = _parse_markdown(text)
-    return Document(doc_id, title or title_from_name(path), text, tuple(headings), tuple(paragraphs),
-                    content_hash(data))
-
-
-def _lines(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each line, newline excluded, trailing spaces trimmed."""
+def _lines(text: str) -> list[tuple[int, int, int]]:
+    """(start, start after the leading spaces, end) of each line, newline excluded, trailing spaces
+    trimmed: a blank line has its second and third equal."""
     spans, pos = [], 0
     for line in text.split("\n"):
         end = pos + len(line.rstrip())
-        spans.append((pos, end))
+        spans.append((pos, end - len(line.strip()), end))
         pos += len(line) + 1
     return spans
 
 
 def _is_text_heading(line: str, next_line: str | None) -> bool:
-    """A short line without final punctuation, followed by a line that opens a paragraph."""
-    line = line.strip()
-    return (
-        bool(line)
-        and len(line) <= MAX_HEADING_CHARS
-        and line[-1] not in _FINAL_PUNCTUATION
-        and not _LIST_MARKER_RE.match(line)
-        and (line[0].isupper() or line[0].isdigit())
-        and next_line is not None
-        and _starts_block(next_line.strip())
-    )
-
-
-def _starts_block(line: str) -> bool:
-    """Text that opens a paragraph (a wrapped line's continuation usually starts in lower case)."""
-    return bool(line) and (line[0].isupper() or line[0].isdigit() or line[0] in "«\"“—–-(")
+    """A short line without final punctuation, followed by a line that opens a paragraph (a wrapped
+    line's continuation usually starts in lower case)."""
+    line, after = line.strip(), (next_line or "").strip()
+    return (bool(line) and len(line) <= MAX_HEADING_CHARS and line[-1] not in _FINAL_PUNCTUATION
+            and not _LIST_MARKER_RE.match(line) and (line[0].isupper() or line[0].isdigit())
+            and bool(after) and (after[0].isupper() or after[0].isdigit() or after[0] in "«\"“—–-("))
 
 
 def _parse_text(text: str) -> tuple[str, list[Heading], list[Span]]:
@@ -99,48 +85,32 @@ def _parse_text(text: str) -> tuple[str, list[Heading], list[Span]]:
 
     A first line set apart by a blank line is the document title, not a section heading.
     """
-    lines = _lines(text)
+    lines = [(i, e) for _, i, e in _lines(text)]
     title = ""
-    first = next((i for i, (s, e) in enumerate(lines) if e > s), None)
-    if first is not None:
-        s, e = lines[first]
-        after = lines[first + 1] if first + 1 < len(lines) else None
-        line = text[s:e].strip()
-        if (after is not None and after[1] == after[0] and line[-1] not in _FINAL_PUNCTUATION
-                and len(line) <= MAX_HEADING_CHARS):
-            title = line
-            lines = lines[first + 1 :]
+    first = next((n for n, (i, e) in enumerate(lines) if e > i), None)
+    if first is not None and first + 1 < len(lines) and lines[first + 1][0] == lines[first + 1][1]:
+        line = text[slice(*lines[first])]
+        if line[-1] not in _FINAL_PUNCTUATION and len(line) <= MAX_HEADING_CHARS:
+            title, lines = line, lines[first + 1 :]
+    last = max((n for n, (i, e) in enumerate(lines) if e > i), default=-1)
     headings: list[Heading] = []
     paragraphs: list[Span] = []
     open_start: int | None = None
     open_end = 0
-    nonblank = [(s, e) for s, e in lines if text[s:e].strip()]
-    following = {nonblank[i]: nonblank[i + 1] if i + 1 < len(nonblank) else None for i in range(len(nonblank))}
-    for i, (s, e) in enumerate(lines):
-        blank = not text[s:e].strip()
-        if blank or _is_text_heading(text[s:e], _next_text(text, lines, i)):
+    for n, (i, e) in enumerate(lines):
+        if i == e or _is_text_heading(text[i:e], text[slice(*lines[n + 1])] if n + 1 < len(lines) else None):
             if open_start is not None:
                 paragraphs.append(Span(open_start, open_end))
                 open_start = None
-            if not blank:
-                s2 = s + len(text[s:e]) - len(text[s:e].lstrip())
-                headings.append(Heading(s2, e, text[s2:e]))
+            if i < e:
+                headings.append(Heading(i, e, text[i:e]))
             continue
-        s2 = s + len(text[s:e]) - len(text[s:e].lstrip())
-        if open_start is None:
-            open_start = s2
+        open_start = i if open_start is None else open_start
         open_end = e
-        if text[s:e].rstrip()[-1] in ".!?…»\"”:)" or following.get((s, e)) is None:
+        if text[e - 1] in ".!?…»\"”:)" or n == last:
             paragraphs.append(Span(open_start, open_end))
             open_start = None
-    if open_start is not None:
-        paragraphs.append(Span(open_start, open_end))
     return title, headings, paragraphs
-
-
-def _next_text(text: str, lines: list[tuple[int, int]], i: int) -> str | None:
-    """The line right after line i, or None at the end (a heading must be followed by text)."""
-    return text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else None
 
 
 def _parse_markdown(text: str) -> tuple[str, list[Heading], list[Span]]:
@@ -151,15 +121,15 @@ def _parse_markdown(text: str) -> tuple[str, list[Heading], list[Span]]:
     start_line = 0
     title = ""
     if text.startswith("---\n"):
-        for i in range(1, len(lines)):
-            line = text[lines[i][0] : lines[i][1]]
+        for n in range(1, len(lines)):
+            line = text[lines[n][0] : lines[n][2]]
             if line in ("---", "..."):
-                start_line = i + 1
+                start_line = n + 1
                 break
             if not title and (m := _FRONT_TITLE_RE.match(line)):
                 title = m.group(1).strip()
         else:
-            title = ""
+            title = ""  # never closed: not front matter
     headings: list[Heading] = []
     paragraphs: list[Span] = []
     block: list[tuple[int, int]] = []
@@ -170,31 +140,23 @@ def _parse_markdown(text: str) -> tuple[str, list[Heading], list[Span]]:
             paragraphs.append(Span(block[0][0], block[-1][1]))
             block.clear()
 
-    for s, e in lines[start_line:]:
-        line = text[s:e]
-        if line.lstrip().startswith(("```", "~~~")):
+    for s, i, e in lines[start_line:]:
+        line = text[i:e]
+        if line.startswith(("```", "~~~")):
             fence = not fence
             close()
-            continue
-        m = None if fence else _MD_HEADING_RE.match(line)
-        if m:
+        elif not fence and (m := _MD_HEADING_RE.match(text[s:e])):
             close()
-            hs = s + m.start(2)
-            he = s + m.end(2)
             level = len(m.group(1))
-            headings.append(Heading(hs, he, text[hs:he], level))
-            if level == 1 and not title:
-                title = text[hs:he]
-        elif not line.strip() and not fence:
+            headings.append(Heading(s + m.start(2), s + m.end(2), m.group(2), level))
+            title = title or (m.group(2) if level == 1 else "")
+        elif not fence and not line:
             close()
-        elif not fence and line.lstrip().startswith("|"):
+        elif not fence and line.startswith("|"):
             close()
             if not _TABLE_RULE_RE.match(line):
-                s2 = s + len(line) - len(line.lstrip())
-                paragraphs.append(Span(s2, e))
-        else:
-            s2 = s + len(line) - len(line.lstrip())
-            if s2 < e:
-                block.append((s2, e))
+                paragraphs.append(Span(i, e))
+        elif line:
+            block.append((i, e))
     close()
     return title, headings, paragraphs

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.chunking import Passage, chunk_document
-from qa.documents import Document, Unreadable, content_hash, read_bytes
-from qa.documents.sandbox import read_in_worker
+from qa.documents import Document, Unreadable, content_hash, read_bytes, read_in_worker
 from qa.index.status import file_hash, stat_record
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class ReadResult:
 def read_one(path: Path, corpus: Path) -> ReadResult:
     """The one way a file becomes a document row and passages, on both build paths; never raises for
     a bad file (its reason comes back instead), so one bad file never stops a build. The file is read
-    in a worker process, under a time budget and a memory cap (`qa.documents.sandbox`)."""
+    in a worker process, under a time budget and a memory cap (`qa.documents.read_in_worker`)."""
     try:
         data = read_bytes(path)
     except (OSError, Unreadable) as exc:
