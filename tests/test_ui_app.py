@@ -1,8 +1,10 @@
-"""The app served on a loopback port: /retrieve through gradio_client and plain HTTP; its HTTP edge: routes
-that take a body refused unless needed, bodies capped, Gradio's own messages in French, no session kept per call."""
+"""The app served on a loopback port: /retrieve through gradio_client and plain HTTP; the chat's event and its
+French refusals; its HTTP edge (`ui.serving.Edge`): routes that take a body refused unless needed, bodies capped;
+what the package ships and what `ui/` leaves alone in Gradio."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -15,7 +17,9 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from qa.index import read_documents
+import qa
+from qa.index import load_index
+from ui.serving import BODY_LIMIT, STATIC
 
 from .conftest import DATA, ROOT
 
@@ -52,7 +56,7 @@ def app_url(served):
 
 
 def check_passages(rows: list[dict], index, k: int) -> None:
-    documents = read_documents(index)
+    documents = load_index(index).documents()
     assert isinstance(rows, list) and len(rows) == k
     assert [r["rank"] for r in rows] == list(range(1, k + 1))
     for r in rows:
@@ -139,16 +143,57 @@ def test_uploads_are_refused(app_url, path):
     assert response.status_code == 403
 
 
-def test_page_is_served_in_french_without_share(app_url):
+def test_page_is_served_without_share_with_its_own_look_and_script(app_url):
     page = httpx.get(app_url + "/", timeout=10)
     assert page.status_code == 200
     assert "Questions-réponses sur les rapports" in page.text
-    # French from the first byte: the lang a screen reader picks its voice from, the link preview's text
-    assert re.search(r'<html\s+lang="fr"', page.text) and "Click to try" not in page.text
-    assert int(page.headers["content-length"]) == len(page.content)
     config = httpx.get(app_url + "/config", timeout=10).json()
     assert config.get("footer_links") == ["api"]
     assert not config.get("share_url")
+    # the page's CSS and script, read from the files that ship with the package
+    assert (STATIC / "app.css").read_text(encoding="utf-8") in config["css"]
+    assert config["js"] == (STATIC / "app.js").read_text(encoding="utf-8")
+
+
+def test_the_page_files_ship_with_the_package():
+    """`pip install .` copies a package's non-Python files only when its package-data names them."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["ui"]
+    files = [p.relative_to(ROOT / "ui").as_posix() for p in STATIC.rglob("*") if p.is_file()]
+    assert {"static/app.js", "static/app.css"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)] == []
+
+
+# What the app used to patch in Gradio (issue 25): its private state, its test ids, its English texts.
+GRADIO_INSIDES = ("data-testid", "session_data", "state_holder", "Queue is full", "not in the list of choices",
+                  "Click to try", "currently busy", "number input for", "'s message", "toast-")
+
+
+def test_ui_leaves_gradio_alone():
+    """No private attribute (of Gradio or of anything), no selector on Gradio's own test ids, no English
+    text of Gradio's matched: `ui/` uses Gradio's public parameters only. Docstrings may say why."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "ui").rglob("*")):
+        if path.suffix == ".py":
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                          if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and ast.get_docstring(node)}
+            found += [(path.name, node.lineno, node.attr) for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__")]
+            texts = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                     and isinstance(node.value, str) and id(node) not in docstrings]
+        elif path.suffix in (".js", ".css"):
+            texts = [path.read_text(encoding="utf-8")]
+        else:
+            continue
+        found += [(path.name, word) for word in GRADIO_INSIDES for text in texts if word in text]
+    assert found == []
+    assert sum(1 for _ in (ROOT / "ui").rglob("*.py")) >= 5  # the walk reads the package
 
 
 def test_analytics_are_off_in_the_served_app(app_url):
@@ -205,7 +250,7 @@ def test_no_file_outside_the_app_is_served(app_url, path, report_corpus):
     assert corpus_file.status_code != 200  # not even the corpus: documents reach users through the index only
 
 
-# --- The HTTP edge (ui.edge): only the routes the app needs take a body, bodies are capped, answers are French.
+# --- The HTTP edge (ui.serving.Edge): only the routes the app needs take a body, bodies are capped.
 
 NEEDED = {"/gradio_api/queue/join", "/gradio_api/call/{api_name}", "/gradio_api/run/{api_name}",
           "/gradio_api/cancel", "/gradio_api/reset"}  # the page's events, the API, an example, stopping an event
@@ -288,8 +333,6 @@ def test_a_get_with_a_body_is_refused(app_url):
 
 def test_a_hundred_turn_ask_fits_under_the_body_cap(app_url):
     """What a 100-turn /ask sends as chat messages (questions and answer sentences): far under 64 KB."""
-    from ui.edge import BODY_LIMIT
-
     questions = [q["q"] for q in json.loads((DATA / "mali-dev.json").read_text(encoding="utf-8"))["questions"]]
     sentence = "Ces attaques, revendiquées par Jama’at Nusrat al-Islam wal-Muslimeen (JNIM), affilié à Al-Qaïda, " * 2
     history = [m for i in range(50) for m in ({"role": "user", "content": questions[i % len(questions)]},
@@ -298,24 +341,6 @@ def test_a_hundred_turn_ask_fits_under_the_body_cap(app_url):
     assert len(body) < BODY_LIMIT / 2
     event, data = call_http(app_url, [QUESTION, history, 3], api="ask")
     assert event == "complete" and data[0]["passages"]
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ({"data": [QUESTION]}, "/retrieve attend 2 valeur(s) (question, k)\u202f; 1 reçue(s)."),
-        ({"data": []}, "/retrieve attend 2 valeur(s)"),
-        ({"data": {"question": QUESTION}}, 'une liste "data"'),
-        ([QUESTION, 3], "Corps de requête illisible"),
-        (b'{"data": [', "Corps de requête illisible"),
-        (b'{"data": ["\xe9", 3]}', "Corps de requête illisible"),
-    ],
-)
-def test_malformed_api_requests_are_refused_in_french(app_url, body, message):
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = httpx.post(f"{app_url}/gradio_api/call/retrieve", content=content, timeout=30,
-                          headers={"content-type": "application/json"})
-    assert response.status_code == 400 and message in response.json()["detail"]
 
 
 @pytest.mark.parametrize("question", ["\\ud800", "Qui a \\udce9t\\udce9 ?"])
@@ -345,19 +370,31 @@ def join(base: str, fn_index: int, data: list) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    ("k", "docs", "message"),
+    ("question", "k", "message"),
     [
-        (0, [], "Valeur trop petite\u202f: le minimum est 1."),  # the slider's «Value 0 is less than minimum value 1.»
-        (11, [], "Valeur trop grande\u202f: le maximum est 10."),
-        ("3", [], "La requête n'a pas pu être traitée"),  # Gradio's slider fails on a text: {"error": null}
-        (3, ["absent.txt"], "Valeur hors des choix proposés"),  # Gradio's dropdown: «Value: … is not in the list…»
+        ("   ", 3, "La question est vide\u202f: écrivez une question sur le rapport."),
+        (QUESTION, 0, "Le nombre de passages doit être un entier de 1 à 10."),
+        (QUESTION, 11, "Le nombre de passages doit être un entier de 1 à 10."),
     ],
 )
-def test_gradios_own_checks_answer_in_french(served, app_url, k, docs, message):
-    validate = next(i for i, fn in served.fns.items() if fn.api_name == "validate")
-    (done,) = join(app_url, validate, [QUESTION, None, k, docs])
-    assert done["success"] is False and message in done["output"]["error"] and done["output"]["title"] == "Erreur"
-    assert "Value" not in done["output"]["error"]
+def test_the_chat_refuses_in_french_as_a_reply_not_an_error(served, app_url, question, k, message):
+    """The page's event answers a refusal as its reply (said under the conversation by the page's script),
+    not as an error (which Gradio would show in a toast whose close button is named «Close»)."""
+    ask_turn = next(i for i, fn in served.fns.items() if fn.api_name == "ask_turn")
+    (done,) = join(app_url, ask_turn, [question, [], k, []])
+    assert done["success"] is True
+    reply = next(value for value in done["output"]["data"] if isinstance(value, dict) and "id" in value)
+    assert reply["refusal"] == message
+
+
+def test_the_chat_replies_with_one_turn_of_html(served, app_url, report_index):
+    ask_turn = next(i for i, fn in served.fns.items() if fn.api_name == "ask_turn")
+    (done,) = join(app_url, ask_turn, [QUESTION, [], 3, []])
+    box, reply, _ = done["output"]["data"]  # the session's state stays on the server
+    expected = qa.ask(QUESTION, k=3, index=report_index)
+    assert box == "" and reply["keep"] == 100
+    assert reply["turn"].startswith('<article class="qa-turn"><div class="qa-user">Qui a revendiqué les attaques ?')
+    assert reply["turn"].count('class="card"') == 3 and html.escape(expected.sentence.text) in reply["turn"]
 
 
 # French typography: ? ! ; : (not in a JSON example's "key": value) and » after a narrow no-break
@@ -366,70 +403,21 @@ LOOSE_SPACING = re.compile(r'(?<![\u202f"])[?!;:»](?=\s|$|[.,)])|«(?!\u202f)')
 
 
 def test_every_french_answer_of_the_edge_is_typeset(served, app_url):
-    """What the app answers over HTTP, its own refusals and Gradio's translated texts alike, in French
+    """What the app answers over HTTP, the edge's own refusals and the handlers' alike, in French
     typography: each message read from a real response."""
     call = f"{app_url}/gradio_api/call/retrieve"
-    json_headers = {"content-type": "application/json"}
     responses = [
-        httpx.get(app_url + "/nulle-part", timeout=10),  # 404, FastAPI's, replaced
-        httpx.get(app_url + "/gradio_api/queue/join", timeout=10),  # 405
-        httpx.post(app_url + "/gradio_api/upload", content=b"x", timeout=10),  # 403, the edge's
+        httpx.post(app_url + "/gradio_api/upload", content=b"x", timeout=10),  # 403
         httpx.request("GET", app_url + "/config", content=b"x", timeout=10),  # 413, a GET with a body
-        httpx.post(call, content=b"x" * (65 * 1024), headers=json_headers, timeout=10),  # 413, too large
-        httpx.post(call, content=b"{", headers=json_headers, timeout=10),  # 400, not JSON
-        httpx.post(call, json={"data": {}}, timeout=10),  # 400, no data list
-        httpx.post(call, json={"data": [QUESTION]}, timeout=10),  # 400, a value missing
-        httpx.post(app_url + "/gradio_api/queue/join", json={"data": [QUESTION]}, timeout=10),
+        httpx.post(call, content=b"x" * (65 * 1024), headers={"content-type": "application/json"}, timeout=10),
     ]
     messages = [r.json()["detail"] for r in responses]
-    assert [r.status_code for r in responses] == [404, 405, 403, 413, 413, 400, 400, 400, 400]
-    validate = next(i for i, fn in served.fns.items() if fn.api_name == "validate")
-    messages += [join(app_url, validate, [QUESTION, None, k, []])[0]["output"]["error"] for k in (0, 11, "3")]
-    messages += [call_http(app_url, [question, 3])[1]["error"] for question in ("  ", "x" * 5000)]  # the handlers'
+    assert [r.status_code for r in responses] == [403, 413, 413]
+    ask_turn = next(i for i, fn in served.fns.items() if fn.api_name == "ask_turn")
+    messages += [join(app_url, ask_turn, [question, [], 3, []])[0]["output"]["data"][1]["refusal"]
+                 for question in ("  ", "x" * 5000)]  # the chat's
+    messages += [call_http(app_url, [question, 3])[1]["error"] for question in ("  ", "x" * 5000)]  # the API's
     assert all(isinstance(m, str) and m for m in messages), messages
     loose = [(m, LOOSE_SPACING.findall(m)) for m in messages if LOOSE_SPACING.search(m)]
     assert loose == []
-    assert sum("\u202f" in m for m in messages) >= 8  # the check above is not vacuous
-
-
-def test_http_errors_answer_in_french(app_url):
-    assert httpx.get(app_url + "/nulle-part", timeout=10).json() == {"detail": "Introuvable."}
-    assert "Méthode non autorisée" in httpx.get(app_url + "/gradio_api/queue/join", timeout=10).json()["detail"]
-    missing = httpx.post(app_url + "/gradio_api/queue/join", json={"data": [QUESTION]}, timeout=10)
-    assert missing.status_code == 400 and "Fonction inconnue" in missing.json()["detail"]
-
-
-def test_a_full_queue_answers_in_french():
-    """Gradio's «Queue is full. Max size is 1 and size is 1.» (HTTP 503), on an app with a one-place queue."""
-    import gradio as gr
-
-    from ui.serving import launch
-
-    def slow(text: str) -> str:
-        time.sleep(1.5)
-        return text
-
-    with gr.Blocks() as demo:
-        gr.api(slow, api_name="slow")
-    demo.queue(default_concurrency_limit=1, max_size=1)
-    launch(demo, port=free_port(), prevent_thread_lock=True)
-    try:
-        base = demo.local_url.rstrip("/")
-        answers = [httpx.post(f"{base}/gradio_api/call/slow", json={"data": ["x"]}, timeout=30) for _ in range(4)]
-        full = [a for a in answers if a.status_code == 503]
-        french = "Trop de questions en attente (1 au plus)\u202f: le serveur est occupé, réessayez dans quelques " \
-                 "secondes."
-        assert full and all(a.json() == {"detail": french} for a in full)
-    finally:
-        demo.close()
-
-
-def test_api_calls_leave_no_session_behind(served, app_url):
-    """Gradio keeps a session (a copy of the page's config) per call made without a session hash, up to
-    10,000 of them: the edge drops it once the result is read."""
-    sessions, queued = len(served.state_holder.session_data), len(served._queue.pending_event_ids_session)
-    for _ in range(30):
-        assert call_http(app_url, [QUESTION, 3])[0] == "complete"
-    call_http(app_url, [QUESTION, 3])  # the last call's own session goes with the next one
-    assert len(served.state_holder.session_data) <= sessions + 1  # not 31 more
-    assert len(served._queue.pending_event_ids_session) <= queued + 1
+    assert sum("\u202f" in m for m in messages) >= 6  # the check above is not vacuous

@@ -1,4 +1,5 @@
-"""The app in a real Chromium: answer cards, abstention, HTML-safe questions, the source viewer."""
+"""The app in a real Chromium: answer cards, abstention, HTML-safe questions, the source viewer, a new
+conversation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.index import read_documents
+from qa.index import load_index
 
 from .conftest import ROOT
 
@@ -111,7 +112,7 @@ def test_answer_card_and_source_viewer(page, report_index, capsys, tmp_path):
     assert f"caractères {expected.passages[0].start}–{expected.passages[0].end}" in card.inner_text()
 
     open_citation(page, answer, 1)
-    text = read_documents(report_index)[DOC]["text"]
+    text = load_index(report_index).documents()[DOC]["text"]
     top = expected.passages[0]
     hl = page.locator("#viewer #hl")
     assert hl.inner_text() == text[top.start : top.end]
@@ -184,20 +185,34 @@ def test_html_question_is_shown_as_text(page):
     question = "<img src=x onerror=alert(1)>"
     ask(page, question)
     page.wait_for_timeout(500)  # give a would-be onerror handler time to fire
-    user = page.locator('#chat [data-testid="user"]').last
+    user = page.locator("#chat .qa-user").last
     assert user.inner_text().strip() == question
-    assert page.locator('#chat [data-testid="user"] img').count() == 0
+    assert page.locator("#chat .qa-user img").count() == 0
     assert page.dialogs == []
 
 
-def test_empty_question_is_a_french_toast_and_keeps_the_chat(page):
+def test_empty_question_is_refused_in_french_and_keeps_the_chat(page):
     ask(page, "Combien de localités ont été ciblées ?")
     page.locator("#question textarea").fill("   ")
     page.locator("#question textarea").press("Enter")
-    toast = page.get_by_text("La question est vide\u202f: écrivez une question sur le rapport.")
-    toast.wait_for(timeout=10_000)
+    refusal = page.get_by_text("La question est vide\u202f: écrivez une question sur le rapport.")
+    refusal.wait_for(timeout=10_000)
     assert page.locator("#chat .qa-answer").count() == 1
     assert page.locator("#chat .qa-answer").first.is_visible()
+    ask(page, "Qui a revendiqué les attaques ?")  # the next answer clears the refusal
+    assert page.locator("#qa-bar .qa-notice").is_hidden()
+
+
+def test_new_conversation_empties_the_chat_and_the_viewer(page):
+    ask(page, "Quel groupe a mené les attaques ?")
+    open_citation(page, page.locator("#chat .qa-answer").last, 1)
+    page.get_by_role("button", name="Nouvelle conversation").click()
+    page.wait_for_function("document.querySelectorAll('#chat .qa-turn').length === 0")
+    page.locator("#viewer .src-empty").wait_for()
+    assert page.get_by_text("Posez une question sur le rapport.").is_visible()
+    ask(page, "Quelle est son idéologie ?")  # read as a follow-up of the question before, had it been kept
+    assert page.locator("#chat .qa-answer").count() == 1
+    assert page.locator("#chat .qa-answer .followup").count() == 0
 
 
 HOSTILE_DOC = """# Rapport <script>window.__pwned = 1</script>
@@ -250,7 +265,7 @@ def test_markup_in_passages_and_questions_never_runs(browser, hostile_url):
         assert "[le lien](javascript:window.__pwned=4)" in card
         # the title, then the section
         assert "<script>window.__pwned = 1</script>" in card and 'onerror="window.__pwned = 2"' in card
-        user = page.locator('#chat [data-testid="user"]').last.inner_text()
+        user = page.locator("#chat .qa-user").last.inner_text()
         assert "<script>window.__pwned = 7</script>" in user and "&amp;" in user
         assert '<img src=x onerror="window.__pwned = 5">' in page.locator("#viewer").inner_text()
         # The overrides, from the text and the file name, are shown as escapes: the words keep their order.

@@ -14,9 +14,9 @@ import pytest
 
 import qa
 from qa import confidence
-from qa.citations import Passage, Sentence
+from qa.chunking import Passage, Sentence
 from qa.confidence import Calibration, Logistic, Thresholds, calibration_for, relevance_label
-from qa.index import load_index, read_documents
+from qa.index import load_index
 from qa.wording import format_date
 from ui import render
 from ui.handlers import respond, retrieve_passages, show_source, summary
@@ -38,6 +38,7 @@ def _passage(text: str, sentence: str, *, rank: int = 1, title: str = "Titre", s
         start=100,
         end=100 + len(text),
         text=text,
+        sentences=((100 + s, 100 + s + len(sentence)),),
         sentence=Sentence(100 + s, 100 + s + len(sentence), sentence),
         dense_score=0.9,
         keyword_score=1.0,
@@ -97,11 +98,10 @@ def _made_answer(outcome: str, *, quote_rank: int = 1, confidence_value: float |
     """An Answer as `qa.ask` builds it, for an outcome chosen by the test."""
     passages = _three_passages()
     chosen = None if outcome == "none" else passages[quote_rank - 1]
-    return qa.Answer(
-        "Qui a revendiqué les attaques ?", outcome == "none", passages, chosen and chosen.sentence, chosen,
-        qa.NO_ANSWER if chosen is None else chosen.sentence.text, "Qui a revendiqué les attaques ?", False,
-        outcome, confidence_value, relevance, calibration,
-    )
+    question = "Qui a revendiqué les attaques ?"
+    return qa.Answer(question=question, outcome=outcome, passages=passages, passage=chosen, query=question,
+                     model="multilingual-e5-small", confidence=confidence_value, relevance=relevance,
+                     calibration=calibration)
 
 
 def test_user_question_is_escaped():
@@ -120,7 +120,8 @@ def test_report_text_is_escaped_in_answer_and_cards():
         title='Titre "<b>gras</b>"',
         section="Section <i>x</i> & co",
     )
-    answer = qa.Answer("Q <script>?", False, (p,), p.sentence, p, sentence, "Q <script>?", True)
+    answer = qa.Answer(question="Q <script>?", outcome="answer", passages=(p,), passage=p,
+                       query="Avant ? Q <script>?", model="multilingual-e5-small")  # a follow-up
     out = render.render_answer(answer, turn=4)
     for raw in ("<script>", "<img", "<b>", "<i>"):
         assert raw not in out
@@ -245,10 +246,12 @@ def contrast(a: str, b: str) -> float:
 
 
 def test_highlight_colours_keep_text_readable():
-    from ui.assets import CSS
+    from ui.serving import STATIC
+
+    css = (STATIC / "app.css").read_text(encoding="utf-8")
 
     def rule(selector: str) -> dict[str, str]:
-        body = re.search(re.escape(selector) + r"[^{]*\{([^}]*)\}", CSS)[1]
+        body = re.search(re.escape(selector) + r"[^{]*\{([^}]*)\}", css)[1]
         return dict((k.strip(), v.strip()) for k, v in (d.split(":", 1) for d in body.split(";") if ":" in d))
 
     near, quote = rule(".qa-answer mark.near"), rule(".qa-answer mark, ")
@@ -278,11 +281,19 @@ def test_chat_shows_the_question_escaped(report_index):
     assert chat[0] == {"role": "user", "content": "&lt;img src=x onerror=alert(1)&gt;"}
     assert turns[0]["question"] == "<img src=x onerror=alert(1)>"  # kept raw for follow-ups
     assert len(_cards(chat[1]["content"])) == 2
+    turn = render.render_turn(chat)  # what the page appends to its conversation log
+    assert turn.startswith('<article class="qa-turn"><div class="qa-user">&lt;img src=x onerror=alert(1)&gt;</div>')
+    assert turn.endswith(f'<div class="qa-bot">{chat[1]["content"]}</div></article>') and "<img" not in turn
+
+
+def test_a_refusal_in_the_viewer_is_escaped():
+    shown = render.viewer_notice("Citation introuvable : <b>x</b> \u202e")
+    assert shown == '<div class="src-empty" role="alert">Citation introuvable : &lt;b&gt;x&lt;/b&gt; \\u202e</div>'
 
 
 def test_source_viewer_highlights_the_passage(report_index):
     _, _, turns = respond("Combien de localités ont été ciblées ?", [], 3, None, index=report_index)
-    text = read_documents(report_index)["mali-attaques-juillet-2025.txt"]["text"]
+    text = load_index(report_index).documents()["mali-attaques-juillet-2025.txt"]["text"]
     layout = re.compile(
         r'<div class="src-body"[^>]*>([^<]*)<mark id="hl" class="hl-passage">([^<]*)'
         r'<mark class="(hl-sentence|hl-near)">([^<]*)</mark>([^<]*)</mark>([^<]*)</div></div>'
@@ -334,7 +345,8 @@ def test_bidi_overrides_and_control_characters_from_a_document_are_shown_as_esca
                  title="Rapport \u202dfaux\u202c", section="Section \x9b31m"),
         doc="note\u202etxt.exe",
     )
-    answer = qa.Answer("Q ?", False, (p,), p.sentence, p, sentence, "Q ?", False)
+    answer = qa.Answer(question="Q ?", outcome="answer", passages=(p,), passage=p, query="Q ?",
+                       model="multilingual-e5-small")
     out = render.render_answer(answer, turn=0)
     assert not BIDI_AND_CONTROLS.search(html.unescape(out))
     for shown in ("\\u202eexe.gnp\\u202c", "Avant \\x1b[2J.", "\\u2066isolé\\u2069", "Rapport \\u202dfaux\\u202c",

@@ -1,15 +1,23 @@
 """The page: `build_app` lays out the gr.Blocks, one function per part of the page, and wires its
 events and API routes to the handlers of `ui.handlers`.
 
-The page, top to bottom: the title and the corpus summary; the chat (conversation, question box,
-examples) beside the side panel (number of passages, new conversation, document filter, source
-viewer); and a hidden citation bridge that the <head> script (`ui.assets.HEAD`) drives.
+The page, top to bottom: the title and the corpus summary; the chat (the conversation log, the bar under
+it, the question box, the examples) beside the side panel (number of passages, new conversation, document
+filter, source viewer). The page's script (`ui/static/app.js`) appends each turn to the log and says it.
+
+The conversation is the app's own HTML (gr.HTML), not gr.Chatbot, and refusals are said in the bar under
+it, not in Gradio's toasts: Gradio names each chat message «user's message: …» / «bot's message: <the
+answer's HTML>», and its toast a close button «Close» inside a button, in English whatever the browser's
+language; a screen reader would read them all. The number of passages is a gr.Number for the same reason
+(a gr.Slider names its fields «number input for …» and «range slider for …»).
 """
 
 from __future__ import annotations
 
+import html
+import itertools
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -18,21 +26,18 @@ from qa.index import IndexStatus
 from qa.search import MAX_QUESTION_CHARS
 from qa.terminal import clean
 from qa.wording import typeset
-from ui.assets import AFTER_ANSWER_JS, SKIP_AND_WAIT, VIEWER_JS, append_turn_js
 from ui.guards import analytics_off
 from ui.handlers import (
     DEFAULT_K,
     MAX_TURNS,
-    MAX_UI_K,
     ask_answer,
     index_status,
     respond,
     retrieve_passages,
     show_source,
     summary,
-    validate_turn,
 )
-from ui.render import VIEWER_PLACEHOLDER
+from ui.render import VIEWER_PLACEHOLDER, render_turn, viewer_notice
 
 EXAMPLES = [  # a narrow no-break space before «?»: it never wraps alone onto the next line
     typeset(question)
@@ -48,37 +53,58 @@ EXAMPLES = [  # a narrow no-break space before «?»: it never wraps alone onto 
 CONCURRENCY = 2  # two CPU cores: more parallel questions would only slow each other down
 TITLE = "Questions-réponses sur les rapports"
 
+# The conversation log (the page's script appends each turn to .qa-log) and what shows while it is empty.
+CHAT = ('<div class="qa-empty"><p><strong>Posez une question sur le rapport.</strong></p>'
+        "<p>Chaque réponse cite le texte exact, avec ses sources.</p></div>"
+        '<section class="qa-log" aria-label="Conversation"></section>')
+# Between the conversation and the question box: the way to the newest answer (shown once there is one),
+# the wait (said when a question takes long), a refusal (an alert), the polite live region that says each
+# answer in one sentence, and the flag that opens the viewer as a drawer on a phone (`ui/static/app.css`).
+BAR = (
+    '<button type="button" class="qa-skip" hidden>Aller à la dernière réponse</button>'
+    '<p class="qa-busy" hidden>Recherche en cours…</p>'
+    '<p class="qa-notice" role="alert"></p>'
+    '<div id="qa-live" class="qa-sr-only" role="status" aria-live="polite"></div>'
+    '<span class="qa-viewer-flag" hidden></span>'
+)
+# The events' own JavaScript: calls into the page's script (`ui/static/app.js`), which may not be there yet.
+WAIT_JS = "(...values) => window.qaWait ? window.qaWait(...values) : values"
+REPLY_JS = "(reply) => { if (window.qaReply) window.qaReply(reply); }"
+DONE_JS = "() => { if (window.qaDone) window.qaDone(); }"
+CHAT_CLICK_JS = "element.addEventListener('click', (e) => window.qaChatClick && window.qaChatClick(e, trigger));"
+VIEWER_JS = "watch('value', () => { if (window.qaShowPassage) window.qaShowPassage(element); });"
+CLEAR_JS = "() => window.qaClear ? window.qaClear() : []"
+
+_replies = itertools.count()  # each reply's id: the page tells a new reply from the last one shown
+
 
 class ChatPanel(NamedTuple):
-    """The left column: the conversation, the question box and its button, the example questions, and
-    the hidden chatbot that carries each new turn's two messages to the page (`last_turn`)."""
+    """The left column: the conversation log, the question box and its button, the example questions, and
+    the hidden reply that carries each turn's HTML, or its refusal, to the page's script."""
 
-    chat: gr.Chatbot
+    chat: gr.HTML
     question: gr.Textbox
     send: gr.Button
     examples: gr.Examples
-    last_turn: gr.Chatbot
+    reply: gr.JSON
 
 
 class SidePanel(NamedTuple):
     """The right column: the number of passages, «Nouvelle conversation», the document filter, the viewer."""
 
-    k: gr.Slider
+    k: gr.Number
     clear: gr.Button
     docs: gr.Dropdown
     viewer: gr.HTML
 
 
 class Page(NamedTuple):
-    """Every component an event reads or writes: the summary, the session's turns, both panels, and the
-    hidden citation bridge (`cite_sel` gets "<turn>:<rank>", then `cite_go` is clicked)."""
+    """Every component an event reads or writes: the summary, the session's turns, both panels."""
 
     summary: gr.HTML
     turns: gr.State
     chat: ChatPanel
     side: SidePanel
-    cite_sel: gr.Textbox
-    cite_go: gr.Button
 
 
 def build_app(index: str | Path = "index", corpus: str | Path = "corpus") -> gr.Blocks:
@@ -106,12 +132,10 @@ def lay_out_page(index: str | Path, corpus: str | Path, doc_choices: list[tuple[
     """All the page's components, in page order, inside the current gr.Blocks."""
     summary_box = header(index, corpus)
     turns = gr.State([])
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_id="qa-main"):
         chat = chat_panel()
         side = side_panel(doc_choices)
-    cite_sel = gr.Textbox(visible="hidden", elem_id="cite_sel", max_length=20)
-    cite_go = gr.Button("Afficher la source", visible="hidden", elem_id="cite_go")
-    return Page(summary_box, turns, chat, side, cite_sel, cite_go)
+    return Page(summary_box, turns, chat, side)
 
 
 def header(index: str | Path, corpus: str | Path) -> gr.HTML:
@@ -122,27 +146,14 @@ def header(index: str | Path, corpus: str | Path) -> gr.HTML:
                   "mot pour mot, sans rien inventer."),
         elem_classes="app-title",
     )
-    return gr.HTML(summary(index, corpus), elem_id="summary")
+    return gr.HTML(summary(index, corpus), elem_id="summary", js_on_load=None)
 
 
 def chat_panel() -> ChatPanel:
-    """The left column: the conversation (HTML answers, sanitised), the question box, the examples."""
+    """The left column: the conversation log, the bar under it, the question box, the examples."""
     with gr.Column(scale=3, min_width=420):
-        chat = gr.Chatbot(
-            label="Conversation",
-            show_label=False,
-            elem_id="chat",
-            height="auto",  # no box of its own: the page has one scroll, the newest answer shows whole
-            autoscroll=False,
-            render_markdown=False,
-            sanitize_html=True,
-            feedback_options=None,
-            buttons=[],
-            layout="panel",
-            placeholder="**Posez une question sur le rapport.**\n\nChaque réponse cite le texte exact, "
-            "avec ses sources.",
-        )
-        gr.HTML(SKIP_AND_WAIT, elem_id="qa-bar", js_on_load=None)  # «Aller à la dernière réponse», the wait
+        chat = gr.HTML(CHAT, elem_id="chat", js_on_load=CHAT_CLICK_JS, apply_default_css=False)
+        gr.HTML(BAR, elem_id="qa-bar", js_on_load=None)
         with gr.Row(equal_height=False):
             question = gr.Textbox(
                 label="Votre question",
@@ -155,16 +166,19 @@ def chat_panel() -> ChatPanel:
                 autofocus=True,
             )
             send = gr.Button("Envoyer", variant="primary", scale=1, min_width=110, elem_id="send")
-        examples = gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Exemples de questions")
-        last_turn = gr.Chatbot(visible=False, render_markdown=False, sanitize_html=True)
-    return ChatPanel(chat, question, send, examples, last_turn)
+        examples = gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Exemples de questions",
+                               elem_id="examples")
+        reply = gr.JSON(visible=False)
+    return ChatPanel(chat, question, send, examples, reply)
 
 
 def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
-    """The right column: the controls, the document filter (shown only for two documents or more), the viewer."""
+    """The right column: the controls, the document filter (shown only for two documents or more), the viewer.
+    The number of passages has no bounds of Gradio's own: the handlers refuse one outside 1 to MAX_UI_K in
+    French, where Gradio would in English."""
     with gr.Column(scale=2, min_width=320, elem_id="side"):
         with gr.Row(equal_height=False, elem_id="controls"):
-            k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Nombre de passages", scale=3, buttons=[])
+            k = gr.Number(DEFAULT_K, label="Nombre de passages", precision=0, step=1, scale=3, min_width=150)
             clear = gr.Button("Nouvelle conversation", variant="secondary", scale=1, min_width=150, size="md")
         docs = gr.Dropdown(
             doc_choices,
@@ -177,46 +191,59 @@ def side_panel(doc_choices: list[tuple[str, str]]) -> SidePanel:
     return SidePanel(k, clear, docs, viewer)
 
 
+def refusal(exc: gr.Error) -> str:
+    """A handler's French refusal as plain text (a gr.Error's message is HTML: its entities are decoded)."""
+    return html.unescape(str(exc.message))
+
+
 def wire_chat(page: Page, index: str | Path) -> None:
-    """A question (Enter, «Envoyer» or an example) is checked, then answered in a search slot; the page
-    appends the new turn to the chat (only that turn crosses the network) and scrolls to it. No Gradio
-    progress over the question box: it writes «processing» in English over the text; a long wait is
-    said in French under the conversation (`ui.assets.SKIP_AND_WAIT`)."""
+    """A question (Enter, «Envoyer» or an example) is answered in a search slot, or refused in French; the
+    page's script appends the turn to the log (only that turn crosses the network) and says it, or says the
+    refusal. No Gradio progress over the question box: it writes «processing» in English over the text; a
+    long wait is said in French under the conversation."""
 
-    def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[str, list, list]:
-        return respond(question, turns, k, docs, index=index)
-
-    def validate(question: str, turns: list, k: float, docs: list) -> None:
-        validate_turn(question, turns, k, docs, index=index)
+    def ask_turn(question: str, turns: list, k: float, docs: list) -> tuple[Any, dict, Any]:
+        try:
+            box, messages, turns = respond(question, turns, k, docs, index=index)
+        except gr.Error as exc:  # the question stays in its box, the session as it was
+            return gr.skip(), {"id": next(_replies), "refusal": refusal(exc)}, gr.skip()
+        return box, {"id": next(_replies), "turn": render_turn(messages), "keep": MAX_TURNS}, turns
 
     chat, side = page.chat, page.side
-    inputs, outputs = [chat.question, page.turns, side.k, side.docs], [chat.question, chat.last_turn, page.turns]
-    append = {"fn": None, "inputs": [chat.chat, chat.last_turn], "outputs": [chat.chat],
-              "js": append_turn_js(2 * MAX_TURNS), "api_visibility": "private"}
-    for event in (chat.question.submit, chat.send.click):
-        event(
-            validate, inputs, None, api_visibility="private", concurrency_limit=None, show_progress="hidden"
-        ).success(ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask", show_progress="hidden"
-                  ).success(**append).then(
-            None, js=AFTER_ANSWER_JS
-        )
-    chat.examples.load_input_event.then(
-        ask_turn, inputs, outputs, api_visibility="private", concurrency_id="ask", show_progress="hidden"
-    ).success(**append).then(None, js=AFTER_ANSWER_JS)
+    inputs, outputs = [chat.question, page.turns, side.k, side.docs], [chat.question, chat.reply, page.turns]
+    for event in (chat.question.submit, chat.send.click, chat.examples.load_input_event.then):
+        ask_on(event, ask_turn, inputs, outputs, chat.reply)
+
+
+def ask_on(event: Any, fn: Any, inputs: list, outputs: list, reply: gr.JSON) -> None:
+    """One way of asking (`event`: a listener such as `send.click`): the wait starts as the question
+    leaves, `fn` answers in a search slot, then the page's script shows `reply`; an event refused before
+    it ran (a full queue: Gradio's own toast says so) ends the wait too."""
+    asked = event(fn, inputs, outputs, js=WAIT_JS, api_visibility="private", concurrency_id="ask",
+                  show_progress="hidden")
+    asked.then(None, [reply], None, js=REPLY_JS)
+    asked.failure(None, js=DONE_JS)
 
 
 def wire_viewer_and_reset(page: Page, index: str | Path) -> None:
-    """A citation click opens its source in the viewer; «Nouvelle conversation» empties the session (the
-    chat has no clear icon of its own: it would repeat that button, in a corner of the first question)."""
+    """A citation clicked in the log (the page's script sends its "<turn>:<rank>") opens its source in the
+    viewer; «Nouvelle conversation» empties the session and the log."""
 
-    def open_source(selection: str, turns: list) -> str:
-        return show_source(selection, turns, index=index)
+    def open_source(turns: list, event: gr.EventData) -> str:
+        try:
+            reference = getattr(event, "ref", None)
+        except TypeError:  # event data that is not an object: no citation named
+            reference = None
+        try:
+            return show_source(reference, turns, index=index)
+        except gr.Error as exc:
+            return viewer_notice(refusal(exc))
 
-    chat, turns, viewer = page.chat.chat, page.turns, page.side.viewer
-    page.cite_go.click(open_source, [page.cite_sel, turns], [viewer], api_visibility="private", concurrency_limit=None,
-                       show_progress="hidden")
-    page.side.clear.click(lambda: ([], [], VIEWER_PLACEHOLDER), None, [chat, turns, viewer], api_visibility="private",
-                          show_progress="hidden")
+    turns, viewer = page.turns, page.side.viewer
+    page.chat.chat.click(open_source, [turns], [viewer], api_visibility="private", concurrency_limit=None,
+                         show_progress="hidden")
+    page.side.clear.click(lambda: ([], VIEWER_PLACEHOLDER), None, [turns, viewer], js=CLEAR_JS,
+                          api_visibility="private", show_progress="hidden")
 
 
 def add_api_routes(index: str | Path, corpus: str | Path) -> None:

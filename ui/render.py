@@ -15,7 +15,7 @@ import html
 from dataclasses import dataclass
 
 from qa.answer import Answer
-from qa.citations import Passage, Sentence
+from qa.chunking import Passage, Sentence
 from qa.confidence import Calibration, relevance_label
 from qa.terminal import clean
 from qa.wording import NNBSP, RELEVANCE_LABELS, guillemets, percent, typeset
@@ -246,6 +246,18 @@ def render_answer(answer: Answer, turn: int) -> str:
 def render_user(question: str) -> str:
     """The user's question for the chat: escaped, so it shows as text, never as markup."""
     return esc(question)
+
+
+def render_turn(messages: list[dict[str, str]]) -> str:
+    """One turn of the conversation log from its two chat messages (`ui.handlers.turn_messages`: the question
+    and the answer, both made of escaped text already): the page appends it to the log as it is."""
+    question, answer = (m["content"] for m in messages)
+    return f'<article class="qa-turn"><div class="qa-user">{question}</div><div class="qa-bot">{answer}</div></article>'
+
+
+def viewer_notice(message: str) -> str:
+    """A refusal shown in the viewer, in place of a document (a citation gone since the index was rebuilt)."""
+    return f'<div class="src-empty" role="alert">{esc(message)}</div>'
 
 
 def with_headings(text: str, headings: frozenset[str]) -> str:

@@ -1,5 +1,6 @@
 """Serving: `serve` (`qa serve`) checks the index, rebuilding it on first run or when stale, loads the
-model, then launches the app on 127.0.0.1 with the app's settings (`launch`)."""
+model, then launches the app on 127.0.0.1 with the app's settings (`launch`): its theme, its CSS and
+script (`ui/static/`), and `Edge`, the ASGI middleware in front of every Gradio route."""
 
 from __future__ import annotations
 
@@ -7,27 +8,50 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 
 import qa
 from qa.index import built_corpus, load_index
-from ui.assets import CSS, HEAD, THEME
-from ui.edge import Edge
+from qa.wording import typeset
 from ui.guards import analytics_off
 from ui.layout import build_app
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+STATIC = Path(__file__).with_name("static")  # the page's CSS and script, shipped with the package
 # Sessions whose state Gradio keeps, least recently used dropped first. A session costs ~45 KB (Gradio's
 # copy of the page's config) plus its chat's turns, ~1.5 KB each with 3 passages (at most 100 turns):
 # 500 sessions of 10 turns hold ~30 MB. Gradio's default, 10,000, would let ~450 MB of configs pile up.
+# A plain-HTTP API call (`call/<api>` without a session hash) takes one too, until it is pushed out: a
+# burst of 500 pushes the chats' sessions out (gradio_client keeps one session per client).
 SESSIONS = 500
+
+# Soft's greys and blue-500 read at 2.4-3.7:1 on its light backgrounds; these read at 4.5:1 or more.
+THEME = gr.themes.Soft(
+    primary_hue="blue", font=["system-ui", "Segoe UI", "Roboto", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+).set(
+    body_text_color_subdued="*neutral_600",
+    block_info_text_color="*neutral_600",
+    block_label_text_color="*primary_800",
+    block_title_text_color="*primary_800",
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    input_placeholder_color="*neutral_500",
+)
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, prevent_thread_lock: bool = False) -> None:
-    """Launch with the app's settings: local only unless asked, no share, no analytics, the HTTP edge
-    (`ui.edge.Edge`: only the routes the app needs, bodies capped, French answers), SESSIONS sessions kept."""
+    """Launch with the app's settings: local only unless asked, no share, no analytics, the page's look
+    and script, the HTTP edge (`Edge`: only the routes the app needs take a body, bodies capped),
+    SESSIONS sessions kept."""
     analytics_off()
     demo.analytics_enabled = False  # a Blocks made before analytics_off() took Gradio's default (on)
     demo.launch(
@@ -37,8 +61,8 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, preven
         inbrowser=False,
         prevent_thread_lock=prevent_thread_lock,
         theme=THEME,
-        css=CSS,
-        head=HEAD,
+        css_paths=[STATIC / "app.css"],
+        js=(STATIC / "app.js").read_text(encoding="utf-8"),
         footer_links=["api"],
         ssr_mode=False,
         pwa=False,
@@ -50,6 +74,95 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, preven
         state_session_capacity=SESSIONS,
         app_kwargs={"middleware": [Middleware(Edge, blocks=demo)]},
     )
+
+
+BODY_LIMIT = 64 * 1024  # a question with a 100-turn history takes 6 KB as questions, 17 KB as chat messages
+API = "/gradio_api"
+REFUSED = typeset("Adresse refusée : l'assistant n'accepte aucun fichier ni aucun envoi sur cette adresse.")
+TOO_LARGE = typeset(f"Requête trop volumineuse (plus de {BODY_LIMIT // 1024} Ko) : envoyez une question et un "
+                    "historique plus courts (seules les dernières questions servent au suivi).")
+NO_BODY = typeset("Cette adresse ne prend pas de corps de requête.")
+
+
+class Edge:
+    """ASGI middleware in front of every route: the routes that take a body, and how much of it.
+
+    Gradio 6 serves ~30 POST routes; the app needs five: `queue/join` (the page's events and
+    gradio_client), `call/<api>` for the public API only (/retrieve, /ask, /status), `run/predict` (and
+    `run/<name>`) for the page's unqueued event (an example copied into the question box; Gradio refuses a
+    queued one there, `api_open=False`), and `cancel` / `reset` (the page stops an event with them). Every
+    other request that carries a body is refused with 403 before a byte of it is read: uploads (`upload`,
+    `process_recording`, `stream/<id>`), `component_server`, `login`, `api/<name>`, `call/<private>`, PUT,
+    PATCH, DELETE… GET, HEAD and OPTIONS must come without a body (413). An accepted body is read up to
+    `limit` bytes, and refused with 413 beyond without reading on. The names come from the app's own
+    functions (`Blocks.fns`), read once the app is made.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], blocks: gr.Blocks,
+                 limit: int = BODY_LIMIT) -> None:
+        self.app, self.limit = app, limit
+        functions = [fn for fn in blocks.fns.values() if fn.fn is not None]
+        self.accepted = {f"{API}/queue/join", f"{API}/cancel", f"{API}/reset", f"{API}/run/predict"}
+        self.accepted |= {f"{API}/call/{fn.api_name}" for fn in functions if fn.api_visibility == "public"}
+        self.accepted |= {f"{API}/run/{fn.api_name}" for fn in functions if not fn.queue}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"0")
+        declared = int(length) if length.isdigit() else self.limit + 1
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            if declared or b"transfer-encoding" in headers:
+                await refuse(413, NO_BODY)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        path = scope["path"].removeprefix(scope.get("root_path") or "").rstrip("/")
+        if scope["method"] != "POST" or path not in self.accepted:
+            await refuse(403, REFUSED)(scope, receive, send)
+            return
+        body = None if declared > self.limit else await read_body(receive, self.limit)
+        if body is None:
+            await refuse(413, TOO_LARGE)(scope, receive, send)
+            return
+        await self.app(scope, replay(body, receive), send)
+
+
+def refuse(status: int, message: str) -> JSONResponse:
+    """The edge's own refusal, in French; the connection is closed (the rest of a body is never read)."""
+    return JSONResponse({"detail": message}, status_code=status, headers={"Connection": "close"})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes `limit` bytes (the rest is never read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""  # the client left: the app sees an empty body, then the disconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app the body already read, then the client's own messages."""
+    sent = False
+
+    async def replayed() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
