@@ -18,13 +18,17 @@ from qa.errors import (
     IndexVersionError,
     ModelUnavailableError,
     QAError,
+    french_message,
 )
-from qa.index import BuildSummary, Freshness, IndexStatus, build_index, check_freshness, index_status
+from qa.index import BuildSummary, Freshness, IndexStatus, build_index, built_corpus, check_freshness, index_status
+from qa.search import MAX_K, MAX_QUESTION_CHARS, check_question, is_text
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NO_ANSWER",
+    "MAX_K",
+    "MAX_QUESTION_CHARS",
     "Answer",
     "Assistant",
     "BuildSummary",
@@ -43,7 +47,11 @@ __all__ = [
     "ask",
     "assistant",
     "build_index",
+    "built_corpus",
+    "check_question",
     "check_freshness",
+    "french_message",
     "index_status",
+    "is_text",
     "retrieve",
 ]

@@ -92,6 +92,13 @@ class Answer:
         return tuple(relevance_label(self.fitted, r) for r in self.relevance)
 
     @property
+    def relevance_thresholds(self) -> tuple[float, float] | None:
+        """The calibrated relevance from which a passage's level is "high", then "medium" (what the
+        app's badges explain); None under the fallback rule."""
+        fitted = self.fitted
+        return None if fitted is None else (fitted.thresholds.relevance_high, fitted.thresholds.relevance_medium)
+
+    @property
     def label(self) -> str:
         """The outcome in French: «Réponse», «Réponse possible — à vérifier» or «Pas de réponse»."""
         return OUTCOME_LABELS[self.outcome]

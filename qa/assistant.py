@@ -76,6 +76,10 @@ class Assistant:
         from its manifest and checksums: never loads vectors, so it answers for a damaged build too."""
         return read_status(self.path, corpus)
 
+    def document_ids(self) -> tuple[str, ...]:
+        """Every document of the live build: what a document filter may name."""
+        return self.index.document_ids()
+
     def document(self, doc: str) -> dict[str, str] | None:
         """A document's full text as indexed (`{"doc", "title", "text"}`), for the source viewer."""
         return self.index.documents().get(doc)

@@ -12,9 +12,6 @@ from pathlib import Path
 import gradio as gr
 
 import qa
-from qa.errors import french_message
-from qa.index import load_index
-from qa.search import INVALID_TEXT, MAX_QUESTION_CHARS, is_text
 from qa.terminal import clean
 from qa.wording import typeset
 
@@ -39,7 +36,7 @@ def fail(message: str) -> gr.Error:
 
 def french_error(exc: Exception) -> str:
     """One French line for an engine error (the message shown in the app)."""
-    return french_message(exc)
+    return qa.french_message(exc)
 
 
 @contextlib.contextmanager
@@ -55,17 +52,14 @@ def engine_call() -> Iterator[None]:
 
 
 def check_question(question: object) -> str:
-    """The question stripped, or a French gr.Error (not text, not valid Unicode, empty, over MAX_QUESTION_CHARS)."""
+    """The question stripped, or a French gr.Error: the engine's own checks (not valid Unicode, empty,
+    over qa.MAX_QUESTION_CHARS), run before any work so a refusal costs nothing."""
     if not isinstance(question, str):
         raise fail("La question doit être un texte.")
-    if not is_text(question):
-        raise fail(INVALID_TEXT)
-    if len(question) > MAX_QUESTION_CHARS:
-        raise fail(f"Question trop longue ({len(question)} caractères ; maximum {MAX_QUESTION_CHARS}).")
-    question = question.strip()
-    if not question:
-        raise fail("La question est vide : écrivez une question sur le rapport.")
-    return question
+    try:
+        return qa.check_question(question)
+    except qa.QAError as exc:
+        raise fail(french_error(exc)) from exc
 
 
 def check_k(k: object, maximum: int) -> int:
@@ -84,7 +78,7 @@ def check_docs(docs: object, index: str | Path) -> list[str] | None:
     if isinstance(docs, str):
         docs = [docs]
     try:
-        known = load_index(index).document_ids()
+        known = qa.assistant(index).document_ids()
     except qa.QAError as exc:
         raise fail(french_error(exc)) from exc
     if not isinstance(docs, list) or not all(isinstance(d, str) and d in known for d in docs):

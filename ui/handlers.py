@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import qa
-from qa.search import MAX_K, MAX_QUESTION_CHARS, is_text
+from qa import MAX_K, MAX_QUESTION_CHARS, is_text
 from qa.wording import typeset
 from ui.guards import check_docs, check_k, check_question, engine_call, fail, french_error
-from ui.render import citations, esc, render_answer, render_source, render_user
-from ui.summary import render_summary
+from ui.render import citations, esc, render_answer, render_source, render_summary, render_user
 
 MAX_UI_K = 10  # the slider's range; the API accepts up to the engine's MAX_K
 DEFAULT_K = 3
@@ -34,15 +33,6 @@ Turn = dict[str, Any]
 def turn_messages(question: str, answer_html: str) -> list[dict[str, str]]:
     """One turn as Gradio chat messages: the question (escaped) and the answer's HTML."""
     return [{"role": "user", "content": render_user(question)}, {"role": "assistant", "content": answer_html}]
-
-
-def validate_turn(
-    question: object, turns: object = None, k: object = DEFAULT_K, docs: object = None, *, index: str | Path = "index"
-) -> None:
-    """The chat inputs' checks alone, run before `respond` so a refusal is a toast, not an error overlay."""
-    check_question(question)
-    check_k(k, MAX_UI_K)
-    check_docs(docs, index)
 
 
 def respond(

@@ -22,8 +22,7 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 import qa
-from qa.index import IndexStatus
-from qa.search import MAX_QUESTION_CHARS
+from qa import MAX_QUESTION_CHARS, IndexStatus
 from qa.terminal import clean
 from qa.wording import typeset
 from ui.guards import analytics_off

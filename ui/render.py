@@ -1,7 +1,7 @@
-"""HTML rendering of answers, citation cards and the source viewer (the corpus summary: `ui.summary`).
+"""HTML rendering: answers, citation cards, the source viewer and the corpus summary.
 
-Pure functions: no Gradio, no I/O but the calibration file (read once, cached) whose thresholds name
-the relevance levels. Every text that comes from the report or from the user goes
+Pure functions of what an `Answer` carries (its relevance levels and the thresholds that name them):
+no Gradio, no I/O. Every text that comes from the report or from the user goes
 through `esc` before it is put in HTML: made inert (`qa.terminal.clean`: control characters and bidi
 overrides shown as visible escapes, so a quote reads as it is written), then html.escape with quote=True;
 the app's own wording goes through `typeset` (French spacing: a narrow no-break space before ? ! : ; and
@@ -14,11 +14,9 @@ import hashlib
 import html
 from dataclasses import dataclass
 
-from qa.answer import Answer
-from qa.chunking import Passage, Sentence
-from qa.confidence import Calibration, relevance_label
+from qa import Answer, IndexStatus, Passage, Sentence
 from qa.terminal import clean
-from qa.wording import NNBSP, RELEVANCE_LABELS, guillemets, percent, typeset
+from qa.wording import NNBSP, RELEVANCE_LABELS, format_date, guillemets, percent, typeset
 
 NO_SECTION = "(sans titre de section)"
 NEAR_PASSAGES = "Passages les plus proches (sans réponse certaine)"
@@ -94,17 +92,17 @@ def citations(answer: Answer) -> dict[int, Citation]:
     return {p.rank: Citation.of(p, quote=p.rank == rank) for p in answer.passages}
 
 
-def _relevance_badge(p: Passage, value: float | None, calibration: Calibration | None) -> str:
-    key = relevance_label(calibration, value)
+def _relevance_badge(p: Passage, value: float | None, key: str | None,
+                    thresholds: tuple[float, float] | None) -> str:
     label, filled = RELEVANCE[key]
     bars = "".join(f'<span class="rel-bar{" on" if i < filled else ""}"></span>' for i in range(3))
-    if key is None or value is None or calibration is None:
+    if key is None or value is None or thresholds is None:
         detail = f"{UNCALIBRATED_HELP}. Similarité {p.dense_score:.2f}, score de classement {p.score:.3f}."
     else:
-        t = calibration.thresholds
+        high, medium = thresholds
         detail = (
             f"Probabilité estimée que le passage contienne la réponse : {percent(value)} "
-            f"(élevée à partir de {percent(t.relevance_high)}, moyenne à partir de {percent(t.relevance_medium)})."
+            f"(élevée à partir de {percent(high)}, moyenne à partir de {percent(medium)})."
         )
     return f'<span class="rel rel-{key or "none"}" title="{esc(typeset(detail))}">{bars} {esc(label)}</span>'
 
@@ -175,7 +173,8 @@ def render_card(
     p: Passage,
     turn: int,
     relevance: float | None = None,
-    calibration: Calibration | None = None,
+    level: str | None = None,
+    thresholds: tuple[float, float] | None = None,
     *,
     quote: Sentence | None = None,
 ) -> str:
@@ -194,7 +193,7 @@ def render_card(
         f'<div class="card-section">{esc(section)}</div>'
         f'<div class="card-meta"><span class="card-doc">{esc(p.doc)}</span> · '
         f'<span class="card-span">{esc(span_label(p))}</span> · '
-        f"{_relevance_badge(p, relevance, calibration)}</div>"
+        f"{_relevance_badge(p, relevance, level, thresholds)}</div>"
         f'<div class="card-text">{text}</div>'
         f'<div class="card-actions">{cite_button(turn, p)} '
         f"{copy_button(p, quote)}</div>"
@@ -217,8 +216,9 @@ def render_answer(answer: Answer, turn: int) -> str:
     """
     rank = quoted_rank(answer)
     cards = "".join(
-        render_card(p, turn, relevance, answer.fitted, quote=answer.sentence if p.rank == rank else None)
-        for p, relevance in zip(answer.passages, answer.relevance, strict=True)
+        render_card(p, turn, relevance, level, answer.relevance_thresholds,
+                    quote=answer.sentence if p.rank == rank else None)
+        for p, relevance, level in zip(answer.passages, answer.relevance, answer.relevance_levels, strict=True)
     )
     parts = ['<div class="qa-answer">']
     if answer.follow_up:
@@ -305,3 +305,39 @@ def render_source(text: str, c: Citation, headings: frozenset[str] = frozenset()
         f'<div class="src">{source_header(c)}'
         f'<div class="src-body" tabindex="0" role="region" aria-label="{esc(name)}">{body}</div></div>'
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n > 1 else ''}"
+
+
+def render_summary(status: IndexStatus) -> str:
+    """The corpus line (documents, passages, model, build date) and, if stale, a visible warning."""
+    titles = [d.title for d in status.documents]
+    shown = ", ".join(titles[:5]) + (f" et {len(titles) - 5} autres" if len(titles) > 5 else "")
+    line = (
+        f"{_plural(len(status.documents), 'document')} ({shown}) · "
+        f"{_plural(status.passages, 'passage')} · "
+        f"modèle {status.model} · "
+        f"index construit le {format_date(status.created)}"
+    )
+    # titles and the model's name come from files: `esc` makes them inert, so no bidi override reorders the line
+    out = f'<div class="summary"><span class="summary-label">Corpus</span> {esc(line)}</div>'
+    fresh = status.freshness
+    if fresh.stale:
+        details = [
+            f"{len(docs)} {label}"
+            for docs, label in (
+                (fresh.added, "ajouté(s)"), (fresh.changed, "modifié(s)"), (fresh.removed, "supprimé(s)"))
+            if docs
+        ]
+        if fresh.model_changed:
+            details.append("modèle changé")
+        if fresh.settings_changed:
+            details.append("réglages d'indexation changés")
+        warning = typeset(
+            f"⚠ Index périmé ({', '.join(details)}) : les réponses portent sur l'index tel qu'il a été "
+            "construit. Relancez « qa index build » ou redémarrez « qa serve »."
+        )
+        out += f'<div class="stale">{esc(warning)}</div>'
+    return out

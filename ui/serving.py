@@ -17,7 +17,6 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
 import qa
-from qa.index import built_corpus, load_index
 from qa.wording import typeset
 from ui.guards import analytics_off
 from ui.layout import build_app
@@ -177,11 +176,11 @@ def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
     the document model (torch, ~1 GB) and the first run's ONNX export go away with it: the server
     keeps only what questions need. Raises IndexBuildFailed when it fails (it has said why).
     """
-    corpus = Path(corpus) if corpus is not None else built_corpus(index) or Path("corpus")
+    corpus = Path(corpus) if corpus is not None else qa.built_corpus(index) or Path("corpus")
     model = built_model(index)
     try:
         if not qa.check_freshness(index, corpus).stale:
-            load_index(index)  # checks every file of the build against its checksum
+            qa.assistant(index).index  # noqa: B018 - loading checks every file of the build against its checksum
             return corpus
         state = "absent ou périmé"  # stale: the corpus, the model or the settings changed
     except qa.IndexNotFoundError:
