@@ -1,5 +1,5 @@
 """Guards: input checks shared by every handler (all are callable over HTTP), French errors, no
-analytics. The HTTP edge (routes, body cap, Gradio's own messages) is `ui.edge`."""
+analytics. The HTTP edge (routes, body cap) is `ui.serving.Edge`."""
 
 from __future__ import annotations
 
@@ -17,49 +17,35 @@ from qa.wording import typeset
 
 
 def analytics_off() -> None:
-    """Turn Gradio's telemetry off for this process: call it before making or launching an app.
-
-    Gradio 6 (checked in 6.31) reads GRADIO_ANALYTICS_ENABLED only as it runs, never at import: each
-    gradio.analytics call (version check, launch and error reports) checks it, a Blocks made without
-    `analytics_enabled=` takes its default from it, and so does a gradio_client Client. Set before the
-    app is made, it holds for everything the process does afterwards.
-    """
+    """Turn Gradio's telemetry off for this process, before an app is made: Gradio 6 (checked in 6.31) reads
+    GRADIO_ANALYTICS_ENABLED at each analytics call and as a Blocks or a Client takes its default, never at import."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
 def fail(message: str) -> gr.Error:
-    """A French error for the user: a toast titled «Erreur» (and the API's error message), no traceback,
-    in French typography (a narrow no-break space before : ; ? !), inert (a file name it quotes shows
-    its control characters and bidi overrides as escapes)."""
+    """A French error for the user (a toast titled «Erreur», the API's error message), no traceback, in
+    French typography, inert (a quoted file name shows its control characters and bidi overrides as escapes)."""
     return gr.Error(typeset(clean(message, newlines=True)), title="Erreur", print_exception=False)
-
-
-def french_error(exc: Exception) -> str:
-    """One French line for an engine error (the message shown in the app)."""
-    return qa.french_message(exc)
 
 
 @contextlib.contextmanager
 def engine_call() -> Iterator[None]:
-    """Run an engine call so that its refusals reach the user as French toasts: a `qa.QAError` with
-    its French message, a ValueError (a question the engine refuses) as «Question refusée»."""
+    """Engine refusals as French errors: a `qa.QAError` with its French message, a ValueError (a question
+    the engine refuses) as «Question refusée»."""
     try:
         yield
     except qa.QAError as exc:
-        raise fail(french_error(exc)) from exc
+        raise fail(qa.french_message(exc)) from exc
     except ValueError as exc:
         raise fail(f"Question refusée : {html.escape(str(exc))}") from exc
 
 
 def check_question(question: object) -> str:
-    """The question stripped, or a French gr.Error: the engine's own checks (not valid Unicode, empty,
-    over qa.MAX_QUESTION_CHARS), run before any work so a refusal costs nothing."""
+    """The question stripped, or the engine's refusal (not Unicode, empty, too long) before any work is done."""
     if not isinstance(question, str):
         raise fail("La question doit être un texte.")
-    try:
+    with engine_call():
         return qa.check_question(question)
-    except qa.QAError as exc:
-        raise fail(french_error(exc)) from exc
 
 
 def check_k(k: object, maximum: int) -> int:
@@ -77,10 +63,8 @@ def check_docs(docs: object, index: str | Path) -> list[str] | None:
         return None
     if isinstance(docs, str):
         docs = [docs]
-    try:
+    with engine_call():
         known = qa.assistant(index).document_ids()
-    except qa.QAError as exc:
-        raise fail(french_error(exc)) from exc
     if not isinstance(docs, list) or not all(isinstance(d, str) and d in known for d in docs):
         raise fail("Filtre de documents invalide : choisissez des documents de l'index.")
     return docs

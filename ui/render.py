@@ -1,11 +1,8 @@
-"""HTML rendering: answers, citation cards, the source viewer and the corpus summary.
+"""HTML rendering: answers, citation cards, the source viewer and the corpus summary; pure functions of
+what an `Answer` carries, no Gradio, no I/O.
 
-Pure functions of what an `Answer` carries (its relevance levels and the thresholds that name them):
-no Gradio, no I/O. Every text that comes from the report or from the user goes
-through `esc` before it is put in HTML: made inert (`qa.terminal.clean`: control characters and bidi
-overrides shown as visible escapes, so a quote reads as it is written), then html.escape with quote=True;
-the app's own wording goes through `typeset` (French spacing: a narrow no-break space before ? ! : ; and
-inside « »).
+Every text from the report or the user goes through `esc`; the app's own wording through `typeset`
+(French spacing: a narrow no-break space before ? ! : ; and inside « »).
 """
 
 from __future__ import annotations
@@ -38,21 +35,17 @@ UNCALIBRATED_CONFIDENCE_HELP = (
 
 
 def esc(text: object) -> str:
-    """Any text made inert (a right-to-left override in a document would show a passage, or the
-    citation copied from it, in another order than its words) and HTML-escaped, quotes included: for
-    element content and attribute values alike. Newlines stay (a passage keeps its lines)."""
+    """Any text made inert (`qa.terminal.clean`: a right-to-left override would show a passage, or the citation
+    copied from it, in another order than its words), then HTML-escaped with quotes, for content and
+    attributes alike. Newlines stay (a passage keeps its lines)."""
     return html.escape(clean(text, newlines=True), quote=True)
 
 
 @dataclass(frozen=True)
 class Citation:
-    """What the source viewer needs to show one citation: where it is, in document offsets, and a digest
-    of the passage (not its text: a session keeps up to 100 turns of citations).
-
-    `quote` says whether the sentence is the answer's quoted one: only that one is highlighted as
-    an answer (yellow); any other passage's closest sentence gets a neutral tint, so the viewer never
-    suggests an answer the engine did not give.
-    """
+    """Where one citation is, in document offsets, for the source viewer, and a digest of its passage (not
+    its text: a session keeps up to 100 turns of citations). Only the answer's quoted sentence (`quote`) is
+    highlighted as an answer; any other passage's sentence is tinted neutrally."""
 
     doc: str
     title: str
@@ -77,7 +70,7 @@ class Citation:
 
 
 def passage_digest(text: str) -> str:
-    """A short digest of a passage (16 bytes of BLAKE2b): a session keeps it instead of the passage's text."""
+    """16 bytes of BLAKE2b of a passage: what a session keeps instead of its text."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -93,7 +86,7 @@ def citations(answer: Answer) -> dict[int, Citation]:
 
 
 def _relevance_badge(p: Passage, value: float | None, key: str | None,
-                    thresholds: tuple[float, float] | None) -> str:
+                     thresholds: tuple[float, float] | None) -> str:
     label, filled = RELEVANCE[key]
     bars = "".join(f'<span class="rel-bar{" on" if i < filled else ""}"></span>' for i in range(3))
     if key is None or value is None or thresholds is None:
@@ -107,92 +100,61 @@ def _relevance_badge(p: Passage, value: float | None, key: str | None,
     return f'<span class="rel rel-{key or "none"}" title="{esc(typeset(detail))}">{bars} {esc(label)}</span>'
 
 
-def span_label(p: Passage) -> str:
-    """«caractères 72–512», after the page when the format has pages («page 3, caractères …»)."""
-    text = f"caractères {p.start}–{p.end}"
-    return f"page {p.page}, {text}" if p.page is not None else text
-
-
-def highlighted_passage(p: Passage, sentence: Sentence | None = None, *, quote: bool = False) -> str:
-    """The passage text escaped, with one sentence marked, when the offsets fit.
-
-    `quote`: the sentence is the answer's quoted one, in a plain (yellow) <mark>; otherwise it is
-    only the passage's closest sentence, in a neutral <mark class="near">, never read as an answer.
-    """
-    sentence = sentence or p.sentence
-    s, e = sentence.start - p.start, sentence.end - p.start
-    if not (0 <= s < e <= len(p.text)):
-        return esc(p.text)
-    tag = "<mark>" if quote else '<mark class="near">'
-    return f"{esc(p.text[:s])}{tag}{esc(p.text[s:e])}</mark>{esc(p.text[e:])}"
-
-
 def source_name(p: Passage) -> str:
-    """«source 2 : Titre, p. 4»: the passage a button acts on, said in its accessible name, so that each
-    button of an answer has a name of its own (a list of buttons read aloud is not nine «Copier la citation»)."""
+    """«source 2 : Titre, p. 4», in a button's accessible name: read aloud, an answer's buttons are not nine
+    «Copier la citation»."""
     page = f", p.{NNBSP}{p.page}" if p.page is not None else ""
     return f"source {p.rank}{NNBSP}: {p.title}{page}"
 
 
 def named_button(css: str, value: str, label: str, more: str, title: str = "") -> str:
-    """A button named by its visible `label` followed by `more` words that only a screen reader says:
-    a visually hidden span, since the chat's sanitiser drops aria-label and aria-labelledby (it keeps
-    class). The name starts with the visible label, so a voice command that says it still matches."""
+    """A button named by its visible `label`, then `more` in a visually hidden span (the chat's sanitiser drops
+    aria-label and aria-labelledby): a voice command that says the label still matches."""
     tip = f' title="{esc(title)}"' if title else ""
     return (f'<button class="{css}" value="{esc(value)}"{tip}>{esc(label)}'
             f'<span class="qa-sr-only"> {esc(more)}</span></button>')
 
 
 def cite_button(turn: int, p: Passage, *, number: bool = False) -> str:
-    """A button the page's click listener turns into a source-viewer request ("<turn>:<rank>"): on a
-    card, «Voir dans le document» (named «… la source 2 : Titre, p. 4»); with `number`, the «[2]» after
-    the quoted sentence (named «[2] voir la source 2 : …», its tooltip saying what it does)."""
+    """A source-viewer request ("<turn>:<rank>", sent by the page's click listener): «Voir dans le document» on
+    a card, or with `number` the «[2]» after the quoted sentence."""
     if number:
         return named_button("cite-btn cite-num", f"{turn}:{p.rank}", f"[{p.rank}]", f"voir la {source_name(p)}",
                             f"Voir la source {p.rank} dans le document")
     return named_button("cite-btn", f"{turn}:{p.rank}", "Voir dans le document", f"la {source_name(p)}")
 
 
-def citation_text(p: Passage, sentence: Sentence | None = None) -> str:
-    """A citation ready to paste into an article: «« sentence » — Title, section, p. N (document,
-    caractères a–b)», the sentence's own span; no page for a format without pages."""
+def copy_button(p: Passage, sentence: Sentence | None = None, *, answer: bool = False) -> str:
+    """«Copier la citation»: the page puts the button's value on the clipboard, a citation ready to paste into
+    an article: «« sentence » — Title, section, p. N (document, caractères a–b)», the sentence's own span."""
     sentence = sentence or p.sentence
     where = ", ".join(part for part in (p.title, p.section, f"p.{NNBSP}{p.page}" if p.page is not None else "")
                       if part)
-    return f"{guillemets(sentence.text)} — {where} ({p.doc}, caractères {sentence.start}–{sentence.end})"
-
-
-def copy_button(p: Passage, sentence: Sentence | None = None, *, answer: bool = False) -> str:
-    """«Copier la citation»: the page's click listener puts the button's value on the clipboard. Its
-    name says which one: «… de la réponse, source 1 : …» under the answer, «… de la source 2 : …» on a card."""
+    text = f"{guillemets(sentence.text)} — {where} ({p.doc}, caractères {sentence.start}–{sentence.end})"
     more = f"de la réponse, {source_name(p)}" if answer else f"de la {source_name(p)}"
-    return named_button("copy-btn", citation_text(p, sentence), COPY_LABEL, more)
+    return named_button("copy-btn", text, COPY_LABEL, more)
 
 
-def render_card(
-    p: Passage,
-    turn: int,
-    relevance: float | None = None,
-    level: str | None = None,
-    thresholds: tuple[float, float] | None = None,
-    *,
-    quote: Sentence | None = None,
-) -> str:
-    """One citation card: number, title, section, span, relevance, and the passage with a sentence marked.
-
-    `quote` is the answer's quoted sentence when this passage holds it (marked as the answer); without
-    it the passage's closest sentence is marked neutrally. `relevance` is the calibrated probability
-    that the passage holds the answer (None: «pertinence non calibrée»).
-    """
-    section = p.section or NO_SECTION
-    text = highlighted_passage(p, quote, quote=True) if quote is not None else highlighted_passage(p)
+def render_card(p: Passage, turn: int, relevance: float | None = None, level: str | None = None,
+                thresholds: tuple[float, float] | None = None, *, quote: Sentence | None = None) -> str:
+    """One citation card: number, title, section, span, relevance (`relevance`: the calibrated probability
+    that the passage holds the answer), and the passage with one sentence marked: `quote`, the answer's
+    quoted sentence, in a plain (yellow) <mark>, else the closest sentence in a neutral one."""
+    sentence = quote if quote is not None else p.sentence
+    s, e = sentence.start - p.start, sentence.end - p.start
+    text = esc(p.text)
+    if 0 <= s < e <= len(p.text):
+        tag = "<mark>" if quote is not None else '<mark class="near">'
+        text = f"{esc(p.text[:s])}{tag}{esc(p.text[s:e])}</mark>{esc(p.text[e:])}"
+    span = f"caractères {p.start}–{p.end}"
+    span = f"page {p.page}, {span}" if p.page is not None else span
     return (
         f'<div class="card">'
         f'<div class="card-head"><span class="card-num">[{p.rank}]</span> '
         f'<span class="card-title">{esc(p.title)}</span></div>'
-        f'<div class="card-section">{esc(section)}</div>'
+        f'<div class="card-section">{esc(p.section or NO_SECTION)}</div>'
         f'<div class="card-meta"><span class="card-doc">{esc(p.doc)}</span> · '
-        f'<span class="card-span">{esc(span_label(p))}</span> · '
+        f'<span class="card-span">{esc(span)}</span> · '
         f"{_relevance_badge(p, relevance, level, thresholds)}</div>"
         f'<div class="card-text">{text}</div>'
         f'<div class="card-actions">{cite_button(turn, p)} '
@@ -201,18 +163,11 @@ def render_card(
     )
 
 
-def confidence_text(answer: Answer) -> str:
-    """«confiance 87 %», or «confiance non calibrée» when the model has no calibration file."""
-    return "confiance non calibrée" if answer.confidence is None else f"confiance {percent(answer.confidence)}"
-
-
 def render_answer(answer: Answer, turn: int) -> str:
     """The assistant's message: the outcome, the quoted sentence and its [n], then citation cards.
 
-    «Réponse» quotes the sentence plainly; «Réponse possible — à vérifier» quotes it in a hedged
-    block (its own class: dashed amber, not the confident blue), so the reader checks it against its
-    passage; both show their confidence. An abstention says so and offers the closest passages,
-    with nothing highlighted as an answer.
+    «Réponse possible — à vérifier» quotes in a hedged block (dashed amber, not the confident blue), so the
+    reader checks it against its passage. An abstention offers the closest passages, none marked as an answer.
     """
     rank = quoted_rank(answer)
     cards = "".join(
@@ -230,10 +185,12 @@ def render_answer(answer: Answer, turn: int) -> str:
             parts.append(f'<div class="sources-title near">{esc(NEAR_PASSAGES)}</div>{cards}')
     else:
         css = "reponse" if answer.outcome == "answer" else "reponse reponse-possible"
-        help_text = CONFIDENCE_HELP if answer.confidence is not None else UNCALIBRATED_CONFIDENCE_HELP
+        calibrated = answer.confidence is not None
+        help_text = CONFIDENCE_HELP if calibrated else UNCALIBRATED_CONFIDENCE_HELP
+        confidence = f"confiance {percent(answer.confidence)}" if calibrated else "confiance non calibrée"
         parts.append(
             f'<div class="{css}"><div class="reponse-head"><span class="reponse-label">{esc(answer.label)}</span> '
-            f'<span class="confiance" title="{esc(typeset(help_text))}">{esc(confidence_text(answer))}</span></div>'
+            f'<span class="confiance" title="{esc(typeset(help_text))}">{esc(confidence)}</span></div>'
             f'<blockquote class="reponse-text">{esc(guillemets(answer.sentence.text))} '
             f"{cite_button(turn, answer.passage, number=True)}</blockquote>"
             f'<div class="reponse-actions">{copy_button(answer.passage, answer.sentence, answer=True)}</div></div>'
@@ -249,8 +206,7 @@ def render_user(question: str) -> str:
 
 
 def render_turn(messages: list[dict[str, str]]) -> str:
-    """One turn of the conversation log from its two chat messages (`ui.handlers.turn_messages`: the question
-    and the answer, both made of escaped text already): the page appends it to the log as it is."""
+    """One turn of the log from `ui.handlers.respond`'s two messages (escaped HTML already), appended as it is."""
     question, answer = (m["content"] for m in messages)
     return f'<article class="qa-turn"><div class="qa-user">{question}</div><div class="qa-bot">{answer}</div></article>'
 
@@ -261,8 +217,8 @@ def viewer_notice(message: str) -> str:
 
 
 def with_headings(text: str, headings: frozenset[str]) -> str:
-    """`text` escaped, each line that is one of the document's headings (a Markdown line without its
-    #s) in a heading element, so the viewer shows sections as sections; the text itself is unchanged."""
+    """`text` escaped, each line that is one of the document's headings (a Markdown line without its #s) in a
+    heading element, so the viewer shows sections as sections."""
     out = []
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\n")
@@ -273,37 +229,28 @@ def with_headings(text: str, headings: frozenset[str]) -> str:
     return "".join(out)
 
 
-def source_header(c: Citation) -> str:
-    """The viewer's header: which citation, of which document, section and page, and the way back."""
+def render_source(text: str, c: Citation, headings: frozenset[str] = frozenset()) -> str:
+    """The viewer: a header (which citation, document, section, page, and the way back), then the whole
+    document escaped, the passage in <mark id="hl">, its sentence marked inside as the answer (hl-sentence)
+    when the citation is the quote, else neutrally (hl-near)."""
+    if not (0 <= c.start <= c.sentence_start <= c.sentence_end <= c.end <= len(text)):
+        raise ValueError(f"citation offsets {c.start}–{c.end} do not fit the document ({len(text)} characters)")
     page = f"page {c.page}, " if c.page is not None else ""
     number = f"Citation [{c.rank}] — " if c.rank else ""
+    sentence_css = "hl-sentence" if c.quote else "hl-near"
     return (
-        f'<div class="src-head"><div class="src-top"><div class="src-title">{esc(number)}{esc(c.title)}</div>'
+        f'<div class="src"><div class="src-head"><div class="src-top">'
+        f'<div class="src-title">{esc(number)}{esc(c.title)}</div>'
         '<button class="src-close" aria-label="Fermer le document et revenir à la citation" '
         'title="Revenir à la citation (Échap)">Fermer</button></div>'
         f'<div class="src-section">{esc(c.section or NO_SECTION)}</div>'
         f'<div class="src-meta">{esc(c.doc)} · {page}caractères {c.start}–{c.end}</div></div>'
-    )
-
-
-def render_source(text: str, c: Citation, headings: frozenset[str] = frozenset()) -> str:
-    """The whole document, escaped, with the passage in <mark id="hl"> and its sentence marked inside:
-    as the answer (class hl-sentence) when the citation is the quote, else neutrally (hl-near); the
-    lines that are `headings` outside the passage shown as headings."""
-    if not (0 <= c.start <= c.sentence_start <= c.sentence_end <= c.end <= len(text)):
-        raise ValueError(f"citation offsets {c.start}–{c.end} do not fit the document ({len(text)} characters)")
-    sentence_css = "hl-sentence" if c.quote else "hl-near"
-    body = (
+        f'<div class="src-body" tabindex="0" role="region" aria-label="{esc(f"Texte du document {c.title}")}">'
         f"{with_headings(text[: c.start], headings)}"
         f'<mark id="hl" class="hl-passage">{esc(text[c.start : c.sentence_start])}'
         f'<mark class="{sentence_css}">{esc(text[c.sentence_start : c.sentence_end])}</mark>'
         f"{esc(text[c.sentence_end : c.end])}</mark>"
-        f"{with_headings(text[c.end :], headings)}"
-    )
-    name = f"Texte du document {c.title}"
-    return (
-        f'<div class="src">{source_header(c)}'
-        f'<div class="src-body" tabindex="0" role="region" aria-label="{esc(name)}">{body}</div></div>'
+        f"{with_headings(text[c.end :], headings)}</div></div>"
     )
 
 
@@ -315,22 +262,14 @@ def render_summary(status: IndexStatus) -> str:
     """The corpus line (documents, passages, model, build date) and, if stale, a visible warning."""
     titles = [d.title for d in status.documents]
     shown = ", ".join(titles[:5]) + (f" et {len(titles) - 5} autres" if len(titles) > 5 else "")
-    line = (
-        f"{_plural(len(status.documents), 'document')} ({shown}) · "
-        f"{_plural(status.passages, 'passage')} · "
-        f"modèle {status.model} · "
-        f"index construit le {format_date(status.created)}"
-    )
+    line = (f"{_plural(len(titles), 'document')} ({shown}) · {_plural(status.passages, 'passage')} · "
+            f"modèle {status.model} · index construit le {format_date(status.created)}")
     # titles and the model's name come from files: `esc` makes them inert, so no bidi override reorders the line
     out = f'<div class="summary"><span class="summary-label">Corpus</span> {esc(line)}</div>'
     fresh = status.freshness
     if fresh.stale:
-        details = [
-            f"{len(docs)} {label}"
-            for docs, label in (
-                (fresh.added, "ajouté(s)"), (fresh.changed, "modifié(s)"), (fresh.removed, "supprimé(s)"))
-            if docs
-        ]
+        details = [f"{len(docs)} {label}" for docs, label in (
+            (fresh.added, "ajouté(s)"), (fresh.changed, "modifié(s)"), (fresh.removed, "supprimé(s)")) if docs]
         if fresh.model_changed:
             details.append("modèle changé")
         if fresh.settings_changed:

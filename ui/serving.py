@@ -1,6 +1,5 @@
-"""Serving: `serve` (`qa serve`) checks the index, rebuilding it on first run or when stale, loads the
-model, then launches the app on 127.0.0.1 with the app's settings (`launch`): its theme, its CSS and
-script (`ui/static/`), and `Edge`, the ASGI middleware in front of every Gradio route."""
+"""Serving: `serve` (`qa serve`) checks (or rebuilds) the index, loads the model, then `launch`es the app on
+127.0.0.1 with its theme, CSS and script (`ui/static/`) behind `Edge`, the ASGI middleware before every route."""
 
 from __future__ import annotations
 
@@ -26,11 +25,10 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 STATIC = Path(__file__).with_name("static")  # the page's CSS and script, shipped with the package
-# Sessions whose state Gradio keeps, least recently used dropped first. A session costs ~45 KB (Gradio's
-# copy of the page's config) plus its chat's turns, ~1.5 KB each with 3 passages (at most 100 turns):
-# 500 sessions of 10 turns hold ~30 MB. Gradio's default, 10,000, would let ~450 MB of configs pile up.
-# A plain-HTTP API call (`call/<api>` without a session hash) takes one too, until it is pushed out: a
-# burst of 500 pushes the chats' sessions out (gradio_client keeps one session per client).
+# Sessions whose state Gradio keeps, least recently used dropped first: ~45 KB each (Gradio's copy of the
+# page's config) plus ~1.5 KB a turn with 3 passages, so 500 sessions of 10 turns hold ~30 MB, where Gradio's
+# default, 10,000, would pile up ~450 MB of configs. A plain-HTTP `call/<api>` takes one too (gradio_client
+# keeps one per client): a burst of 500 pushes the chats' sessions out.
 SESSIONS = 500
 
 # Soft's greys and blue-500 read at 2.4-3.7:1 on its light backgrounds; these read at 4.5:1 or more.
@@ -48,9 +46,8 @@ THEME = gr.themes.Soft(
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, prevent_thread_lock: bool = False) -> None:
-    """Launch with the app's settings: local only unless asked, no share, no analytics, the page's look
-    and script, the HTTP edge (`Edge`: only the routes the app needs take a body, bodies capped),
-    SESSIONS sessions kept."""
+    """Launch with the app's settings: local only unless asked, no share, no analytics, the page's look and
+    script, the HTTP edge (`Edge`), SESSIONS sessions kept."""
     analytics_off()
     demo.analytics_enabled = False  # a Blocks made before analytics_off() took Gradio's default (on)
     demo.launch(
@@ -86,15 +83,12 @@ NO_BODY = typeset("Cette adresse ne prend pas de corps de requête.")
 class Edge:
     """ASGI middleware in front of every route: the routes that take a body, and how much of it.
 
-    Gradio 6 serves ~30 POST routes; the app needs five: `queue/join` (the page's events and
-    gradio_client), `call/<api>` for the public API only (/retrieve, /ask, /status), `run/predict` (and
-    `run/<name>`) for the page's unqueued event (an example copied into the question box; Gradio refuses a
-    queued one there, `api_open=False`), and `cancel` / `reset` (the page stops an event with them). Every
-    other request that carries a body is refused with 403 before a byte of it is read: uploads (`upload`,
-    `process_recording`, `stream/<id>`), `component_server`, `login`, `api/<name>`, `call/<private>`, PUT,
-    PATCH, DELETE… GET, HEAD and OPTIONS must come without a body (413). An accepted body is read up to
-    `limit` bytes, and refused with 413 beyond without reading on. The names come from the app's own
-    functions (`Blocks.fns`), read once the app is made.
+    Of Gradio 6's ~30 POST routes the app needs `queue/join` (the page's events, gradio_client),
+    `call/<api>` for the public API only, `run/predict` and `run/<name>` for the page's unqueued event (an
+    example copied into the question box: `api_open=False` refuses a queued one there) and `cancel` /
+    `reset` (the page stops an event). Any other request with a body (uploads, `component_server`, `login`,
+    `api/<name>`, `call/<private>`, PUT, DELETE…) gets 403 before a byte is read; a body on GET, HEAD or
+    OPTIONS, or one past `limit` bytes, 413. The names come from the app's functions (`Blocks.fns`).
     """
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], blocks: gr.Blocks,
@@ -165,26 +159,25 @@ def replay(body: bytes, receive: Receive) -> Receive:
 
 
 def ensure_index(index: str | Path, corpus: str | Path | None = None) -> Path:
-    """Build the index if it is missing, damaged, of another version or stale, saying so in French;
-    return its corpus. A damaged build is never reused: the rebuild embeds everything again.
+    """Build the index if it is missing, damaged (never reused: all is embedded again), of another version or
+    stale, saying so in French; return its corpus. The rebuild uses the corpus (else `corpus/`) and model the
+    index was built with, never the wrong folder or the default model.
 
-    With no `corpus`, the one the index was built from is used (else `corpus/`), so serving an
-    index built from another folder never rebuilds it from the wrong one; likewise the rebuild uses
-    the model the index was built with (`qa index build --model …`), not the default.
-
-    The build runs in a child process (`qa index build`, which says each of its steps on stderr), so
-    the document model (torch, ~1 GB) and the first run's ONNX export go away with it: the server
-    keeps only what questions need. Raises IndexBuildFailed when it fails (it has said why).
+    The build runs in a child process (`qa index build`, saying its steps on stderr), so the document model
+    (torch, ~1 GB) goes away with it. Raises IndexBuildFailed when it fails (it has said why).
     """
     corpus = Path(corpus) if corpus is not None else qa.built_corpus(index) or Path("corpus")
-    model = built_model(index)
+    try:
+        model = qa.index_status(index, check_model=False).model
+    except (qa.QAError, OSError):  # no readable build: the default model
+        model = None
+    state = "absent ou périmé"  # or stale: the corpus, the model or the settings changed
     try:
         if not qa.check_freshness(index, corpus).stale:
             qa.assistant(index).index  # noqa: B018 - loading checks every file of the build against its checksum
             return corpus
-        state = "absent ou périmé"  # stale: the corpus, the model or the settings changed
     except qa.IndexNotFoundError:
-        state = "absent ou périmé"
+        pass
     except qa.IndexVersionError:
         state = "construit par une autre version de qa"
     except (qa.IndexCorruptError, OSError):
@@ -208,22 +201,8 @@ class IndexBuildFailed(Exception):
         self.status = status
 
 
-def built_model(index: str | Path) -> str | None:
-    """The model the live build was made with, or None (the default) when there is no readable build."""
-    try:
-        return qa.index_status(index, check_model=False).model
-    except (qa.QAError, OSError):
-        return None
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    corpus: str | Path | None = None,
-    index: str | Path = "index",
-    *,
-    prevent_thread_lock: bool = False,
-) -> gr.Blocks:
+def serve(host: str = "127.0.0.1", port: int = 7860, corpus: str | Path | None = None, index: str | Path = "index",
+          *, prevent_thread_lock: bool = False) -> gr.Blocks:
     """`qa serve`: check (or rebuild) the index, load the model, then launch the app."""
     corpus = ensure_index(index, corpus)
     print("Chargement du modèle…", file=sys.stderr, flush=True)
