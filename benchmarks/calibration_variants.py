@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fit_confidence as fc  # noqa: E402
 
-from qa.evaluate.answers import Judged, calibration_error  # noqa: E402
+from qa.evaluate import Judged, calibration_error  # noqa: E402
 from qa.signals import ANSWER_FEATURES  # noqa: E402
 
 OWN = {"answer_sets": "own", "report_weight": 1.0}

@@ -138,7 +138,7 @@ def timed_build(corpus: Path, index: Path, workers: int) -> dict:
 def throughput(args: argparse.Namespace) -> None:
     from qa.chunking import chunk_document
     from qa.documents import read_document
-    from qa.evaluate.retrieval import write_piaf_corpus
+    from qa.evaluate import write_piaf_corpus
     from qa.index.layout import current_build
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qa-cluster-"))

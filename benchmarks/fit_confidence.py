@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.citations import answer_passage  # noqa: E402
 from qa.confidence import Calibration, Logistic, Thresholds, calibration_file, outcome  # noqa: E402
-from qa.evaluate.answers import Judged, build_cases, figures, judge, table  # noqa: E402
+from qa.evaluate import Judged, build_cases, figures, judge, table  # noqa: E402
 from qa.model import DEFAULT_MODEL  # noqa: E402
 from qa.signals import ANSWER_DEPTH, ANSWER_FEATURES, PASSAGE_FEATURES, passage_signals, question_signals  # noqa: E402
 

@@ -43,7 +43,7 @@ def synthesise(n: int, workdir: Path) -> Path:
     from qa.chunking import Passage
     from qa.files import file_sha256
     from qa.index.dense import plan
-    from qa.index.freshness import stat_record
+    from qa.index.status import stat_record
     from qa.index.writer import write_build
 
     words = (REPO / "corpus" / "mali-attaques-juillet-2025.txt").read_text(encoding="utf-8").split()

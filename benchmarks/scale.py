@@ -96,8 +96,8 @@ def synthetic(n: int, idx, src: Path, corpus: Path, sigma: float, seed: int = 0)
     """Rows, passages and vectors of an n-passage corpus of PIAF copies written under `corpus`."""
     from qa.chunking import chunk_document
     from qa.documents import read_document
-    from qa.index.freshness import stat_record
     from qa.index.ingest import document_row
+    from qa.index.status import stat_record
 
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(src.glob("*.txt"))}
     vocab = sorted({w.lower() for t in texts.values() for w in _WORD.findall(t)})
@@ -204,7 +204,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from qa import build_index
-    from qa.evaluate.retrieval import write_piaf_corpus
+    from qa.evaluate import write_piaf_corpus
     from qa.index import load_index
     from qa.index.dense import plan
     from qa.index.layout import current_build

@@ -14,24 +14,15 @@ import sys
 from pathlib import Path
 
 from qa.assistant import assistant
+from qa.chunking import Passage
 from qa.errors import QAError, build_command, french_message
-from qa.evaluate.answers import evaluate_answers
-from qa.evaluate.retrieval import evaluate_piaf, evaluate_report, format_table
+from qa.evaluate import evaluate_answers, evaluate_piaf, evaluate_report, format_table
 from qa.index import build_index, index_status
-from qa.progress import report
-from qa.terminal import clean, configure_output, json_text
+from qa.terminal import clean, configure_output, json_text, report
 from qa.wording import RELEVANCE_LABELS, format_date, percent, quoted
 
 USAGE_ERROR = 2
 LOCALE = Path(__file__).parent / "locale"  # argparse's own words in French (locale/fr/LC_MESSAGES/qa.po)
-
-
-def french_argparse() -> None:
-    """argparse writes «usage:», its headings and its errors through gettext's current domain: make it
-    this package's French catalog. The command speaks French whatever the terminal's locale."""
-    gettext.bindtextdomain("qa", LOCALE)
-    gettext.textdomain("qa")
-    os.environ["LANGUAGE"] = "fr"  # gettext picks the catalog's language from the environment
 
 
 def whole_number(text: str) -> int:
@@ -43,20 +34,27 @@ def whole_number(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    french_argparse()
+    # argparse writes «usage:», its headings and its errors through gettext's current domain: this
+    # package's French catalog, whatever the terminal's locale (gettext reads the language from LANGUAGE).
+    gettext.bindtextdomain("qa", LOCALE)
+    gettext.textdomain("qa")
+    os.environ["LANGUAGE"] = "fr"
     parser = build_parser()
     args = parser.parse_args(argv)
     # The engine logs in English for developers; users read the CLI's French lines instead.
     configure_output(logging.DEBUG if args.debug else logging.ERROR)
-    _quiet_libraries(args.debug)
+    if not args.debug:  # transformers draws a progress bar at each model load: not for users
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     handlers = {
         ("index", "build"): _build,
         ("index", "status"): _status,
         ("ask", None): _ask,
         ("serve", None): _serve,
-        ("eval", "piaf"): _eval_piaf,
-        ("eval", "report"): _eval_report,
-        ("eval", "answers"): _eval_answers,
+        ("eval", "piaf"): lambda a: _print_table(format_table(evaluate_piaf(a.path, workdir=a.workdir, limit=a.limit))),
+        ("eval", "report"): lambda a: _print_table(format_table(evaluate_report(a.path, index=a.index))),
+        ("eval", "answers"): lambda a: _print_table(evaluate_answers(
+            a.piaf, sets=a.sets, dev=a.dev, corpus=a.corpus, workdir=a.workdir, follow_ups=a.follow_ups, half=a.half)),
     }
     key = (args.command, getattr(args, "index_command", None) or getattr(args, "eval_command", None))
     handler = handlers.get(key)
@@ -83,13 +81,6 @@ def _fail(args: argparse.Namespace, message: str, exc: BaseException) -> int:
     return 1
 
 
-def _quiet_libraries(debug: bool) -> None:
-    """transformers draws a progress bar at each model load: not for users."""
-    if not debug:
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-
 def _build(args: argparse.Namespace) -> int:
     report()  # each long step of a first run says what it does
     print(f"Indexation de {clean(args.corpus)} …", file=sys.stderr)
@@ -99,24 +90,20 @@ def _build(args: argparse.Namespace) -> int:
         print(f"Ignoré : {clean(path)} ({clean(reason)})", file=sys.stderr)
     if summary.full_reason:
         print(f"Tout est réencodé : {clean(summary.full_reason)}.", file=sys.stderr)
-    print(
-        f"Documents : {len(summary.added)} ajouté(s), {len(summary.changed)} modifié(s), "
-        f"{len(summary.removed)} supprimé(s), {len(summary.reused)} réutilisé(s) sans réencodage, "
-        f"{len(summary.skipped)} ignoré(s)."
-    )
-    print(
-        f"Index prêt : {summary.documents} document(s), {summary.passages} passages "
-        f"({summary.embedded_passages} encodés), {summary.sentences} phrases, index vectoriel {summary.dense}, "
-        f"modèle {clean(summary.model)}, en {summary.seconds:.1f} s."
-    )
+    print(f"Documents : {len(summary.added)} ajouté(s), {len(summary.changed)} modifié(s), "
+          f"{len(summary.removed)} supprimé(s), {len(summary.reused)} réutilisé(s) sans réencodage, "
+          f"{len(summary.skipped)} ignoré(s).")
+    print(f"Index prêt : {summary.documents} document(s), {summary.passages} passages "
+          f"({summary.embedded_passages} encodés), {summary.sentences} phrases, index vectoriel {summary.dense}, "
+          f"modèle {clean(summary.model)}, en {summary.seconds:.1f} s.")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     status = index_status(args.index, args.corpus)  # the manifest and the files' checksums; never the vectors
     print(f"Index : {clean(status.build)}")
-    built = clean(format_date(status.created))
-    print(f"Construit le {built} — {len(status.documents)} document(s), {status.passages} passages")
+    print(f"Construit le {clean(format_date(status.created))} — {len(status.documents)} document(s), "
+          f"{status.passages} passages")
     print(f"Modèle : {clean(status.model)} (dimension {status.dimension}), index vectoriel {clean(status.dense)}")
     for doc in status.documents:
         print(f"  {clean(doc.doc)} — {clean(doc.title)} ({doc.passages} passages)")
@@ -145,7 +132,6 @@ def _status(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     """`qa ask`: the outcome, the confidence, the quoted sentence (or the no-answer message), then the
     passages, through `qa.ask` like the app and the API, so every face gives the same answer."""
-
     if args.mode != "hybrid":
         return _ask_retrieval_only(args)
     answer = assistant(args.index).ask(args.question, k=args.k, docs=args.doc)
@@ -165,24 +151,16 @@ def _ask(args: argparse.Namespace) -> int:
         print("Aucun passage trouvé.")
         return 0
     print("Passages les plus proches (sans réponse certaine) :" if answer.abstained else "Sources :")
-    tty = sys.stdout.isatty()
-    quote_rank = None if answer.passage is None else answer.passage.rank
+    quote_rank = None if answer.passage is None or answer.sentence is None else answer.passage.rank
     for p, value, key in zip(answer.passages, answer.relevance, answer.relevance_levels, strict=True):
         level = RELEVANCE_LABELS[key] + (f" ({percent(value)})" if value is not None else "")
-        where = f"{clean(p.doc)}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
-        print(f"[{p.rank}] {clean(p.title)} — {clean(p.section or '(sans titre de section)')}")
-        print(f"    {where} · score {p.score:.3f} · {level}")
-        if p.rank == quote_rank and answer.sentence is not None:  # p.sentence is the quote
-            print("    " + _highlight(p.text, *p.sentence_span(), tty))
-        else:  # only the quoted sentence is highlighted: nothing else claims to answer
-            print("    " + clean(p.text, newlines=True))
-        print()
+        # only the quoted sentence is highlighted: nothing else claims to answer
+        _print_passage(p, f" · {level}", highlight=p.rank == quote_rank)
     return 0
 
 
 def _ask_retrieval_only(args: argparse.Namespace) -> int:
     """The hidden `--mode dense|bm25` debug path: one retrieval arm's ranking, no answer decided."""
-
     engine = assistant(args.index)
     passages = engine.retrieve(args.question, k=args.k, mode=args.mode, docs=args.doc)
     _warn_if_stale(engine.index.freshness.stale, args.index)
@@ -191,14 +169,18 @@ def _ask_retrieval_only(args: argparse.Namespace) -> int:
         return 0
     if not passages:
         print("Aucun passage trouvé.")
-    tty = sys.stdout.isatty()
     for p in passages:
-        where = f"{clean(p.doc)}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
-        print(f"[{p.rank}] {clean(p.title)} — {clean(p.section or '(sans titre de section)')}")
-        print(f"    {where} · score {p.score:.3f}")
-        print("    " + _highlight(p.text, *p.sentence_span(), tty))
-        print()
+        _print_passage(p, "", highlight=True)
     return 0
+
+
+def _print_passage(p: Passage, level: str, *, highlight: bool) -> None:
+    """A passage of `qa ask`: rank, title and section, where it is, its score, then its text."""
+    where = f"{clean(p.doc)}, caractères {p.start}–{p.end}" + (f", page {p.page}" if p.page else "")
+    print(f"[{p.rank}] {clean(p.title)} — {clean(p.section or '(sans titre de section)')}")
+    print(f"    {where} · score {p.score:.3f}{level}")
+    text = _highlight(p.text, *p.sentence_span(), sys.stdout.isatty()) if highlight else clean(p.text, newlines=True)
+    print(f"    {text}\n")
 
 
 def _warn_if_stale(stale: bool, index: str) -> None:
@@ -229,20 +211,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_piaf(args: argparse.Namespace) -> int:
-    rows = evaluate_piaf(args.path, workdir=args.workdir, limit=args.limit)
-    print(clean(format_table(rows), newlines=True))
-    return 0
-
-
-def _eval_answers(args: argparse.Namespace) -> int:
-    print(clean(evaluate_answers(args.piaf, sets=args.sets, dev=args.dev, corpus=args.corpus, workdir=args.workdir,
-                           follow_ups=args.follow_ups, half=args.half), newlines=True))
-    return 0
-
-
-def _eval_report(args: argparse.Namespace) -> int:
-    print(clean(format_table(evaluate_report(args.path, index=args.index)), newlines=True))
+def _print_table(table: str) -> int:
+    """`qa eval`'s Markdown table on stdout."""
+    print(clean(table, newlines=True))
     return 0
 
 
@@ -253,10 +224,8 @@ def add_index_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `qa` command's arguments."""
-    parser = argparse.ArgumentParser(
-        prog="qa",
-        description="Questions-réponses en français sur des rapports, avec citations exactes.",
-    )
+    parser = argparse.ArgumentParser(prog="qa", description="Questions-réponses en français sur des rapports, "
+                                     "avec citations exactes.")
     parser.add_argument("--debug", action="store_true", help="afficher les détails techniques des erreurs")
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
 
@@ -266,9 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--corpus", default="corpus", help="dossier des documents (défaut : corpus)")
     add_index_option(build)
     build.add_argument("--model", default=None, help="modèle sentence-transformers (nom ou chemin)")
-    build.add_argument("--full", action="store_true",
-                       help="tout réencoder, même les documents inchangés "
-                            "(défaut : seulement les nouveaux et modifiés)")
+    build.add_argument("--full", action="store_true", help="tout réencoder, même les documents inchangés "
+                       "(défaut : seulement les nouveaux et modifiés)")
     build.add_argument("--workers", type=whole_number, default=None,
                        help="encoder sur N workers Ray (extra « cluster » ; défaut : un seul processus)")
     build.add_argument("--ray-address", default=None, help="adresse d'un cluster Ray existant (extra « cluster »)")
@@ -290,8 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="ouvrir l'assistant dans le navigateur")
     serve.add_argument("--host", default="127.0.0.1", help="adresse d'écoute (défaut : 127.0.0.1, cette machine seule)")
     serve.add_argument("--port", type=whole_number, default=7860, help="port (défaut : 7860)")
-    serve.add_argument("--corpus", default=None,
-                       help="dossier des documents (défaut : celui de l'index, sinon corpus)")
+    serve.add_argument("--corpus", default=None, help="dossier des documents (défaut : celui de l'index, sinon corpus)")
     add_index_option(serve)
 
     ev = sub.add_parser("eval", help="mesurer la qualité et la vitesse")

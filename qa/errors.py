@@ -22,8 +22,8 @@ class IndexNotFoundError(QAError):
 
 
 class IndexCorruptError(QAError):
-    """The index on disk is unreadable, damaged or inconsistent: rebuild it. `file`: the damaged file
-    when one is known, relative to the build folder (or CURRENT, the index folder's pointer)."""
+    """The index on disk is unreadable, damaged or inconsistent: rebuild it. `file`: the damaged file, if
+    known, relative to the build folder (or CURRENT)."""
 
     def __init__(self, message: str, file: str = "") -> None:
         super().__init__(message)
@@ -35,8 +35,7 @@ class IndexVersionError(IndexCorruptError):
 
 
 class IndexModelMismatchError(IndexCorruptError):
-    """The index was built with other model weights than the ones available now: its vectors and the
-    question's would not be comparable, so it is refused rather than searched."""
+    """Built with other model weights than the installed ones: its vectors and the question's would not compare."""
 
 
 class ClusterUnavailableError(QAError):
@@ -56,8 +55,7 @@ class CorpusError(QAError):
 
 
 class InputError(QAError, ValueError):
-    """Input refused by design (an empty or over-long question, a bad k). A `ValueError` for
-    programmers; `french` is the message the faces show to users."""
+    """Input refused by design (an empty or over-long question, a bad k); `french`: what the faces show."""
 
     def __init__(self, message: str, french: str) -> None:
         super().__init__(message)
@@ -65,8 +63,7 @@ class InputError(QAError, ValueError):
 
 
 def build_command(folder: str) -> str:
-    """The command that (re)builds the index folder `folder` as the user named it (`index`, the default, needs
-    no option)."""
+    """The command that (re)builds the index folder `folder` as the user named it."""
     return "qa index build" + ("" if folder == "index" else f" --index {shlex.quote(folder)}")
 
 

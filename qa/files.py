@@ -1,9 +1,6 @@
-"""Files on disk, one way each: the file hash, the lock, atomic replacement, JSON and JSONL.
-
-Every part of qa that hashes a file (documents, freshness, the model's weights and caches), locks a
-folder (index builds, the model conversion, the ONNX export) or replaces a file whole goes through
-here, so there is one definition of each.
-"""
+"""Files on disk, one way each: the file hash, the lock, atomic replacement, JSON and JSONL. Every part
+of qa that hashes a file (documents, freshness, the model's weights), locks a folder (index builds, the
+model conversion, the ONNX export) or replaces a file whole goes through here."""
 
 from __future__ import annotations
 
@@ -50,9 +47,8 @@ def text_sha256(text: str) -> str:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the file `path` (created if needed) for the block: concurrent
-    builds, conversions and exports wait for each other instead of interleaving. The lock goes with
-    the process, so one killed mid-way never leaves it held."""
+    """Hold an exclusive lock on the file `path` for the block: concurrent builds, conversions and exports
+    wait instead of interleaving. The lock goes with the process: one killed mid-way never leaves it held."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path):
         yield
@@ -60,8 +56,7 @@ def locked(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def temporary_sibling(path: Path) -> Iterator[Path]:
-    """A fresh temporary path next to `path` (same filesystem, so `os.replace` onto `path` is atomic),
-    removed if still there at the end."""
+    """A fresh temporary path next to `path` (so `os.replace` onto `path` is atomic), removed at the end."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -79,7 +74,7 @@ def replace_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
 
 
-def write_json(path: Path, data: object) -> None:
+def write_json(path: Path, data: object) -> None:  # JSON and JSONL: UTF-8, non-ASCII letters as they are
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 

@@ -1,20 +1,19 @@
-"""Text made inert for a terminal, and for the app's pages. Whatever the CLI prints that comes from a
-document, a file name or the index goes through `clean` first, so a document cannot clear the screen,
-move the cursor, set the window title, write the clipboard (OSC 52) or reorder a line (bidi overrides);
-the CLI's own colours are added after cleaning, so they stay. The app (`ui.render.esc`) cleans what it
-shows with the same rule before escaping it as HTML: a bidi override reorders a web page's line as it
-does a terminal's, so a quote would read otherwise than it is written.
+"""What the engine says on a terminal, and text made inert for it and for the app's pages.
 
-What is neutralised, each shown as a visible escape (``\\x1b``, ``\\u202e``) rather than dropped, so
-the reader sees that the text held it:
-- C0 control characters (U+0000–U+001F) but the tab, and the newline where a text keeps its lines
-  (a passage); so ESC, which starts every escape sequence, and CR, which would overwrite a line;
-- DEL (U+007F) and the C1 controls (U+0080–U+009F: CSI, OSC, DCS as single characters);
-- lone surrogates: a file name's undecodable bytes, as Python reads them (``\\udce9`` shows as ``\\xe9``);
-  printing them would raise UnicodeEncodeError;
-- the bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which reorder what
-  follows them on the line («Trojan Source»). The marks U+200E/U+200F, part of ordinary right-to-left
-  text, stay.
+Stage lines and a progress bar: the engine calls `stage` before each step that can take a while (the
+model's conversion, the question encoder's ONNX export and 8-bit weights, reading the corpus, embedding,
+writing the index) and `bar` around embedding. Nothing is shown unless a face asked for it (`report()`:
+`qa index build`, and `qa serve`'s first build, which runs it), so the library and the tests stay quiet.
+
+Whatever the CLI prints from a document, a file name or the index goes through `clean` first, so a
+document cannot clear the screen, move the cursor, set the window title, write the clipboard (OSC 52)
+or reorder a line (bidi overrides); the CLI's own colours are added after. The app (`ui.render.esc`)
+cleans with the same rule before escaping as HTML: a bidi override reorders a web page's line too.
+Neutralised, each shown as a visible escape (``\\x1b``, ``\\u202e``) so the reader sees it was there:
+C0 controls but the tab (and the newline where a text keeps its lines), so ESC and CR; DEL and the C1
+controls (CSI, OSC, DCS as single characters); lone surrogates (a file name's undecodable bytes, which
+would raise UnicodeEncodeError; ``\\udce9`` shows as ``\\xe9``); the bidi embeddings, overrides and
+isolates (U+202A–U+202E, U+2066–U+2069, «Trojan Source»). The marks U+200E/U+200F stay.
 """
 
 from __future__ import annotations
@@ -23,10 +22,35 @@ import json
 import logging
 import re
 import sys
+from typing import Any
 
+_on = {"stages": False}
 _CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
 _UNSAFE_LINE = re.compile(f"[{_CONTROLS}\n]")  # one line: a file name, a title, a message
 _UNSAFE_TEXT = re.compile(f"[{_CONTROLS}]")  # a text that keeps its newlines: a passage, a table
+
+
+def report(on: bool = True) -> None:
+    """Show the stage lines on stderr (or stop showing them)."""
+    _on["stages"] = on
+
+
+def stage(message: str) -> None:
+    """One French line on stderr, when reports are on."""
+    if _on["stages"]:
+        print(message, file=sys.stderr, flush=True)
+
+
+def bar(total: int, unit: str, *, show: bool) -> Any:
+    """A tqdm bar of `total` `unit` on stderr, in French (count, elapsed time, time left), or None when
+    not `show`n (`build_index(show_progress=…)`: the CLI shows it on a terminal). The caller updates and
+    closes it."""
+    if not show:
+        return None
+    from tqdm import tqdm  # lazy: only builds show a bar
+
+    form = "{percentage:3.0f} % |{bar}| {n_fmt}/{total_fmt}{unit} · écoulé {elapsed} · reste {remaining}"
+    return tqdm(total=total, file=sys.stderr, unit=f" {unit}", dynamic_ncols=True, bar_format=form)
 
 
 def _escape(match: re.Match) -> str:

@@ -1,8 +1,5 @@
-"""French typography and labels that every face writes (CLI, app, API): one wording, not one per face.
-
-The CLI and the app both show quotes, probabilities and relevance levels; the engine defines them
-here so that `qa ask` and the chat say the same thing in the same way.
-"""
+"""French typography and labels that every face writes (CLI, app, API): quotes, probabilities and
+relevance levels defined once, so `qa ask` and the chat say the same thing in the same way."""
 
 from __future__ import annotations
 

@@ -23,8 +23,7 @@ from qa import NO_ANSWER, ask, build_index
 from qa.answer import Answer
 from qa.chunking import Passage, Sentence
 from qa.confidence import Logistic, calibration_file, calibration_for, relevance_label, rule_outcome
-from qa.evaluate.answers import Case, Judged, calibration_error
-from qa.evaluate.retrieval import holds_answer, write_piaf_corpus
+from qa.evaluate import Case, Judged, calibration_error, holds_answer, write_piaf_corpus
 from qa.french import answer_type, focus_word, holds_type, names
 from qa.model import DEFAULT_MODEL
 from qa.signals import ANSWER_FEATURES, PASSAGE_FEATURES

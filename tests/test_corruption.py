@@ -222,11 +222,10 @@ def test_scrambled_onnx_weights_are_detected_and_made_again(report_index, caplog
     onnx = pytest.importorskip("onnx")
     from qa.files import file_sha256
     from qa.model import bundled
-    from qa.model import onnx_store as store
     from qa.model import query_encoder as qe
 
     model_dir = bundled.ensure_bundled_model()
-    path = store.onnx_cache_dir(model_dir) / store.Q8_FILE  # made by the build of report_index
+    path = qe.onnx_cache_dir(model_dir) / qe.Q8_FILE  # made by the build of report_index
     encoder = qe.load_query_encoder(model_dir)
     before = encoder.encode(QUESTION)
     model = onnx.load(str(path))
@@ -238,15 +237,15 @@ def test_scrambled_onnx_weights_are_detected_and_made_again(report_index, caplog
     size = path.stat().st_size
     onnx.save(model, str(path))
     assert len(weights) == 72 and path.stat().st_size == size
-    scrambled = store.QueryEncoder(store.open_session(path), encoder.tokenizer, encoder.prompt, path=path,
+    scrambled = qe.QueryEncoder(qe.open_session(path), encoder.tokenizer, encoder.prompt, path=path,
                                    quantized=True).encode(QUESTION)
     assert float(scrambled @ before) < 0.95  # it runs, and answers wrong: what would have been served
 
     for cache in (qe._encoders, qe._question_encoders, qe._question_encoder_ids):
         cache.clear()  # a new process
-    with caplog.at_level(logging.WARNING, logger="qa.model.onnx_store"):
+    with caplog.at_level(logging.WARNING, logger="qa.model.query_encoder"):
         again = qe.load_query_encoder(model_dir)
     assert "differs from its record (checksum)" in caplog.text
     assert float(again.encode(QUESTION) @ before) > 0.9999
-    record = json.loads((path.parent / store.RECORD).read_text(encoding="utf-8"))
-    assert record["files"][store.Q8_FILE]["sha256"] == file_sha256(path)
+    record = json.loads((path.parent / qe.RECORD).read_text(encoding="utf-8"))
+    assert record["files"][qe.Q8_FILE]["sha256"] == file_sha256(path)

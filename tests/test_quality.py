@@ -14,7 +14,7 @@ import pytest
 
 from qa import build_index, retrieve
 from qa.citations import answer_passage
-from qa.evaluate.retrieval import write_piaf_corpus
+from qa.evaluate import write_piaf_corpus
 
 from .conftest import DATA
 

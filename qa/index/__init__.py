@@ -10,7 +10,5 @@ from qa.index.build import BuildSummary, build_index
 from qa.index.loader import Index, current, load_index
 from qa.index.status import DocumentStatus, Freshness, IndexStatus, built_corpus, check_freshness, index_status
 
-__all__ = [
-    "BuildSummary", "DocumentStatus", "Freshness", "Index", "IndexStatus", "build_index",
-    "built_corpus", "check_freshness", "current", "index_status", "load_index",
-]
+__all__ = ["BuildSummary", "DocumentStatus", "Freshness", "Index", "IndexStatus", "build_index",
+           "built_corpus", "check_freshness", "current", "index_status", "load_index"]

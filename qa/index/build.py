@@ -43,7 +43,7 @@ from qa.model import (
     prepare_question_encoder,
     resolve_model,
 )
-from qa.progress import stage
+from qa.terminal import stage
 
 log = logging.getLogger(__name__)
 

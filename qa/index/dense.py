@@ -40,12 +40,9 @@ def plan(n: int, kind: str = "auto") -> dict[str, Any]:
 
 def build(vectors: np.ndarray, params: dict[str, Any], *, parts: int = 1,
           pool_map: Callable[[Callable, Iterable], Iterable] = map) -> Any:
-    """A FAISS inner-product index holding `vectors` (row i gets id i).
-
-    `parts` > 1 (IVF only): train once here, fill the parts through `pool_map` (Ray tasks on the
-    distributed build: assigning lists and quantising is the costly step at 10^6 vectors) and merge
-    them, giving the ids and lists of a monolithic build.
-    """
+    """A FAISS inner-product index holding `vectors` (row i gets id i). `parts` > 1 (IVF only): train
+    once here, fill the parts through `pool_map` (Ray tasks on the distributed build: assigning lists and
+    quantising is the costly step at 10^6 vectors) and merge them: the ids and lists of a monolithic build."""
     if params["type"] not in ("flat", "ivf-sq8"):
         raise ValueError(f"unknown dense index type {params['type']!r}")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -79,11 +76,9 @@ def configure(index: Any, params: dict[str, Any]) -> None:
 
 
 def trained_empty(sample: np.ndarray, params: dict[str, Any]) -> Any:
-    """An empty index of `params`' structure, trained on `sample` when it needs training (IVF).
-
-    Train once, then add vectors in parts (`add_part`) and merge them: the same index as `build` on
-    all the vectors, as long as the sample is the one `build` would draw (`training_sample`).
-    """
+    """An empty index of `params`' structure, trained on `sample` when it needs training (IVF). Filled in
+    parts (`add_part`) and merged, it is the index `build` makes of all the vectors, as long as the sample
+    is the one `build` would draw (`training_sample`)."""
     import faiss  # lazy: a heavy library, loaded on first use
 
     dim = sample.shape[1]
@@ -113,13 +108,13 @@ def add_part(trained: Any, vectors: np.ndarray, first_id: int) -> Any:
     import faiss  # lazy: a heavy library, loaded on first use
 
     part = faiss.clone_index(trained)
-    ids = np.arange(first_id, first_id + len(vectors), dtype=np.int64)
-    if isinstance(part, faiss.IndexFlat):
-        if first_id != 0:
-            raise ValueError("a flat index numbers its vectors itself: add the parts in order to one index")
-        part.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not isinstance(part, faiss.IndexFlat):
+        part.add_with_ids(vectors, np.arange(first_id, first_id + len(vectors), dtype=np.int64))
+    elif first_id != 0:
+        raise ValueError("a flat index numbers its vectors itself: add the parts in order to one index")
     else:
-        part.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        part.add(vectors)
     return part
 
 

@@ -1,19 +1,17 @@
 """Read, cut and embed a build's new files on Ray Data; the driver then assembles the index as a
-plain build does. It never imports the orchestrator, `qa.index.build`, which drives it.
+plain build does. Driven by `qa.index.build`, never importing it; imported only when a build asks for
+workers or a Ray address, so `import qa`, the app and the default build never import Ray (the
+`cluster` extra). Both stages call the plain build's own functions, so both paths give the same index:
 
-Imported only when a build asks for workers or a Ray address, so `import qa`, the app and the
-default build never import Ray (`pip install 'qa[cluster]'` brings it). Two stages, both calling the
-plain build's own functions, so both paths give the same index:
+1. read: Ray tasks call `qa.index.ingest.read_one` on each file, returning the document row and its
+   passages, or the reason the file is skipped;
+2. embed: an actor pool, each actor loading the model once, calls `qa.model.embed_passages` and writes
+   Parquet shards: slot, passage number, doc, start, end, passage sha256, vector and sentence vectors
+   as raw float32 bytes (exact, one binary column).
 
-1. read: Ray tasks call `qa.index.ingest.read_one` on each file (same readers and chunker, exact offsets),
-   returning the document row and its passages, or the reason the file is skipped;
-2. embed: an actor pool, each actor loading the model once, calls `qa.model.embed_passages` (the one
-   embedding function) and writes Parquet shards: slot, passage number, doc, start, end, passage
-   sha256, vector and sentence vectors as raw float32 bytes (exact, one binary column).
-
-The driver reads the shards back in corpus order, checks them against the passages read, and
-writes FAISS, BM25 and the manifest (`qa.index.writer.write_build`). On a cluster the corpus and the index
-folder (where shards are written) must be on storage every node sees, at the same path.
+The driver reads the shards back in corpus order, checks them against the passages read, and writes
+the build (`qa.index.writer.write_build`). On a cluster the corpus and the index folder (where shards
+are written) must be on storage every node sees, at the same path.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from qa.model import embed_passages, load_model, model_checksum
 
 BATCH = 128  # passages per actor call: grouped by token count inside it, as the plain build groups them all
 ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "QA_", "SENTENCE_TRANSFORMERS_")  # offline settings the workers need
+
 
 class PoolTooLargeError(InputError):
     """An actor pool that would hold every CPU of the cluster: Ray Data would hang, reads starved."""
@@ -101,16 +100,9 @@ class _Embedder:
         }
 
 
-def read_and_embed(
-    paths: list[Path],
-    corpus: Path,
-    shards: Path,
-    *,
-    model: str | None,
-    workers: int,
-    checksum: str,
-    cpus_per_worker: float | None = None,
-) -> tuple[list[ReadResult], np.ndarray | None, np.ndarray | None]:
+def read_and_embed(paths: list[Path], corpus: Path, shards: Path, *, model: str | None, workers: int, checksum: str,
+                   cpus_per_worker: float | None = None,
+                   ) -> tuple[list[ReadResult], np.ndarray | None, np.ndarray | None]:
     """Each file's `ReadResult` (in `paths` order), and the vectors and sentence vectors of all their
     passages in that order (None when no passage was read). Ray must be up (`Session.ensure`).
     `checksum`: the model weights' checksum the manifest records; every actor must load the same."""
@@ -128,7 +120,13 @@ def read_and_embed(
     if unseen:
         raise ClusterStorageError(f"Ray workers cannot see {len(unseen)} corpus file(s) the driver sees, e.g. "
                                   f"{unseen[0]}: the corpus must be on storage every node mounts at the same path")
-    reads = _read_results(rows, len(paths))
+    reads: list[ReadResult | None] = [None] * len(paths)
+    for row in rows:
+        doc = json.loads(row["doc"]) if row["doc"] else None
+        passages = [passage_from_row(p) for p in json.loads(row["passages"])]
+        reads[row["slot"]] = ReadResult(row["sha256"], doc, passages if doc else None, row["error"])
+    if None in reads:
+        raise RuntimeError(f"Ray returned no read result for {reads.count(None)} of {len(paths)} files")
     if not any(r.passages for r in reads):
         return reads, None, None
     reads_ds.flat_map(_passage_rows, num_cpus=cpus).map_batches(  # same CPUs as the actors: fused with them
@@ -149,9 +147,8 @@ def ray_map(fn: Callable, jobs: Iterable) -> list:
 
 class Session:
     """Ray for the length of a build, joined or started only when there are files to read (an
-    incremental build with nothing new or changed never starts Ray)
-    and shut down after; a caller's own Ray session (a notebook that called `ray.init`) is used as it
-    is, whatever `ray_address` says, and left running."""
+    incremental build with nothing new or changed never starts Ray) and shut down after; a caller's own
+    Ray session (a notebook that called `ray.init`) is used as it is, whatever `ray_address` says."""
 
     def __init__(self, ray_address: str | None) -> None:
         self.ray_address = ray_address
@@ -193,18 +190,6 @@ def connect(ray_address: str | None) -> bool:
             raise
         raise ClusterConnectionError(f"{ray_address}: {type(exc).__name__}: {str(exc)[:300]}") from exc
     return True
-
-
-def _read_results(rows: list[dict], count: int) -> list[ReadResult]:
-    out: list[ReadResult | None] = [None] * count
-    for row in rows:
-        passages = [passage_from_row(p) for p in json.loads(row["passages"])]
-        doc = json.loads(row["doc"]) if row["doc"] else None
-        out[row["slot"]] = ReadResult(row["sha256"], doc, passages if doc else None, row["error"])
-    missing = [i for i, r in enumerate(out) if r is None]
-    if missing:
-        raise RuntimeError(f"Ray returned no read result for {len(missing)} of {count} files")
-    return out  # type: ignore[return-value]
 
 
 def assemble(shards: Path, reads: list[ReadResult]) -> tuple[np.ndarray, np.ndarray]:

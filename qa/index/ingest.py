@@ -1,9 +1,6 @@
-"""One corpus file in: read and cut into passages, or skipped with a French reason.
-
-The one function both build paths call for a new or changed file (`qa.index.build` in its own
-process, Ray tasks in `qa.index.distributed`), so both give the same documents, passages and skip
-reasons. Kept apart from `qa.index.build` so a Ray worker imports what reading needs and nothing else.
-"""
+"""One corpus file in: read and cut into passages, or skipped with a French reason. Both build paths
+(`qa.index.build`, Ray tasks in `qa.index.distributed`) call it, so both give the same documents,
+passages and skip reasons; apart from the orchestrator, so a Ray worker imports only what reading needs."""
 
 from __future__ import annotations
 
@@ -21,8 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReadResult:
-    """One file read and cut into passages, or the French reason it was skipped. Plain data, so a Ray
-    worker can return it."""
+    """One file read and cut into passages, or the French reason it was skipped (plain data: Ray returns it)."""
 
     sha256: str
     doc: dict[str, Any] | None = None  # documents.jsonl row (without the file's stat)

@@ -9,14 +9,12 @@ Layout of an index folder `index/`:
     .tmp-<id>/         a build in progress; left over only if a build was killed, removed by the next
     .lock              held while building, so two builds never interleave
 
-A build holds manifest.json (what it was built from: corpus, model, settings, each document's hash),
-passages.jsonl (one `passage_row` per passage), documents.jsonl (each document's text), dense.faiss,
-vectors.npy, sentences.npy and bm25/. `qa.index.writer` writes them, `qa.index.loader` reads them.
-The manifest records every other file's size and sha256 (`files`, made by `record`) and its own
-sha256 (`manifest_sha256`, over the rest of it): no byte of a build goes unchecked. The loader checks
-each file before it parses it, in a background thread that hashes the next files while it parses the
-previous ones (`checking`); status and the next build check them all (`problems`). A file's hash is
-computed once per process per version of the file (`qa.files.file_sha256_cached`), so loading again
+A build holds manifest.json (corpus, model, settings, each document's hash), passages.jsonl,
+documents.jsonl, dense.faiss, vectors.npy, sentences.npy and bm25/ (`writer` writes, `loader` reads).
+The manifest records every other file's size and sha256 (`record`) and its own (`manifest_sha256`):
+no byte of a build goes unchecked. The loader hashes the next files in a background thread while it
+parses the previous ones (`checking`); status and the next build check them all (`problems`). A hash
+is computed once per process per version of a file (`qa.files.file_sha256_cached`), so loading again
 costs a `stat` per file; sizes are compared first, so a truncated or deleted file is refused at once.
 """
 
@@ -70,8 +68,7 @@ def settings() -> dict[str, Any]:
 
 
 def bm25s():
-    """The bm25s module (imported lazily: `import qa` stays light), with the DEBUG level its import
-    sets on its own logger put back to the default."""
+    """The bm25s module, with the DEBUG level its import sets on its own logger put back to the default."""
     import bm25s as module  # lazy: a heavy library, loaded on first use
 
     logging.getLogger("bm25s").setLevel(logging.NOTSET)
@@ -80,26 +77,23 @@ def bm25s():
 
 def passage_row(p: Passage) -> dict[str, Any]:
     """A passage as passages.jsonl holds it."""
-    return {
-        "doc": p.doc, "title": p.title, "section": p.section, "start": p.start, "end": p.end,
-        "page": p.page, "sentences": [list(s) for s in p.sentences], "text": p.text,
-    }
+    return {"doc": p.doc, "title": p.title, "section": p.section, "start": p.start, "end": p.end,
+            "page": p.page, "sentences": [list(s) for s in p.sentences], "text": p.text}
 
 
 def passage_from_row(r: dict[str, Any]) -> Passage:
     """The passage a passages.jsonl row holds."""
     return Passage(r["doc"], r["title"], r["section"], r["start"], r["end"], r["text"],
-                          tuple(tuple(s) for s in r["sentences"]), r.get("page"))
+                   tuple(tuple(s) for s in r["sentences"]), r.get("page"))
 
 
 def observe_stages(observer: Callable[[str], None]) -> None:
-    """Call `observer(stage)` at each stage a build passes ("embedded", "writing", "renamed"): how a
-    crash test pauses a build at an exact point to kill it. Nothing observes in production."""
+    """Call `observer(stage)` at each stage a build passes ("embedded", "writing", "renamed"): how a crash
+    test pauses a build at an exact point to kill it."""
     _observers.append(observer)
 
 
 def checkpoint(stage: str) -> None:
-    """A build reached `stage`: tell the observers, if any."""
     for observer in _observers:
         observer(stage)
 
@@ -135,10 +129,7 @@ def live_name(root: Path) -> str:
 
 
 def _build_name(raw: bytes) -> str:
-    try:
-        name = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return ""
+    name = raw.decode("utf-8", errors="replace").strip()  # a byte that is not UTF-8 fails the match
     return name if _BUILD_NAME.fullmatch(name) else ""
 
 
@@ -172,19 +163,16 @@ def publish(root: Path, tmp: Path) -> Path:
     fsync_file(pointer)
     os.replace(pointer, root / CURRENT)
     fsync_file(root)
-    # The build that was live until now is kept, so a reader that resolved CURRENT a moment ago still
-    # finds every file; older ones go.
-    keep = {name, previous} if previous else {name}
+    # The build live until now is kept: a reader that resolved CURRENT a moment ago still finds its files.
     for old in root.glob("build-*"):
-        if old.name not in keep:
+        if old.name not in (name, previous):
             shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def discard_live(root: Path) -> None:
-    """Take a damaged live build out of the index at `root` (the build lock held): CURRENT is removed
-    and the build it names deleted, so it is never served, reused nor kept as the previous build.
-    Readers then find no index until the next build is published."""
+    """Take a damaged live build out of the index at `root` (the build lock held): CURRENT removed and
+    the build deleted, so it is never served, reused nor kept; readers find no index until the next build."""
     name = live_name(root)
     pointer = root / CURRENT
     if pointer.is_dir() and not pointer.is_symlink():  # not even a file
@@ -211,8 +199,8 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 
 def read_manifest(build: Path) -> dict[str, Any]:
-    """The manifest of a build, checked: its seal, this version's format, a table of every file.
-    IndexCorruptError naming manifest.json, or IndexVersionError for another version's index."""
+    """The manifest of a build, checked (seal, format, a table of every file): IndexCorruptError naming
+    manifest.json, or IndexVersionError for another version's index."""
     try:
         manifest = json.loads((build / MANIFEST).read_bytes().decode("utf-8"))
     except (OSError, ValueError) as exc:  # missing, unreadable, not UTF-8, not JSON
@@ -250,11 +238,6 @@ def _valid_files(files: object) -> bool:
     return all(any(n == name or n.startswith(name + "/") for n in files) for name in BUILD_FILES)
 
 
-def live_manifest(root: str | Path) -> dict[str, Any]:
-    """The manifest of the live build at `root` (IndexNotFoundError or IndexCorruptError if none)."""
-    return read_manifest(current_build(Path(root)))
-
-
 MISSING, SIZE, CHECKSUM, UNREADABLE = "missing", "size differs", "checksum differs", "unreadable"
 Files = dict[str, dict[str, Any]]  # the manifest's table: relative path -> {"size": int, "sha256": hex}
 
@@ -270,8 +253,7 @@ def record(folder: Path, *, leave_out: Iterable[str] = ("manifest.json",)) -> Fi
 
 
 def problem(build: Path, name: str, files: Files, *, hash_it: bool = True) -> str:
-    """"" when the file `name` of `build` is the one recorded, else what is wrong with it.
-    `hash_it=False`: compare sizes only (a stat)."""
+    """What is wrong with the file `name` of `build` ("" if it is as recorded); `hash_it=False`: sizes only."""
     path = build / name
     try:
         if os.stat(path).st_size != files[name]["size"]:
@@ -291,7 +273,6 @@ def problems(build: Path, files: Files) -> list[tuple[str, str]]:
 
 
 def corrupt(build: Path, name: str, what: str) -> IndexCorruptError:
-    """The error for a damaged file of a build: it names the file and the rebuild command."""
     return IndexCorruptError(f"{name} of the index at {build} is damaged ({what}): rebuild it with `qa index build`.",
                              file=name)
 
@@ -305,21 +286,20 @@ def verify(build: Path, files: Files, *names: str) -> None:
 
 def snapshot(build: Path, files: Files) -> tuple:
     """Every file's identity (size, times, inode) now: if it differs later, a file was rewritten."""
-    identities = []
-    for name in sorted(files):
+    def identity(name: str) -> tuple[int, ...] | None:
         try:
-            identities.append(file_identity(build / name))
+            return file_identity(build / name)
         except OSError:
-            identities.append(None)
-    return tuple(identities)
+            return None
+
+    return tuple(identity(name) for name in sorted(files))
 
 
 @contextlib.contextmanager
 def checking(build: Path, files: Files, order: Iterable[str]) -> Iterator[Callable[[str], None]]:
-    """Check every file of a build, hashing them one by one in a background thread in `order` (files
-    or folders; the others after them). Yields `ready(name)`, which waits until `name` is checked and
-    raises IndexCorruptError if it is damaged; the block ends only once every file is checked.
-    Missing and resized files are refused at once, before any hashing."""
+    """Hash every file of a build in a background thread, in `order` (files or folders; the others after),
+    missing and resized ones refused at once. Yields `ready(name)`: waits until `name` is checked, raises
+    IndexCorruptError if damaged. The block ends only once every file is checked."""
     names = _matching(files, [*order, *files])
     for name in names:
         if found := problem(build, name, files, hash_it=False):

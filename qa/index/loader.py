@@ -1,13 +1,8 @@
-"""Load and check a build: FAISS vectors, BM25 keywords, passages and manifest, and read a build's
-documents back for the next incremental build.
-
-Every file is checked against the size and sha256 its manifest records before it is parsed
-(`qa.index.layout`: hashed in a background thread while the previous file is parsed), and a
-build is returned only once all its files are checked. Any damage, and any error reading a build,
-is an IndexCorruptError naming the file. `qa.Assistant` keeps the loaded build, so the hot path never
-re-reads files (`current`: a `stat` per file tells whether one was rewritten since); sentence vectors
-are memory-mapped (only candidates' rows are read).
-"""
+"""Load and check a build (FAISS, BM25, passages, manifest), and read its documents back for the next
+incremental build. Every file is checked against its manifest's size and sha256 before it is parsed,
+and a build is returned only once all are: any damage or read error is an IndexCorruptError naming the
+file. `qa.Assistant` keeps the loaded build, so the hot path never re-reads files (`current`: a `stat`
+per file tells whether one was rewritten since); sentence vectors are memory-mapped."""
 
 from __future__ import annotations
 
@@ -90,11 +85,9 @@ def load_index(index: str | Path = "index", build: Path | None = None) -> Index:
     idx = _load(build)
     idx.freshness = check_freshness(index, manifest=idx.manifest)
     if idx.freshness.model_changed:  # question vectors would not match the passages': refuse
-        raise IndexModelMismatchError(
-            f"Index at {build} was built with model {idx.model_id!r} checksum "
-            f"{idx.manifest['model']['checksum'][:12]}…, which differs from the installed weights: "
-            "rebuild it with `qa index build`."
-        )
+        raise IndexModelMismatchError(f"Index at {build} was built with model {idx.model_id!r} checksum "
+                                      f"{idx.manifest['model']['checksum'][:12]}…, which differs from the installed "
+                                      "weights: rebuild it with `qa index build`.")
     if idx.freshness.stale:
         log.warning("Index %s is stale: %s. Rebuild it with `qa index build`.", index, describe(idx.freshness))
     return idx
@@ -136,15 +129,11 @@ def _load(build: Path) -> Index:
     counts = manifest.get("counts", {})
     dim = manifest.get("model", {}).get("dimension")
     if dense.d != dim or sentence_vectors.ndim != 2 or sentence_vectors.shape[1] != dim:
-        raise IndexCorruptError(
-            f"Index at {build} holds {dense.d}-dimension vectors but its manifest names a {dim}-dimension "
-            "model: rebuild it with `qa index build`."
-        )
+        raise IndexCorruptError(f"Index at {build} holds {dense.d}-dimension vectors but its manifest names a "
+                                f"{dim}-dimension model: rebuild it with `qa index build`.")
     if not (dense.ntotal == len(passages) == counts.get("passages") and len(sentence_vectors) == offsets[-1]):
-        raise IndexCorruptError(
-            f"Index at {build} is inconsistent ({dense.ntotal} vectors, {len(passages)} passages): "
-            "rebuild it with `qa index build`."
-        )
+        raise IndexCorruptError(f"Index at {build} is inconsistent ({dense.ntotal} vectors, {len(passages)} "
+                                "passages): rebuild it with `qa index build`.")
     flat = None
     if isinstance(dense, faiss.IndexFlat):  # zero-copy: the index owns the memory and lives as long as Index
         flat = faiss.rev_swig_ptr(dense.get_xb(), dense.ntotal * dense.d).reshape(dense.ntotal, dense.d)

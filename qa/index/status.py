@@ -1,11 +1,7 @@
-"""Is an index still right for its corpus, and what a face shows about it.
-
-A build records each document's sha256, the model's checksum and the chunking, analyser and BM25
-settings; any difference makes it stale (`check_freshness`), and the faces say which documents
-changed. `IndexStatus` is the one public object read from the live build's manifest and the checksums
-of its files (status never loads vectors), so `qa index status`, the app's corpus line and the API's
-/status say the same thing and none of them parses manifest.json.
-"""
+"""Is an index still right for its corpus, and what a face shows about it. A build records each
+document's sha256, the model's checksum and the chunking, analyser and BM25 settings; any difference
+makes it stale (`check_freshness`). `IndexStatus`, read from the manifest and the files' checksums (never
+the vectors), is what `qa index status`, the app's corpus line and the API's /status all show."""
 
 from __future__ import annotations
 
@@ -35,15 +31,10 @@ class Freshness:
         return bool(self.added or self.changed or self.removed or self.model_changed or self.settings_changed)
 
 
-def check_freshness(
-    index: str | Path = "index",
-    corpus: str | Path | None = None,
-    *,
-    manifest: dict[str, Any] | None = None,
-    check_model: bool = True,
-) -> Freshness:
+def check_freshness(index: str | Path = "index", corpus: str | Path | None = None, *,
+                    manifest: dict[str, Any] | None = None, check_model: bool = True) -> Freshness:
     """Compare a build (default: the live one) with the corpus on disk (default: the one it was built from)."""
-    manifest = manifest if manifest is not None else layout.live_manifest(index)
+    manifest = manifest if manifest is not None else layout.read_manifest(layout.current_build(Path(index)))
     corpus = Path(corpus) if corpus is not None else Path(index) / manifest["corpus"]
     built = {doc: info["sha256"] for doc, info in manifest["documents"].items()}
     skipped = {s["path"]: s.get("sha256", "") for s in manifest.get("skipped", [])}
@@ -53,15 +44,19 @@ def check_freshness(
         listing = scan_corpus(corpus) if corpus.is_dir() else CorpusListing()
     except (CorpusError, OSError):  # the corpus folder itself cannot be listed: its documents count as removed
         listing = CorpusListing()
-    for path in listing.files:
+    for path in listing.files:  # the recorded sha256 when unchanged by size and times, else hashed now
         rel = path.relative_to(corpus).as_posix()
-        now[rel] = known_hash(path, records.get(rel))
+        try:
+            if unchanged(record := records.get(rel), stat_record(path)):
+                now[rel] = record["sha256"]
+                continue
+        except OSError:
+            pass
+        now[rel] = file_hash(path)
     # A link not followed or a folder that cannot be read: never read, hash "" (as recorded when skipped).
     now.update((path.relative_to(corpus).as_posix(), "") for path, _reason in listing.skipped)
-    model_changed = False
-    if check_model:
-        recorded = manifest["model"]
-        model_changed = model_checksum(recorded["id"]) != recorded["checksum"]
+    recorded = manifest["model"]
+    model_changed = check_model and model_checksum(recorded["id"]) != recorded["checksum"]
     # A document that can no longer be read (hash "") counts as changed: the next build will skip it.
     changed = [d for d in now if d in built and (not now[d] or now[d] != built[d])]
     changed += [d for d in now if d in skipped and now[d] != skipped[d]]  # e.g. a file now readable
@@ -77,7 +72,7 @@ def check_freshness(
 def built_corpus(index: str | Path = "index") -> Path | None:
     """The corpus folder the live build was made from, or None when there is no readable index."""
     try:
-        return Path(index) / layout.live_manifest(index)["corpus"]
+        return Path(index) / layout.read_manifest(layout.current_build(Path(index)))["corpus"]
     except (QAError, OSError, ValueError, KeyError):  # no index, or a damaged or older one
         return None
 
@@ -105,16 +100,6 @@ def unchanged(record: dict[str, Any] | None, stat: dict[str, int]) -> bool:
     index does: a file rewritten with the same size and its old times restored is the blind spot;
     --full rereads)."""
     return bool(record and record.get("sha256")) and all(record.get(k) == stat[k] for k in STAT_KEYS)
-
-
-def known_hash(path: Path, record: dict[str, Any] | None) -> str:
-    """The recorded sha256 when the file is unchanged by size and times, else its hash (read now)."""
-    try:
-        if unchanged(record, stat_record(path)):
-            return record["sha256"]
-    except OSError:
-        pass
-    return file_hash(path)
 
 
 def file_hash(path: Path) -> str:
@@ -169,10 +154,8 @@ PROBLEMS = {layout.MISSING: "absent", layout.SIZE: "taille différente de celle 
 
 def index_status(index: str | Path = "index", corpus: str | Path | None = None, *,
                  check_model: bool = True) -> IndexStatus:
-    """The live build at `index` and its freshness against `corpus` (default: the folder it was built
-    from), and every damaged file of it (checked against the manifest's checksums). Raises
-    IndexNotFoundError without a build, IndexCorruptError when CURRENT or the manifest is damaged,
-    IndexVersionError for an index of another version of qa."""
+    """The live build at `index`, its freshness against `corpus` (default: the one it was built from) and
+    its damaged files. IndexNotFoundError, IndexCorruptError (CURRENT or the manifest) or IndexVersionError."""
     build = layout.current_build(Path(index))
     m = layout.read_manifest(build)  # sealed: what it holds was written by the writer
     documents = tuple(DocumentStatus(doc, info.get("title") or doc, int(info.get("passages", 0)))

@@ -1,13 +1,12 @@
-"""Write a build: every file of it into a temporary folder, then published atomically.
-
-`qa.index.build` decides what to embed; whoever computed the vectors (a plain or an incremental
-build, a benchmark), `write_build` writes them, so a build's files have one definition.
-"""
+"""Write a build: every file of it into a temporary folder, then published atomically. `qa.index.build`
+decides what to embed; whoever computed the vectors (a plain or an incremental build, a benchmark),
+`write_build` writes them, so a build's files have one definition."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -25,38 +24,27 @@ from qa.index.layout import BM25_PARAMS, bm25s, passage_row, settings
 from qa.index.status import STAT_KEYS
 
 
-def write_build(
-    root: Path,
-    corpus: Path,
-    *,
-    model_id: str,
-    checksum: str,
-    documents: list[dict[str, Any]],
-    passages: list[Passage],
-    vectors: np.ndarray,
-    sentence_vectors: np.ndarray,
-    skipped: list[dict[str, Any]],
-    dense: dict[str, Any],
-    locked: bool = False,
-    dense_parts: int = 1,
-    pool_map: Callable = map,
-) -> Path:
-    """Write a complete build into a temporary folder and publish it atomically; returns the live build.
-
-    Every file of the build is written here, whoever computed the vectors (a plain or an incremental
-    build, a benchmark), so a build's layout has one definition. `locked`: the caller already holds
+def write_build(root: Path, corpus: Path, *, model_id: str, checksum: str, documents: list[dict[str, Any]],
+                passages: list[Passage], vectors: np.ndarray, sentence_vectors: np.ndarray,
+                skipped: list[dict[str, Any]], dense: dict[str, Any], locked: bool = False, dense_parts: int = 1,
+                pool_map: Callable = map) -> Path:
+    """Write a complete build and publish it; returns the live build. `locked`: the caller already holds
     the index's build lock (qa.index.build holds it for the whole build). `dense_parts`, `pool_map`: an
-    IVF index filled in parts, on Ray for a distributed build (`qa.index.dense.build`).
-    """
+    IVF index filled in parts, on Ray for a distributed build (`qa.index.dense.build`)."""
+    import faiss  # lazy: `import qa` stays light
+
     if len(vectors) != len(passages) or len(sentence_vectors) != sum(len(p.sentences) for p in passages):
         raise ValueError("vectors do not match passages")
     with contextlib.nullcontext() if locked else layout.build_lock(root):
         tmp = layout.new_build_dir(root)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        _write_dense(tmp, vectors, dense, dense_parts, pool_map)
+        faiss.write_index(dense_index.build(vectors, dense, parts=dense_parts, pool_map=pool_map),
+                          str(tmp / "dense.faiss"))
         layout.checkpoint("writing")  # a half-written temporary folder
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)  # for reuse by the next incremental build
-        _write_bm25(tmp, [indexed_text(p) for p in passages])
+        bm25 = bm25s().BM25(**BM25_PARAMS)
+        bm25.index([analyze(indexed_text(p)) for p in passages], show_progress=False)
+        bm25.save(str(tmp / "bm25"), show_progress=False)
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
         write_jsonl(tmp / "passages.jsonl", (passage_row(p) for p in passages))
         write_jsonl(tmp / "documents.jsonl", documents)
@@ -67,18 +55,6 @@ def write_build(
         return layout.publish(root, tmp)
 
 
-def _write_dense(folder: Path, vectors: np.ndarray, params: dict[str, Any], parts: int, pool_map: Callable) -> None:
-    import faiss  # lazy: `import qa` stays light
-
-    faiss.write_index(dense_index.build(vectors, params, parts=parts, pool_map=pool_map), str(folder / "dense.faiss"))
-
-
-def _write_bm25(folder: Path, texts: list[str]) -> None:
-    bm25 = bm25s().BM25(**BM25_PARAMS)
-    bm25.index([analyze(t) for t in texts], show_progress=False)
-    bm25.save(str(folder / "bm25"), show_progress=False)
-
-
 def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped, dense) -> dict[str, Any]:
     def v(name: str) -> str | None:
         try:
@@ -86,9 +62,7 @@ def _manifest(corpus, model_id, checksum, dim, docs, passages, skipped, dense) -
         except PackageNotFoundError:
             return None
 
-    per_doc: dict[str, int] = {}
-    for p in passages:
-        per_doc[p.doc] = per_doc.get(p.doc, 0) + 1
+    per_doc = Counter(p.doc for p in passages)
     return {
         "format": layout.FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
