@@ -11,12 +11,12 @@ from .conftest import ROOT, run_python
 
 def test_a_first_build_runs_apart_and_talks(tmp_path, report_corpus):
     """The server process never imports torch: the build (document model, embedding) runs in `qa index build`,
-    whose steps reach the server's stderr; then a question is answered with the ONNX encoder alone."""
+    whose steps reach the server's stderr; then a question is answered with onnxruntime and tokenizers alone."""
     index = tmp_path / "index"
     code = ("import sys\nfrom ui.serving import ensure_index\nimport qa\n"
             f"ensure_index({str(index)!r}, {str(report_corpus)!r})\n"
             f"assert qa.ask('Qui a revendiqué les attaques ?', index={str(index)!r}).sentence is not None\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'tokenizers') "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
             "if m in sys.modules))")
     done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stderr
