@@ -3,8 +3,8 @@
 It holds the loaded build (read and checked once, then reused until a rebuild is published or one of
 its files is rewritten) and answers through it: `ask`, `retrieve`, `status`, `document`. The question
 encoder and the calibration are the index's model's, loaded once per process by `qa.model` and
-`qa.confidence`. `qa.ask`, `qa.retrieve` and `qa.index_status` are conveniences over one default
-assistant per index folder (`assistant`), so the CLI, the app and the API answer from the same object.
+`qa.confidence`. `qa.ask` and `qa.retrieve` are conveniences over one default assistant per index
+folder (`assistant`), so the CLI, the app and the API answer from the same object.
 """
 
 from __future__ import annotations
